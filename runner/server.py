@@ -1,0 +1,149 @@
+"""Serving: the socket, TLS, uvicorn, and a SIGTERM that drains before it stops.
+
+SIGTERM ─► draining: new runs get 503, /_ready is false
+        ─► running runs may finish for drain_timeout s, then are cancelled and recorded
+        ─► uvicorn stops: listeners close, streams end (each run sent its `done`)
+        ─► lifespan shutdown: store closed
+a second SIGTERM/SIGINT skips the wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+
+from runner import tls
+from runner.catalogue import Catalogue
+from runner.context import Services
+from runner.executor import Executor
+from runner.settings import Settings
+from runner.store.sqlite import SQLiteStore
+from runner.web.app import build_app
+
+log = logging.getLogger("runner.server")
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket; TCP_NODELAY set here since uvicorn cannot on a pre-bound socket."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+@dataclass
+class Prepared:
+    """Everything needed to serve, built from settings; tests start it in a thread."""
+
+    settings: Settings
+    executor: Executor
+    config: uvicorn.Config
+    sock: socket.socket
+    url: str
+    cacert: Path | None
+    generated_cert: bool
+
+
+def prepare(settings: Settings, *, services: Services | None = None) -> Prepared:
+    """Discover jobs, set up TLS and the store, bind the socket. Raises RunnerError."""
+    catalogue = Catalogue.discover(settings.job_dirs)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    cert = key = None
+    generated = False
+    if settings.tls:
+        if settings.tls_cert is not None and settings.tls_key is not None:
+            cert, key = settings.tls_cert, settings.tls_key
+        else:
+            cert, key, generated = tls.self_signed(settings.state_dir)
+    store = SQLiteStore(settings.db_path)
+    executor = Executor(settings, catalogue, store, services=services, environ=os.environ)
+    app = build_app(executor, hsts=settings.tls)
+    config = uvicorn.Config(
+        app,
+        ssl_certfile=str(cert) if cert else None,
+        ssl_keyfile=str(key) if key else None,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=5,
+        # Slow clients: an idle keep-alive connection is closed after this many seconds.
+        timeout_keep_alive=30,
+        h11_max_incomplete_event_size=16 * 1024,
+    )
+    sock = bind(settings.host, settings.port)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    scheme = "https" if settings.tls else "http"
+    url = f"{scheme}://{shown}:{port}"
+    return Prepared(settings, executor, config, sock, url, cert, generated)
+
+
+class RunnerServer(uvicorn.Server):
+    """uvicorn's server with a draining first SIGTERM (see the module docstring)."""
+
+    def __init__(self, config: uvicorn.Config, executor: Executor, drain_timeout: float) -> None:
+        super().__init__(config)
+        self.executor = executor
+        self.drain_timeout = drain_timeout
+        self._drain: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._drain is None and self._loop is not None and not self.should_exit:
+            self._loop.call_soon_threadsafe(self._begin_drain, sig, frame)
+            return
+        super().handle_exit(sig, frame)
+
+    def _begin_drain(self, sig: int, frame: FrameType | None) -> None:
+        if self._drain is None:
+            self._drain = asyncio.get_running_loop().create_task(self.drain(sig, frame))
+
+    async def drain(self, sig: int = 15, frame: FrameType | None = None) -> None:
+        """Drain the executor, then let uvicorn stop."""
+        try:
+            await self.executor.drain(self.drain_timeout)
+            # Give open streams a moment to write the `done` events just recorded.
+            await asyncio.sleep(0.2)
+        finally:
+            super().handle_exit(sig, frame)
+
+
+def banner(prepared: Prepared) -> str:
+    """What to print at start: the URL, how to trust the certificate, a ready curl line."""
+    lines = [f"runner listening on {prepared.url}"]
+    job = next(iter(prepared.executor.catalogue), None)
+    cacert = f"--cacert {prepared.cacert} " if prepared.cacert else ""
+    if prepared.cacert is not None and prepared.settings.tls_cert is None:
+        lines.append(
+            f"TLS: self-signed certificate {prepared.cacert}; trust it with "
+            f"`curl --cacert {prepared.cacert}` (or add it to your CA store)"
+        )
+    if job is not None:
+        lines.append(f"try:  curl {cacert}-X POST '{prepared.url}/{job.path}'")
+    return "\n".join(lines)
+
+
+def serve(settings: Settings, *, services: Services | None = None) -> None:
+    """``runner serve``: run until SIGTERM/SIGINT, draining first."""
+    prepared = prepare(settings, services=services)
+    print(banner(prepared), flush=True)
+    log.info("listening", extra={"url": prepared.url, "pid": os.getpid()})
+    server = RunnerServer(prepared.config, prepared.executor, settings.drain_timeout)
+    server.run(sockets=[prepared.sock])

@@ -1,0 +1,117 @@
+"""The Starlette application: routes, error handlers, lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from runner.errors import ParameterError, RequestError
+from runner.executor import Executor
+from runner.web import jobs, problems, runs
+
+log = logging.getLogger("runner.http")
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware: every answer carries ``nosniff``.
+
+    Output is only ever served as text/plain, SSE or JSON; nosniff stops a browser from
+    guessing HTML out of a job's output (webhookd served output as text/html: reflected XSS).
+    """
+
+    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+        self.app = app
+        self.extra = [(b"x-content-type-options", b"nosniff")]
+        if hsts:
+            self.extra.append((b"strict-transport-security", b"max-age=31536000"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + self.extra
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
+    executor: Executor = request.app.state.executor
+    if executor.draining:
+        return JSONResponse({"ready": False, "reason": "draining"}, status_code=503)
+    return JSONResponse(
+        {"ready": True, "running": len(executor.running), "queued": len(executor.queue)}
+    )
+
+
+async def catalogue(request: Request) -> Response:
+    return JSONResponse(jobs.catalogue_json(request.app.state.executor))
+
+
+async def on_request_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, RequestError | ParameterError):
+        return problems.from_error(exc)
+    raise exc  # pragma: no cover - only registered for these types
+
+
+def build_app(executor: Executor, *, hsts: bool = False, manage_executor: bool = True) -> ASGIApp:
+    """The ASGI app. With ``manage_executor`` the lifespan starts and closes the executor."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if manage_executor:
+            await executor.store.open()
+            await executor.start()
+        try:
+            yield
+        finally:
+            if manage_executor:
+                await executor.close()
+                await executor.store.close()
+
+    routes = [
+        Route("/_health", health, methods=["GET", "HEAD"]),
+        Route("/_ready", ready, methods=["GET", "HEAD"]),
+        Route("/_jobs", catalogue, methods=["GET"]),
+        Route("/_runs", runs.list_runs, methods=["GET"]),
+        Route("/_runs/{run_id}", runs.get_run, methods=["GET"]),
+        Route("/_runs/{run_id}/log", runs.get_log, methods=["GET"]),
+        Route("/_runs/{run_id}/events", runs.get_events, methods=["GET"]),
+        Route("/_runs/{run_id}/cancel", runs.cancel_run, methods=["POST"]),
+        Route("/{path:path}", jobs.start, methods=["POST"]),
+        Route("/{path:path}", jobs.describe, methods=["GET", "HEAD"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            RequestError: on_request_error,
+            ParameterError: on_request_error,
+            404: _not_found,
+            405: _not_allowed,
+        },
+    )
+    app.state.executor = executor
+    return SecurityHeaders(app, hsts=hsts)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return problems.problem(404, "Not found", f"nothing at {request.url.path}")
+
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    return problems.problem(405, "Method not allowed", f"{request.method} is not allowed here")

@@ -1,0 +1,94 @@
+"""``POST /<job>`` starts a run and answers in the chosen mode; ``GET /<job>`` describes it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+
+from runner.catalogue import Job
+from runner.errors import NotFound
+from runner.executor import Executor
+from runner.records import CANCELLED, FAILED, INTERRUPTED, SUCCEEDED, TIMED_OUT, RunRecord
+from runner.web import intake, streams
+
+# Wait mode: a run that did not succeed answers non-2xx, so `curl --fail` fails a CI step.
+WAIT_STATUS = {SUCCEEDED: 200, FAILED: 500, TIMED_OUT: 504, CANCELLED: 409, INTERRUPTED: 503}
+NO_STORE = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+
+
+def lookup(request: Request) -> Job:
+    """The job a request names, or 404.
+
+    The path must be spelled plainly: any percent-escape, backslash or NUL in the raw
+    path is refused before the lookup, and the lookup itself is a dictionary key, so no
+    spelling of ``..`` can reach a file outside the catalogue.
+    """
+    raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
+    raw = raw.split(b"?", 1)[0]
+    if b"%" in raw or b"\\" in raw or b"\x00" in raw or not raw.startswith(b"/"):
+        raise NotFound("no such job")
+    executor: Executor = request.app.state.executor
+    job = executor.catalogue.get(raw[1:].decode("ascii", "replace"))
+    if job is None:
+        raise NotFound(f"no job at {raw.decode('ascii', 'replace')}; GET /_jobs lists them")
+    return job
+
+
+async def describe(request: Request) -> Response:
+    job = lookup(request)
+    return JSONResponse(job.describe())
+
+
+def run_headers(run: RunRecord) -> dict[str, str]:
+    return {"X-Run-Id": run.id, "Location": f"/_runs/{run.id}", **NO_STORE}
+
+
+async def start(request: Request) -> Response:
+    executor: Executor = request.app.state.executor
+    job = lookup(request)
+    got = await intake.parse(
+        request, job, executor.settings.max_body_bytes, executor.settings.max_params
+    )
+    mode = intake.choose_mode(request, got.controls)
+    sub = executor.prepare(job, got.params, body=got.body, timeout=got.controls.get("_timeout"))
+    client = request.client.host if request.client else "unknown"
+    run = await executor.submit(sub, caller=f"http:{client}")
+    headers = run_headers(run)
+    journal = executor.journal
+    if mode == "async":
+        body = {"id": run.id, "job": run.job, "state": run.state, "links": run.links()}
+        headers["Preference-Applied"] = "respond-async"
+        return JSONResponse(body, status_code=202, headers=headers)
+    if mode == "sse":
+        return EventSourceResponse(
+            streams.sse_stream(journal, run.id),
+            headers=headers,
+            ping=executor.settings.heartbeat,
+        )
+    if mode == "wait":
+        chunks: list[bytes] = []
+        done: dict[str, Any] | None = None
+        async for batch in journal.follow(run.id):
+            chunks.append(streams.encode_text(batch))
+            done = streams.done_body(batch) or done
+        state = done["state"] if done else INTERRUPTED
+        headers["Preference-Applied"] = "wait"
+        headers["X-Run-State"] = state
+        return PlainTextResponse(
+            b"".join(chunks).decode(), status_code=WAIT_STATUS.get(state, 500), headers=headers
+        )
+    return StreamingResponse(
+        streams.text_stream(journal, run.id),
+        media_type="text/plain; charset=utf-8",
+        headers=headers,
+    )
+
+
+def catalogue_json(executor: Executor) -> dict[str, Any]:
+    return {"jobs": [job.describe() for job in executor.catalogue]}
+
+
+__all__ = ["catalogue_json", "describe", "start"]
