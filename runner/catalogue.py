@@ -44,6 +44,7 @@ class Job:
     lock: str | None
     spec: ParamSpec | None = None  # Python jobs only
     func: Any = None  # Python jobs: the ``run`` coroutine function
+    script_secrets: frozenset[str] = frozenset()  # script jobs: ``# runner-secret:`` names
 
     @property
     def lock_fields(self) -> tuple[str, ...]:
@@ -61,6 +62,11 @@ class Job:
                 "additionalProperties": {"type": "string"},
                 "propertyNames": {"pattern": "^[a-z][a-z0-9_]*$"},
             }
+            if self.script_secrets:
+                schema["properties"] = {
+                    name: {"type": "string", "writeOnly": True, "x-secret": True}
+                    for name in sorted(self.script_secrets)
+                }
         return {
             "path": "/" + self.path,
             "kind": self.kind,
@@ -208,6 +214,7 @@ def _load_script(path: str, file: Path) -> Job:
     lines: list[str] = []
     timeout: float | None = None
     lock: str | None = None
+    secrets: set[str] = set()
     try:
         with file.open(encoding="utf-8", errors="replace") as fh:
             head = [fh.readline() for _ in range(50)]
@@ -227,6 +234,9 @@ def _load_script(path: str, file: Path) -> Job:
                 raise JobLoadError(f"{file}: runner-timeout must be seconds") from None
         elif key == "runner-lock":
             lock = value.strip()
+        elif key == "runner-secret":
+            secrets.update(n.strip() for n in value.split(",") if n.strip())
         else:
             lines.append(text)
-    return Job(path, file, "script", "\n".join(lines).strip(), timeout, lock)
+    description = "\n".join(lines).strip()
+    return Job(path, file, "script", description, timeout, lock, script_secrets=frozenset(secrets))

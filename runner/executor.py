@@ -34,7 +34,7 @@ from runner.errors import (
     Unavailable,
 )
 from runner.journal import Journal
-from runner.params import Limits, check_raw
+from runner.params import REDACTED, Limits, check_raw
 from runner.records import (
     CANCELLED,
     EV_DONE,
@@ -165,7 +165,10 @@ class Executor:
             if problems:
                 raise ParameterError(job.path, problems)
             values = {k: str(v) for k, v in raw.items()}
-            recorded = dict(values)
+            recorded = {
+                k: REDACTED if k in job.script_secrets else v for k, v in values.items()
+            }
+            secrets = [v for k, v in values.items() if k in job.script_secrets and v]
         lock_key = None
         if job.lock:
             try:

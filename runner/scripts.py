@@ -16,6 +16,7 @@ from pathlib import Path
 
 from runner.context import MAX_LINE
 from runner.errors import ParameterProblem
+from runner.params import PARAM_NAME
 from runner.records import EV_ERROR, EV_OUTPUT
 
 # The environment a script starts from: enough to run, nothing of the runner's own secrets.
@@ -41,6 +42,8 @@ def check_names(names: list[str], env: Mapping[str, str]) -> list[ParameterProbl
     taken = {k.lower() for k in env}
     problems = []
     for name in names:
+        if not PARAM_NAME.match(name):
+            continue  # already reported as a bad name
         if name in HONOURED or name.lower() in taken or name.startswith("runner_"):
             problems.append(
                 ParameterProblem(name, "this name is reserved: it would shadow the environment")

@@ -1,0 +1,194 @@
+"""Shared fixtures: real servers on loopback over TLS, in a thread or in a subprocess.
+
+Network guard: pytest-socket (``--allow-hosts`` in pyproject) refuses any connection that
+is not to loopback, so a test that would reach 169.254.169.254 or the Internet fails loudly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from runner.server import RunnerServer, prepare
+from runner.settings import Settings
+
+TEST_JOBS = Path(__file__).parent / "jobs"
+ROOT = Path(__file__).parent.parent
+
+
+@dataclasses.dataclass
+class Served:
+    """A running server and what a test needs to talk to it."""
+
+    url: str
+    cacert: Path
+    state_dir: Path
+    server: RunnerServer | None = None
+    thread: threading.Thread | None = None
+    proc: subprocess.Popen[str] | None = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.cacert))
+
+    def client(self, **kw: Any) -> httpx.Client:
+        kw.setdefault("timeout", 20)
+        return httpx.Client(base_url=self.url, verify=self.ssl_context(), **kw)
+
+    @property
+    def executor(self):  # type: ignore[no-untyped-def]
+        assert self.server is not None
+        return self.server.executor
+
+    def stop(self) -> None:
+        if self.server is not None and self.thread is not None:
+            self.server.should_exit = True
+            self.thread.join(15)
+            assert not self.thread.is_alive(), "server thread did not stop"
+            self.thread = None
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def make_settings(state_dir: Path, **overrides: Any) -> Settings:
+    base: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "state_dir": state_dir,
+        "jobs": (TEST_JOBS,),
+        "builtin_jobs": False,
+        "log_format": "json",
+        "heartbeat": 1.0,
+    }
+    base.update(overrides)
+    return Settings(**base)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
+    """Factory: start a real uvicorn server over TLS in a thread (``serve(max_running=1)``)."""
+    started: list[Served] = []
+
+    def start(**overrides: Any) -> Served:
+        state = overrides.pop("state_dir", tmp_path / f"state{len(started)}")
+        prepared = prepare(make_settings(state, **overrides))
+        server = RunnerServer(prepared.config, prepared.executor, prepared.settings.drain_timeout)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [prepared.sock]}, daemon=True
+        )
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert thread.is_alive(), "server thread died at start"
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.01)
+        assert prepared.cacert is not None
+        served = Served(prepared.url, prepared.cacert, state, server=server, thread=thread)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.stop()
+
+
+@pytest.fixture
+def serve_process(tmp_path: Path) -> Iterator[Callable[..., Served]]:
+    """Factory: ``runner serve`` as a real subprocess (for kill -9 and SIGTERM tests)."""
+    started: list[Served] = []
+
+    def start(
+        state_dir: Path | None = None, *extra: str, env: dict[str, str] | None = None
+    ) -> Served:
+        state = state_dir or tmp_path / "pstate"
+        cmd = [
+            sys.executable,
+            "-m",
+            "runner",
+            "serve",
+            "--port",
+            "0",
+            "--state-dir",
+            str(state),
+            "--jobs",
+            str(TEST_JOBS),
+            *extra,
+        ]
+        environ = {**os.environ, "RUNNER_BUILTIN_JOBS": "false", "RUNNER_LOG_FORMAT": "json"}
+        environ.update(env or {})
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ, cwd=ROOT
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("runner listening on "):
+            proc.kill()
+            raise AssertionError(
+                f"server did not start: {line}{proc.stderr.read() if proc.stderr else ''}"
+            )
+        url = line.split()[-1]
+        served = Served(url, state / "tls" / "cert.pem", state, proc=proc)
+        # Wait for the lifespan (store open, recovery) to finish.
+        deadline = time.monotonic() + 10
+        with served.client() as c:
+            while True:
+                try:
+                    if c.get("/_ready").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "server never became ready"
+                time.sleep(0.05)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.stop()
+
+
+def parse_sse(text: str) -> list[dict[str, Any]]:
+    """SSE frames as dicts (id, event, data), comments dropped."""
+    events = []
+    for frame in text.replace("\r\n", "\n").split("\n\n"):
+        ev: dict[str, Any] = {}
+        data: list[str] = []
+        for line in frame.split("\n"):
+            if not line or line.startswith(":"):
+                continue
+            key, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if key == "data":
+                data.append(value)
+            else:
+                ev[key] = value
+        if ev or data:
+            ev["data"] = "\n".join(data)
+            if "id" in ev:
+                ev["id"] = int(ev["id"])
+            events.append(ev)
+    return events
+
+
+def done_of(events: list[dict[str, Any]]) -> dict[str, Any]:
+    done = [e for e in events if e.get("event") == "done"]
+    assert len(done) == 1, events
+    body: dict[str, Any] = json.loads(done[0]["data"])
+    return body
