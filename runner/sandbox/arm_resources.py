@@ -132,7 +132,11 @@ def routes() -> list[Route]:
     rg = sub + "/resourceGroups/{rg}"
     return [
         route(
-            "GET", "/subscriptions", "Microsoft.Resources/subscriptions/read", _list_subscriptions
+            "GET",
+            "/subscriptions",
+            "Microsoft.Resources/subscriptions/read",
+            _list_subscriptions,
+            public=True,
         ),
         route("GET", sub, "Microsoft.Resources/subscriptions/read", _get_subscription),
         route("GET", sub + "/resourceGroups", f"{_RG_ACTION}/read", _list_rgs, scope_trim=1),
