@@ -1,0 +1,191 @@
+"""A server killed with ``kill -9``: what a client saw is stored, and the next start recovers.
+
+Every test runs ``runner serve`` as a subprocess (``serve_process``), kills it with SIGKILL
+and starts a new one on the same state directory.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Served, done_of, parse_sse
+
+ASYNC = {"Prefer": "respond-async"}
+
+
+def close_pipes(srv: Served) -> None:
+    """Close the pipes of a server process (``Served.stop`` leaves them open)."""
+    if srv.proc is not None:
+        for pipe in (srv.proc.stdout, srv.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+@pytest.fixture
+def server(serve_process):
+    """``serve_process``, with each process's pipes closed once it has stopped."""
+    made: list[Served] = []
+
+    def start(*args: Any, **kw: Any) -> Served:
+        srv = serve_process(*args, **kw)
+        made.append(srv)
+        return srv
+
+    yield start
+    for srv in made:
+        srv.stop()
+        close_pipes(srv)
+
+
+def kill9(srv: Served) -> None:
+    """SIGKILL the server process and reap it."""
+    assert srv.proc is not None
+    srv.proc.send_signal(signal.SIGKILL)
+    srv.proc.wait(10)
+
+
+def replay(c: httpx.Client, run_id: str) -> list[dict[str, Any]]:
+    """Every stored event of a finished run, through the SSE endpoint."""
+    r = c.get(f"/_runs/{run_id}/events")
+    assert r.status_code == 200
+    return parse_sse(r.text)
+
+
+def wait_logged(c: httpx.Client, run_id: str, text: str, within: float = 10) -> None:
+    """Poll the stored log until it contains ``text`` (so the store has the run running)."""
+    deadline = time.monotonic() + within
+    while text not in c.get(f"/_runs/{run_id}/log").text:
+        assert time.monotonic() < deadline, f"{text!r} never reached the log of {run_id}"
+        time.sleep(0.02)
+
+
+def wait_final(c: httpx.Client, run_id: str, within: float = 10) -> dict[str, Any]:
+    """Poll a run's record until it reaches a final state."""
+    deadline = time.monotonic() + within
+    while True:
+        run: dict[str, Any] = c.get(f"/_runs/{run_id}").json()
+        if run["state"] not in ("queued", "running"):
+            return run
+        assert time.monotonic() < deadline, f"run {run_id} still {run['state']}"
+        time.sleep(0.05)
+
+
+def test_kill_9_mid_run_keeps_every_line_a_client_saw_and_marks_the_run_interrupted(server):
+    """After kill -9, the restarted server's stored log holds every line the client received."""
+    srv = server()
+    seen: list[str] = []
+    run_id = None
+    with (
+        srv.client() as c,
+        c.stream(
+            "POST",
+            "/py/lines",
+            params={"n": "100000", "every": "5", "pause": "0.01"},
+            headers={"Accept": "text/event-stream"},
+        ) as r,
+    ):
+        run_id = r.headers["x-run-id"]
+        buf = ""
+        try:
+            for chunk in r.iter_text():
+                buf += chunk
+                frames, _, buf = buf.rpartition("\n\n")
+                for ev in parse_sse(frames):
+                    if ev.get("event") == "output":
+                        seen.append(ev["data"])
+                if len(seen) >= 50 and srv.proc is not None and srv.proc.poll() is None:
+                    kill9(srv)
+        except httpx.TransportError:
+            pass  # the connection dies with the server
+    assert srv.proc is not None and srv.proc.returncode == -signal.SIGKILL
+    assert len(seen) >= 50
+    assert seen == [f"line {i}" for i in range(1, len(seen) + 1)]
+
+    again = server(srv.state_dir)
+    with again.client() as c:
+        events = replay(c, run_id)
+        record = c.get(f"/_runs/{run_id}").json()
+        log = c.get(f"/_runs/{run_id}/log").text.splitlines()
+    stored = [e["data"] for e in events if e["event"] == "output"]
+    assert stored[: len(seen)] == seen  # stored ⊇ seen, in order
+    assert set(seen) <= set(log)
+    done = done_of(events)
+    assert done["state"] == "interrupted"
+    assert done["exit_code"] is None
+    assert events[-1]["event"] == "done"
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    assert record["state"] == "interrupted"
+    assert record["exit_code"] is None
+    assert log[-1] == (
+        f"runner: run={run_id} state=interrupted exit=- duration={done['duration'] or 0:.3f}s"
+    )
+
+
+def test_queued_runs_survive_kill_9_and_run_after_restart(server):
+    """Runs waiting in the queue at kill -9 run to success after restart; the running one is
+    interrupted."""
+    srv = server(None, env={"RUNNER_MAX_RUNNING": "1"})
+    with srv.client() as c:
+        long = c.post("/py/sleep", params={"seconds": "20", "key": "a"}, headers=ASYNC)
+        assert long.status_code == 202
+        long_id = long.json()["id"]
+        wait_logged(c, long_id, "start ")
+        queued = []
+        for n in (2, 3):
+            r = c.post("/py/lines", params={"n": str(n)}, headers=ASYNC)
+            assert r.status_code == 202
+            queued.append(r.json()["id"])
+        for run_id in queued:
+            assert c.get(f"/_runs/{run_id}").json()["state"] == "queued"
+    kill9(srv)
+
+    again = server(srv.state_dir, env={"RUNNER_MAX_RUNNING": "1"})
+    with again.client() as c:
+        interrupted = wait_final(c, long_id)
+        assert interrupted["state"] == "interrupted"
+        assert interrupted["exit_code"] is None
+        assert done_of(replay(c, long_id))["state"] == "interrupted"
+        for run_id, n in zip(queued, (2, 3), strict=True):
+            run = wait_final(c, run_id)
+            assert run["state"] == "succeeded", run
+            assert run["exit_code"] == 0
+            events = replay(c, run_id)
+            assert [e["data"] for e in events if e["event"] == "output"] == [
+                f"line {i}" for i in range(1, n + 1)
+            ]
+            assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+            assert done_of(events)["state"] == "succeeded"
+
+
+def test_a_queued_run_with_a_secret_is_interrupted_at_restart_and_asks_to_start_again(server):
+    """Secrets are never stored, so a queued run that had one cannot resume after kill -9."""
+    srv = server(None, env={"RUNNER_MAX_RUNNING": "1"})
+    with srv.client() as c:
+        long = c.post("/py/sleep", params={"seconds": "20"}, headers=ASYNC)
+        long_id = long.json()["id"]
+        wait_logged(c, long_id, "start ")
+        r = c.post("/py/secret", params={"user": "ann", "pw": "hunter2-s3cret"}, headers=ASYNC)
+        assert r.status_code == 202
+        secret_id = r.json()["id"]
+        assert c.get(f"/_runs/{secret_id}").json()["state"] == "queued"
+    kill9(srv)
+
+    again = server(srv.state_dir, env={"RUNNER_MAX_RUNNING": "1"})
+    with again.client() as c:
+        run = wait_final(c, secret_id)
+        events = replay(c, secret_id)
+    assert run["state"] == "interrupted"
+    assert "start it again" in run["reason"]
+    done = done_of(events)
+    assert done["state"] == "interrupted"
+    assert "start it again" in done["reason"]
+    assert not [e for e in events if e["event"] == "output"]
+    assert json.loads(events[0]["data"])["params"]["pw"] != "hunter2-s3cret"
+    for f in srv.state_dir.glob("runner.db*"):
+        assert b"hunter2-s3cret" not in f.read_bytes()
