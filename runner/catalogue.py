@@ -195,7 +195,10 @@ def _load_python(path: str, file: Path) -> Job:
     doc = inspect.getdoc(module)
     if not doc:
         raise JobLoadError(f"{file}: add a module docstring; it is the job's description")
-    spec = ParamSpec.from_function(path, func)
+    try:
+        spec = ParamSpec.from_function(path, func)
+    except JobLoadError as exc:
+        raise JobLoadError(f"{file}: {exc}") from exc
     timeout = getattr(module, "TIMEOUT", None)
     if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
         raise JobLoadError(f"{file}: TIMEOUT must be a positive number of seconds")

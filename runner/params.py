@@ -94,23 +94,23 @@ class ParamSpec:
         try:
             hints = typing.get_type_hints(fn, include_extras=True)
         except Exception as exc:
-            raise JobLoadError(f"{job}: cannot resolve the type hints of run(): {exc}") from exc
+            raise JobLoadError(f"cannot resolve the type hints of run(): {exc}") from exc
         sig = inspect.signature(fn)
         params = list(sig.parameters.values())
         if not params or params[0].kind not in (
             inspect.Parameter.POSITIONAL_ONLY,
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
         ):
-            raise JobLoadError(f"{job}: run() must take the context as its first parameter")
+            raise JobLoadError(f"run() must take the context as its first parameter")
         fields: dict[str, Any] = {}
         secrets = set()
         for p in params[1:]:
             if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
-                raise JobLoadError(f"{job}: run() cannot take *args or **kwargs: declare each")
+                raise JobLoadError(f"run() cannot take *args or **kwargs: declare each")
             if not PARAM_NAME.match(p.name) or p.name.startswith("_"):
-                raise JobLoadError(f"{job}: parameter {p.name!r} must match [a-z][a-z0-9_]*")
+                raise JobLoadError(f"parameter {p.name!r} must match [a-z][a-z0-9_]*")
             if p.name not in hints:
-                raise JobLoadError(f"{job}: parameter {p.name!r} needs a type annotation")
+                raise JobLoadError(f"parameter {p.name!r} needs a type annotation")
             annotation = hints[p.name]
             default = ... if p.default is inspect.Parameter.empty else p.default
             fields[p.name] = (annotation, default)
@@ -122,7 +122,7 @@ class ParamSpec:
                 "Params_" + re.sub(r"\W", "_", job), __config__=config, **fields
             )
         except Exception as exc:
-            raise JobLoadError(f"{job}: unusable parameter declaration: {exc}") from exc
+            raise JobLoadError(f"unusable parameter declaration: {exc}") from exc
         return cls(job, model, frozenset(secrets), tuple(fields))
 
     def validate(self, raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -74,6 +74,7 @@ def prepare(settings: Settings, *, services: Services | None = None) -> Prepared
         ssl_certfile=str(cert) if cert else None,
         ssl_keyfile=str(key) if key else None,
         lifespan="on",
+        loop=settings.loop,
         log_config=None,
         access_log=False,
         server_header=False,

@@ -55,6 +55,8 @@ class Settings:
     log_level: str = "info"
     # SSE heartbeat comment interval (seconds).
     heartbeat: float = 15.0
+    # Event loop: "auto" (uvloop when installed) or "asyncio".
+    loop: str = "auto"
 
     def __post_init__(self) -> None:
         problems = []
@@ -70,6 +72,8 @@ class Settings:
                 problems.append(f"{name} must be a positive number of seconds")
         if (self.tls_cert is None) != (self.tls_key is None):
             problems.append("tls_cert and tls_key go together: give both or neither")
+        if self.loop not in ("auto", "asyncio", "uvloop"):
+            problems.append("loop must be auto, asyncio or uvloop")
         if self.log_format not in ("auto", "json", "text"):
             problems.append("log_format must be auto, json or text")
         if problems:

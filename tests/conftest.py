@@ -76,6 +76,8 @@ def make_settings(state_dir: Path, **overrides: Any) -> Settings:
         "builtin_jobs": False,
         "log_format": "json",
         "heartbeat": 1.0,
+        # pytest-socket's loopback guard sees asyncio's connects, not uvloop's.
+        "loop": "asyncio",
     }
     base.update(overrides)
     return Settings(**base)

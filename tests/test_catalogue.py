@@ -1,0 +1,136 @@
+"""Job discovery: naming rules, collisions, symlinks and hidden files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from runner.catalogue import Catalogue
+from runner.errors import CatalogueError
+
+PY_JOB = '"""A job."""\n\nasync def run(ctx) -> None:\n    ctx.print("hi")\n'
+
+
+def _script(path: Path, body: str = "echo hi") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return path
+
+
+def _py(path: Path, text: str = PY_JOB) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_paths_follow_folders_and_drop_extensions(tmp_path):
+    """jobs/vm/create.py serves /vm/create; jobs/deploy/site.sh serves /deploy/site."""
+    _py(tmp_path / "vm" / "create.py")
+    _script(tmp_path / "deploy" / "site.sh")
+    _script(tmp_path / "plain")
+    (tmp_path / "README.md").write_text("not a job")
+    (tmp_path / "data.txt").write_text("not executable, not a job")
+    cat = Catalogue.discover((tmp_path,))
+    assert [j.path for j in cat] == ["deploy/site", "plain", "vm/create"]
+    assert cat.get("vm/create").kind == "python"
+    assert cat.get("deploy/site").kind == "script"
+
+
+def test_hidden_private_and_cache_files_are_skipped(tmp_path):
+    """Dot files, _private helpers and __pycache__ are never jobs."""
+    _script(tmp_path / ".secret.sh")
+    _script(tmp_path / ".git" / "hook.sh")
+    _py(tmp_path / "_helpers.py", "x = 1\n")
+    _py(tmp_path / "__pycache__" / "x.py")
+    _py(tmp_path / "ok.py")
+    assert [j.path for j in Catalogue.discover((tmp_path,))] == ["ok"]
+
+
+def test_two_files_claiming_one_path_stop_the_start(tmp_path):
+    """site.py and site.sh in one folder, or one path in two folders, name both files."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    _py(one / "site.py")
+    _script(one / "site.sh")
+    _script(two / "site.sh")
+    with pytest.raises(CatalogueError) as err:
+        Catalogue.discover((one, two))
+    text = str(err.value)
+    assert "/site is claimed by two files" in text
+    assert str(one / "site.py") in text and str(one / "site.sh") in text
+    assert str(two / "site.sh") in text
+
+
+@pytest.mark.parametrize("name", ["Deploy.sh", "my job.sh", "-x.sh", "Caps/job.py", "a.b.py"])
+def test_names_breaking_the_rule_stop_the_start(tmp_path, name):
+    """Upper case, spaces, leading dashes and dotted module names are refused by name."""
+    target = tmp_path / name
+    if name.endswith(".py"):
+        _py(target)
+    else:
+        _script(target)
+    with pytest.raises(CatalogueError) as err:
+        Catalogue.discover((tmp_path,))
+    assert str(target) in str(err.value)
+
+
+def test_symlinks_out_of_the_folder_stop_the_start(tmp_path):
+    """A symlinked file or folder pointing outside the job folder is refused."""
+    jobs, outside = tmp_path / "jobs", tmp_path / "outside"
+    _script(outside / "evil.sh")
+    jobs.mkdir()
+    os.symlink(outside / "evil.sh", jobs / "evil.sh")
+    os.symlink(outside, jobs / "more")
+    with pytest.raises(CatalogueError) as err:
+        Catalogue.discover((jobs,))
+    assert "evil.sh: symlink leaves the job folder" in str(err.value)
+    assert "more: symlink leaves the job folder" in str(err.value)
+
+
+def test_symlink_inside_the_folder_is_served_as_its_target(tmp_path):
+    """A symlink to a script in the same job folder is fine; the resolved file runs."""
+    real = _script(tmp_path / "real.sh")
+    os.symlink(real, tmp_path / "alias.sh")
+    cat = Catalogue.discover((tmp_path,))
+    assert cat.get("alias").file == real.resolve()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("async def run(ctx):\n    pass\n", "add a module docstring"),
+        ('"""D."""\ndef run(ctx):\n    pass\n', "async def run"),
+        ('"""D."""\nasync def run(ctx, x):\n    pass\n', "needs a type annotation"),
+        ('"""D."""\nasync def run(ctx, **kw: str):\n    pass\n', "cannot take *args"),
+        ('"""D."""\nLOCK = "rg:{rg}"\nasync def run(ctx, name: str):\n    pass\n', "LOCK uses"),
+        ('"""D."""\nraise RuntimeError("boom")\n', "import failed: RuntimeError: boom"),
+        ('"""D."""\nTIMEOUT = -1\nasync def run(ctx):\n    pass\n', "TIMEOUT must be"),
+    ],
+)
+def test_broken_python_jobs_are_reported_with_the_reason(tmp_path, text, message):
+    """A job module that cannot be described stops the start with what to fix."""
+    _py(tmp_path / "bad.py", text)
+    with pytest.raises(CatalogueError) as err:
+        Catalogue.discover((tmp_path,))
+    assert message in str(err.value)
+    assert str(tmp_path / "bad.py") in str(err.value)
+
+
+def test_script_header_declares_description_timeout_lock_and_secrets(tmp_path):
+    """A script's leading comments give its description and runner-* settings."""
+    _script(
+        tmp_path / "s.sh",
+        "# Deploy the site.\n# runner-timeout: 12\n# runner-lock: site:{site}\n"
+        "# runner-secret: token, key\necho hi",
+    )
+    job = Catalogue.discover((tmp_path,)).get("s")
+    assert (job.description, job.timeout, job.lock) == ("Deploy the site.", 12.0, "site:{site}")
+    assert job.script_secrets == {"token", "key"}
+
+
+def test_missing_folder_is_an_error(tmp_path):
+    """A --jobs folder that does not exist is named."""
+    with pytest.raises(CatalogueError, match="job folder does not exist"):
+        Catalogue.discover((tmp_path / "nope",))
