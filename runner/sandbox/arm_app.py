@@ -8,6 +8,7 @@ handler under the world lock.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import uuid
@@ -27,6 +28,8 @@ from .tokens import Claims, TokenError, TokenIssuer
 from .world import World
 
 __all__ = ["ArmApp"]
+
+log = logging.getLogger(__name__)
 
 _TOKEN_PATH = re.compile(r"/([^/]+)/oauth2/v2\.0/token/?", re.IGNORECASE)
 # Audiences ARM accepts (with or without the trailing slash).
@@ -69,6 +72,7 @@ class ArmApp:
         await response(scope, receive, send)
 
     async def _arm(self, request: Request) -> Response:
+        started = time.perf_counter()
         request_id = str(uuid.uuid4())
         headers = {
             "x-ms-request-id": request_id,
@@ -89,6 +93,13 @@ class ArmApp:
                     f'error_description="{error.message}"'
                 )
             reply = Reply(error.status, error.body(), extra)
+        log.debug(
+            "%s %s → %d (%.1f ms)",
+            request.method,
+            request.url.path,
+            reply.status,
+            (time.perf_counter() - started) * 1000,
+        )
         body = (
             b""
             if reply.body is None or request.method == "HEAD"

@@ -237,7 +237,10 @@ class _ImdsModeMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.controls.imds_mode is ImdsMode.ERROR:
-            kind = "imds" if scope["path"].startswith("/metadata/") else "other"
+            path: str = scope["path"]
+            kind = "arc" if path.startswith("/arc/") else "imds"
+            if path.startswith("/msi/"):
+                kind = "appservice"
             self.controls.count_token_request(kind, issued=False)
             response = JSONResponse(
                 {"error": "unknown_error", "error_description": "injected IMDS failure"},

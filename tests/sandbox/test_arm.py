@@ -346,3 +346,24 @@ def test_latency_keeps_operation_in_progress_until_due(sandbox, use_identity, cl
     early, done, elapsed = asyncio.run(main())
     assert (early, done) == ("Creating", "Succeeded")
     assert 0.5 <= elapsed < 2
+
+
+def test_counters_record_calls_by_operation(sandbox, use_identity, clients_factory):
+    """ARM calls are counted by action, polls separately."""
+    use_identity("imds")
+
+    async def main():
+        async with clients_factory(ManagedIdentityCredential()) as c:
+            await c.resource.resource_groups.create_or_update("rg1", {"location": LOCATION})
+            poller = await c.network.network_security_groups.begin_create_or_update(
+                "rg1", "nsg1", {"location": LOCATION}
+            )
+            await poller.result()
+
+    asyncio.run(main())
+    calls = sandbox.controls.arm_calls
+    assert calls["Microsoft.Resources/subscriptions/resourceGroups/write"] == 1
+    assert calls["Microsoft.Network/networkSecurityGroups/write"] == 1
+    # One status poll, then the final GET of the resource.
+    assert calls["poll"] == 1
+    assert calls["Microsoft.Network/networkSecurityGroups/read"] == 1
