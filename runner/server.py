@@ -123,7 +123,10 @@ class RunnerServer(uvicorn.Server):
             # Give open streams a moment to write the `done` events just recorded.
             await asyncio.sleep(0.2)
         finally:
-            super().handle_exit(sig, frame)
+            # Not super().handle_exit: sse-starlette patches it to set a process-wide
+            # "exiting" flag that would end every later SSE stream in this process (a
+            # test process runs many servers). Its watcher still sees should_exit.
+            self.should_exit = True
 
 
 def banner(prepared: Prepared) -> str:
