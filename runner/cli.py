@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import getpass
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -17,8 +16,8 @@ from typing import Any
 from runner import logs
 from runner.catalogue import Catalogue
 from runner.errors import ParameterError, RunnerError
-from runner.executor import Executor
 from runner.records import EV_DONE, EV_ERROR, EV_OUTPUT, EV_STATUS, FINAL, STATES, Event
+from runner.server import build_executor
 from runner.settings import Settings, load
 from runner.store.sqlite import SQLiteStore
 from runner.web.streams import result_line, text_line
@@ -46,12 +45,19 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", help="certificate (PEM); without it one is generated")
     serve.add_argument("--tls-key", help="private key (PEM) of --tls-cert")
     serve.add_argument("--no-tls", action="store_true", help="serve plain HTTP")
+    serve.add_argument(
+        "--sandbox", action="store_true", help="run on the emulated Azure, in this process"
+    )
 
     run = sub.add_parser("run", help="run a job in this terminal")
     _common(run)
     run.add_argument("job", help="job path, e.g. vm/create")
     run.add_argument("params", nargs="*", metavar="KEY=VALUE")
     run.add_argument("--timeout", type=float, help="seconds (at most the job's own limit)")
+    run.add_argument("--sandbox", action="store_true", help="run on the emulated Azure")
+
+    sandbox = sub.add_parser("sandbox", help="run the emulated Azure alone and print its env")
+    sandbox.add_argument("--state-dir", default=".runner", help="its files go in STATE/sandbox")
 
     jobs = sub.add_parser("jobs", help="list the jobs")
     _common(jobs)
@@ -80,11 +86,17 @@ def settings_from(args: argparse.Namespace) -> Settings:
         overrides[name] = getattr(args, name, None)
     if getattr(args, "no_tls", False):
         overrides["tls"] = False
+    if getattr(args, "sandbox", False):
+        overrides["sandbox"] = True
     return load(config=args.config, overrides=overrides)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "sandbox":
+        from runner.sandbox.__main__ import main as sandbox_main
+
+        return sandbox_main([str(Path(args.state_dir) / "sandbox")])
     try:
         settings = settings_from(args)
         logs.configure(settings.log_format, settings.log_level)
@@ -136,13 +148,14 @@ async def run_here(settings: Settings, job_path: str, items: list[str], limit: f
 
     It does not recover the store: a server may be running on the same state dir.
     """
-    catalogue = Catalogue.discover(settings.job_dirs)
-    job = catalogue.get(job_path.strip("/"))
+    stack = contextlib.ExitStack()
+    settings, executor = build_executor(settings, stack)
+    job = executor.catalogue.get(job_path.strip("/"))
     if job is None:
+        stack.close()
         raise RunnerError(f"no job {job_path!r}; `runner jobs` lists them")
-    store = SQLiteStore(settings.db_path)
+    store = executor.store
     await store.open()
-    executor = Executor(settings, catalogue, store, environ=os.environ)
     try:
         sub = executor.prepare(job, _pairs(items), timeout=limit)
         run = await executor.submit(sub, caller=f"cli:{getpass.getuser()}")
@@ -163,6 +176,7 @@ async def run_here(settings: Settings, job_path: str, items: list[str], limit: f
     finally:
         await executor.close()
         await store.close()
+        stack.close()
 
 
 def list_jobs(settings: Settings, *, as_json: bool) -> int:

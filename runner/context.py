@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runner.errors import ConfigError
 from runner.records import EV_ERROR, EV_OUTPUT, EV_STATUS
+
+if TYPE_CHECKING:
+    from runner.azure.services import Azure
 
 MAX_LINE = 64 * 1024  # longer lines are split: one event stays a bounded size
 
@@ -21,10 +24,22 @@ MAX_LINE = 64 * 1024  # longer lines are split: one event stays a bounded size
 class Services(Protocol):
     """Process-wide resources offered to jobs (credential, ARM clients, …).
 
-    Built once at start-up and shared by every run, so tokens are cached and reused.
+    Built once and shared by every run, so tokens are cached and reused.
     """
 
-    def for_run(self, ctx: Context) -> Any: ...
+    async def for_run(self, ctx: Context) -> Any:
+        """The resources for one run (``await ctx.azure()``)."""
+        ...
+
+    def explain(self, exc: BaseException) -> str | None:
+        """A sentence a person can act on for a known failure, or None."""
+        ...
+
+    def script_env(self) -> dict[str, str]:
+        """Variables script jobs need to use the same services (identity endpoints)."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 class Sink(Protocol):
@@ -83,7 +98,6 @@ class Context:
         self._sink = sink
         self._mask = masker(secrets)
         self._services = services
-        self._azure: Any = None
         self.cancelled = asyncio.Event()
 
     def print(self, *parts: object, sep: str = " ") -> None:
@@ -103,14 +117,9 @@ class Context:
             body["percent"] = max(0.0, min(100.0, float(percent)))
         self._sink(EV_STATUS, json.dumps(body))
 
-    @property
-    def azure(self) -> Any:
-        """The shared Azure credential and ready ARM clients for this run."""
+    async def azure(self) -> Azure:
+        """The shared Azure credential, ready ARM clients, subscription and location."""
         if self._services is None:
-            raise ConfigError(
-                "this runner has no Azure services configured; "
-                "start it with an identity (see README: Identity)"
-            )
-        if self._azure is None:
-            self._azure = self._services.for_run(self)
-        return self._azure
+            raise ConfigError("this runner has no Azure services (see README: Identity)")
+        azure: Azure = await self._services.for_run(self)
+        return azure

@@ -31,6 +31,7 @@ from runner.errors import (
     ParameterError,
     ParameterProblem,
     QueueFull,
+    RunnerError,
     Unavailable,
 )
 from runner.journal import Journal
@@ -106,6 +107,8 @@ class Executor:
         self.services = services
         self.limits = Limits(settings.max_params, settings.max_param_bytes)
         self.script_env = scripts.base_env(environ if environ is not None else {})
+        if services is not None:
+            self.script_env.update(services.script_env())
         self.queue: dict[str, Active] = {}
         self.running: dict[str, Active] = {}
         self.locks: set[str] = set()
@@ -165,9 +168,7 @@ class Executor:
             if problems:
                 raise ParameterError(job.path, problems)
             values = {k: str(v) for k, v in raw.items()}
-            recorded = {
-                k: REDACTED if k in job.script_secrets else v for k, v in values.items()
-            }
+            recorded = {k: REDACTED if k in job.script_secrets else v for k, v in values.items()}
             secrets = [v for k, v in values.items() if k in job.script_secrets and v]
         lock_key = None
         if job.lock:
@@ -286,12 +287,24 @@ class Executor:
             sink(EV_ERROR, mask(str(exc)))
         except Exception as exc:
             state, code = FAILED, 1
-            reason = mask(f"{type(exc).__name__}: {exc}")
-            for line in traceback.format_exception(exc):
-                for part in line.rstrip("\n").split("\n"):
-                    sink(EV_ERROR, mask(part))
+            explained = self._explain(exc)
+            if explained is not None:
+                # A known failure (no identity, a missing role…): words, not a traceback.
+                reason = mask(explained.splitlines()[0])
+                for line in explained.splitlines():
+                    sink(EV_ERROR, mask(line))
+            else:
+                reason = mask(f"{type(exc).__name__}: {exc}")
+                for line in traceback.format_exception(exc):
+                    for part in line.rstrip("\n").split("\n"):
+                        sink(EV_ERROR, mask(part))
             log.warning("%s raised %s", self._label(run), reason, extra={"run_id": run.id})
         self._finish(active, state, code, reason)
+
+    def _explain(self, exc: BaseException) -> str | None:
+        if isinstance(exc, RunnerError):
+            return str(exc)
+        return self.services.explain(exc) if self.services is not None else None
 
     async def _invoke(self, active: Active, sink: Any, mask: Any) -> int:
         run, sub = active.run, active.sub
@@ -454,3 +467,5 @@ class Executor:
         for active in list(self.running.values()):
             await self.cancel(active.run.id, "the runner stopped")
         await self.journal.sync()
+        if self.services is not None:
+            await self.services.close()

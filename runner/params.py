@@ -101,12 +101,12 @@ class ParamSpec:
             inspect.Parameter.POSITIONAL_ONLY,
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
         ):
-            raise JobLoadError(f"run() must take the context as its first parameter")
+            raise JobLoadError("run() must take the context as its first parameter")
         fields: dict[str, Any] = {}
         secrets = set()
         for p in params[1:]:
             if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
-                raise JobLoadError(f"run() cannot take *args or **kwargs: declare each")
+                raise JobLoadError("run() cannot take *args or **kwargs: declare each")
             if not PARAM_NAME.match(p.name) or p.name.startswith("_"):
                 raise JobLoadError(f"parameter {p.name!r} must match [a-z][a-z0-9_]*")
             if p.name not in hints:

@@ -10,16 +10,18 @@ a second SIGTERM/SIGINT skips the wait.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 import uvicorn
 
 from runner import tls
+from runner.azure import AzureServices
 from runner.catalogue import Catalogue
 from runner.context import Services
 from runner.executor import Executor
@@ -53,12 +55,30 @@ class Prepared:
     url: str
     cacert: Path | None
     generated_cert: bool
+    # What to stop with the server (the sandbox's thread, when --sandbox).
+    resources: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+
+def build_executor(
+    settings: Settings, stack: contextlib.ExitStack, services: Services | None = None
+) -> tuple[Settings, Executor]:
+    """Jobs, store, Azure services (pointed at the sandbox with ``settings.sandbox``)."""
+    catalogue = Catalogue.discover(settings.job_dirs)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    if settings.sandbox:
+        from runner import sandboxed
+
+        settings, _ = sandboxed.start(settings, stack)
+    if services is None:
+        services = AzureServices(settings, os.environ)
+    store = SQLiteStore(settings.db_path)
+    return settings, Executor(settings, catalogue, store, services=services, environ=os.environ)
 
 
 def prepare(settings: Settings, *, services: Services | None = None) -> Prepared:
     """Discover jobs, set up TLS and the store, bind the socket. Raises RunnerError."""
-    catalogue = Catalogue.discover(settings.job_dirs)
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    stack = contextlib.ExitStack()
+    settings, executor = build_executor(settings, stack, services)
     cert = key = None
     generated = False
     if settings.tls:
@@ -66,8 +86,6 @@ def prepare(settings: Settings, *, services: Services | None = None) -> Prepared
             cert, key = settings.tls_cert, settings.tls_key
         else:
             cert, key, generated = tls.self_signed(settings.state_dir)
-    store = SQLiteStore(settings.db_path)
-    executor = Executor(settings, catalogue, store, services=services, environ=os.environ)
     app = build_app(executor, hsts=settings.tls)
     config = uvicorn.Config(
         app,
@@ -89,7 +107,7 @@ def prepare(settings: Settings, *, services: Services | None = None) -> Prepared
     shown = f"[{host}]" if ":" in host else host
     scheme = "https" if settings.tls else "http"
     url = f"{scheme}://{shown}:{port}"
-    return Prepared(settings, executor, config, sock, url, cert, generated)
+    return Prepared(settings, executor, config, sock, url, cert, generated, stack)
 
 
 class RunnerServer(uvicorn.Server):
@@ -150,4 +168,5 @@ def serve(settings: Settings, *, services: Services | None = None) -> None:
     print(banner(prepared), flush=True)
     log.info("listening", extra={"url": prepared.url, "pid": os.getpid()})
     server = RunnerServer(prepared.config, prepared.executor, settings.drain_timeout)
-    server.run(sockets=[prepared.sock])
+    with prepared.resources:
+        server.run(sockets=[prepared.sock])

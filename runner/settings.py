@@ -57,6 +57,24 @@ class Settings:
     heartbeat: float = 15.0
     # Event loop: "auto" (uvloop when installed) or "asyncio".
     loop: str = "auto"
+    # Azure. identity: "managed" (IMDS, App Service/Container Apps, Arc — azure-identity
+    # picks by environment), "workload" (AKS federated token) or "default" (a laptop).
+    identity: str = "managed"
+    # A user-assigned managed identity (or the workload identity's app) by client id.
+    client_id: str | None = None
+    # Without these, they come from the instance metadata of the Azure VM we run on.
+    subscription_id: str | None = None
+    location: str | None = None
+    arm_endpoint: str = "https://management.azure.com"
+    arm_audience: str = "https://management.azure.com"
+    # A CA bundle to trust for ARM and identity HTTPS (the sandbox's CA); None: the system's.
+    arm_ca: Path | None = None
+    imds_endpoint: str = "http://169.254.169.254"
+    # Seconds between polls of a long-running operation, unless ARM sends Retry-After.
+    arm_polling_interval: float = 5.0
+    arm_retry_total: int = 10
+    # Bring the emulated Azure up in this process and point identity and ARM at it.
+    sandbox: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -72,6 +90,10 @@ class Settings:
                 problems.append(f"{name} must be a positive number of seconds")
         if (self.tls_cert is None) != (self.tls_key is None):
             problems.append("tls_cert and tls_key go together: give both or neither")
+        if self.identity not in ("managed", "workload", "default"):
+            problems.append("identity must be managed, workload or default")
+        if self.arm_polling_interval < 0 or self.arm_retry_total < 0:
+            problems.append("arm_polling_interval and arm_retry_total must be 0 or more")
         if self.loop not in ("auto", "asyncio", "uvloop"):
             problems.append("loop must be auto, asyncio or uvloop")
         if self.log_format not in ("auto", "json", "text"):
@@ -117,6 +139,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             if not isinstance(value, str):
                 raise ValueError("expected text")
             return value
+        if kind == "str | None":
+            return None if value in (None, "") else str(value)
         if kind == "Path":
             return Path(str(value)).expanduser()
         if kind == "Path | None":
@@ -148,7 +172,7 @@ def from_toml(path: Path) -> dict[str, Any]:
             raise ConfigError(f"{path}: unknown setting {key!r}; known: {', '.join(_FIELDS)}")
         out[name] = _coerce(name, value, str(path))
     # Relative folders in the file are relative to the file, not to wherever we started.
-    for name in ("state_dir", "tls_cert", "tls_key"):
+    for name in ("state_dir", "tls_cert", "tls_key", "arm_ca"):
         if isinstance(out.get(name), Path) and not out[name].is_absolute():
             out[name] = path.parent / out[name]
     if "jobs" in out:

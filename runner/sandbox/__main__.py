@@ -43,7 +43,7 @@ async def _serve(state_dir: Path) -> None:
         await sandbox.stop()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     """Parse arguments and serve until interrupted."""
     parser = argparse.ArgumentParser(prog="python -m runner.sandbox", description=__doc__)
     parser.add_argument(
@@ -53,10 +53,11 @@ def main() -> None:
         default=Path("state/sandbox"),
         help="where the CA, server certificate and signing key live (default: state/sandbox)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args.state_dir))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
