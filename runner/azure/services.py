@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
 from runner.azure import identity
 from runner.errors import ConfigError
 from runner.settings import Settings
