@@ -73,6 +73,9 @@ class Settings:
     # Seconds between polls of a long-running operation, unless ARM sends Retry-After.
     arm_polling_interval: float = 5.0
     arm_retry_total: int = 10
+    # Retries of token requests. azure-identity's own default backs off for 24-75 s on an
+    # IMDS 5xx/410; a few quick ones keep "no identity here" an answer within seconds.
+    identity_retry_total: int = 3
     # Bring the emulated Azure up in this process and point identity and ARM at it.
     sandbox: bool = False
 

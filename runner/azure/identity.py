@@ -74,7 +74,7 @@ def make_credential(settings: Settings) -> AsyncTokenCredential:
         WorkloadIdentityCredential,
     )
 
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"retry_total": settings.identity_retry_total}
     if settings.arm_ca is not None:
         kwargs["connection_verify"] = str(settings.arm_ca)
     if settings.identity == "workload":
