@@ -46,6 +46,15 @@ def explain(exc: BaseException, source: IdentitySource) -> str | None:
     """A message for a known Azure failure, or None to let the traceback speak."""
     if isinstance(exc, CredentialUnavailableError):
         return NO_IDENTITY.format(detail=_first_line(exc))
+    if _raised_by_identity(exc):
+        # The token request itself failed (IMDS 5xx, a refused assertion…), not an ARM call.
+        status = getattr(exc, "status_code", None)
+        return (
+            f"the managed identity endpoint ({source.endpoint_kind} at {source.endpoint}) did "
+            f"not issue a token{f' (HTTP {status})' if status else ''}: {_first_line(exc)}\n"
+            "It may be starting up or unavailable; if this host has no identity, "
+            + NO_IDENTITY.split("\n", 1)[1]
+        )
     if isinstance(exc, HttpResponseError):
         code = getattr(exc.error, "code", None) if exc.error is not None else None
         message = getattr(exc.error, "message", None) or _first_line(exc)
@@ -68,6 +77,16 @@ def explain(exc: BaseException, source: IdentitySource) -> str | None:
     if isinstance(exc, ServiceRequestError):
         return f"cannot reach Azure: {_first_line(exc)}"
     return None
+
+
+def _raised_by_identity(exc: BaseException) -> bool:
+    """True when the exception came out of azure-identity (a token request failed)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if "/azure/identity/" in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _first_line(exc: BaseException) -> str:
