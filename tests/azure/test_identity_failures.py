@@ -57,7 +57,7 @@ def test_identity_listener_gone_fails_fast(azure_rig, sandbox):
 
 
 def test_no_subscription_anywhere_says_how_to_set_one(azure_rig):
-    """Without subscription settings or reachable instance metadata, the message says what to set."""
+    """With no subscription setting and no instance metadata, the message says what to set."""
     rig = azure_rig("imds", identity_retry_total=0)
     rig.sandbox.run_sync(rig.sandbox.set_imds_mode(ImdsMode.REFUSE))
     with rig.srv.client() as c:
