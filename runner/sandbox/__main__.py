@@ -28,6 +28,11 @@ async def _serve(state_dir: Path) -> None:
     print(f"subscription:     {sandbox.subscription_id}")
     print(f"tenant:           {sandbox.tenant_id}")
     print(f"admin:            {sandbox.arm_url}/_sandbox")
+    from runner.sandboxed import runner_env
+
+    print("\nto run `runner serve` against it (system-assigned identity), in another shell:")
+    for name, value in runner_env(sandbox).items():
+        print(f"  export {name}={value}")
     print("\nenvironment per identity kind:")
     for kind in KINDS:
         print(f"  {kind}: {json.dumps(sandbox.env(kind))}")
