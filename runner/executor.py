@@ -213,7 +213,11 @@ class Executor:
         self.journal.open(run)
         self.journal.emit(run, EV_RUN, json.dumps(self._run_event(run)))
         # The record must exist before anyone is told its id.
-        await self.journal.sync()
+        try:
+            await self.journal.sync()
+        except Exception:
+            self.journal.channels.pop(run.id, None)
+            raise
         log.info("%s queued", self._label(run), extra={"run_id": run.id, "event": "queued"})
         self.queue[run.id] = active
         self._pump()

@@ -97,7 +97,9 @@ class Journal:
         while self._flushing is not None:
             await asyncio.shield(self._flushing)
         if self.failed is not None:
-            raise self.failed
+            # Reported once to whoever waits; a store that recovers is used again.
+            failed, self.failed = self.failed, None
+            raise failed
 
     async def _flush_loop(self) -> None:
         try:

@@ -6,6 +6,7 @@ import os
 import re
 import time
 
+from runner.errors import StoreError
 from tests.conftest import done_of, parse_sse
 
 RESULT = re.compile(r"^runner: run=(\S+) state=(\S+) exit=(\S+) duration=([\d.]+)s$")
@@ -186,3 +187,27 @@ def test_script_parameters_cannot_shadow_the_environment(serve):
     assert r.status_code == 422
     names = {e["name"] for e in r.json()["errors"]}
     assert names == {"PATH", "home", "http_proxy", "LD_PRELOAD"}
+
+
+def test_a_failing_store_answers_503_and_recovers(serve):
+    """When the run store cannot write, a new run gets a 503 problem, not a crash."""
+    srv = serve()
+    store = srv.executor.store
+    real_write = store.write
+    calls = []
+
+    async def broken_write(runs, events):
+        calls.append(1)
+        raise StoreError("disk full (simulated)")
+
+    store.write = broken_write
+    try:
+        with srv.client() as c:
+            r = c.post("/py/echo?rg=a", headers={"Prefer": "respond-async"})
+    finally:
+        store.write = real_write
+    assert calls
+    assert r.status_code == 503
+    assert r.json()["detail"] == "disk full (simulated)"
+    with srv.client() as c:
+        assert c.post("/py/echo?rg=a", headers={"Prefer": "wait"}).status_code == 200

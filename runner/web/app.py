@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runner.errors import ParameterError, RequestError
+from runner.errors import ParameterError, RequestError, StoreError
 from runner.executor import Executor
 from runner.web import jobs, problems, runs
 
@@ -65,6 +65,11 @@ async def catalogue(request: Request) -> Response:
 async def on_request_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, RequestError | ParameterError):
         return problems.from_error(exc)
+    if isinstance(exc, StoreError):
+        log.error("run store failure: %s", exc)
+        return problems.problem(
+            503, "Run store unavailable", str(exc), headers={"Retry-After": "5"}
+        )
     raise exc  # pragma: no cover - only registered for these types
 
 
@@ -101,6 +106,7 @@ def build_app(executor: Executor, *, hsts: bool = False, manage_executor: bool =
         exception_handlers={
             RequestError: on_request_error,
             ParameterError: on_request_error,
+            StoreError: on_request_error,
             404: _not_found,
             405: _not_allowed,
         },
