@@ -42,7 +42,9 @@ def test_runs_with_one_lock_key_never_overlap(serve):
     srv = serve(max_running=8)
     with srv.client() as c:
         ids = [
-            c.post("/py/sleep?seconds=0.3&key=same", headers={"Prefer": "respond-async"}).json()["id"]
+            c.post("/py/sleep?seconds=0.3&key=same", headers={"Prefer": "respond-async"}).json()[
+                "id"
+            ]
             for _ in range(3)
         ]
         other = c.post("/py/sleep?seconds=0.3&key=other", headers={"Prefer": "respond-async"})
@@ -87,7 +89,10 @@ def test_timeout_ends_a_python_run_as_timed_out(serve):
     assert "cleaning up after cancel" in lines
     assert RESULT.match(lines[-1]).group(2, 3) == ("timed_out", "124")
     assert too_long.status_code == 422
-    assert too_long.json()["errors"][0] == {"name": "_timeout", "reason": "at most 30 seconds for this job"}
+    assert too_long.json()["errors"][0] == {
+        "name": "_timeout",
+        "reason": "at most 30 seconds for this job",
+    }
 
 
 def test_server_ceiling_caps_every_job(serve):

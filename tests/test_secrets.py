@@ -19,7 +19,9 @@ def test_a_secret_appears_nowhere(serve, caplog):
     with srv.client() as c:
         text = c.post("/py/secret", params={"user": "ann", "pw": SECRET})
         sse = c.post(
-            "/py/secret", data={"user": "bob", "pw": SECRET}, headers={"Accept": "text/event-stream"}
+            "/py/secret",
+            data={"user": "bob", "pw": SECRET},
+            headers={"Accept": "text/event-stream"},
         )
         script = c.post("/sh/echo", params={"token": SECRET, "name": "x"})
         bad = c.post("/py/secret", params={"user": "a\x00", "pw": SECRET})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,6 @@ def _run(job: str = "a/b", state: str = "queued", created: float | None = None) 
         created=created if created is not None else time.time(),
         timeout=60,
     )
-
 
 
 def test_write_then_read_back_runs_and_events(store):
@@ -76,7 +75,10 @@ def test_a_batch_is_all_or_nothing(store):
 
 def test_list_filters_and_pages_newest_first(store):
     """list_runs filters by job and states and pages with an id cursor."""
-    runs = [_run(job="j/one" if i % 2 else "j/two", state="succeeded" if i < 3 else "queued") for i in range(5)]
+    runs = [
+        _run(job="j/one" if i % 2 else "j/two", state="succeeded" if i < 3 else "queued")
+        for i in range(5)
+    ]
     asyncio.run(store.write(runs, []))
     newest = asyncio.run(store.list_runs(limit=2))
     assert [r.id for r in newest] == [runs[4].id, runs[3].id]
@@ -93,9 +95,7 @@ def test_prune_removes_old_finished_runs_only(store):
     old_queued = _run(state="queued", created=100.0)
     new_done = _run(state="succeeded")
     asyncio.run(
-        store.write(
-            [old_done, old_queued, new_done], [Event(old_done.id, 1, "output", "x", 1.0)]
-        )
+        store.write([old_done, old_queued, new_done], [Event(old_done.id, 1, "output", "x", 1.0)])
     )
     assert asyncio.run(store.prune(created_before=1000.0)) == 1
     assert asyncio.run(store.get(old_done.id)) is None

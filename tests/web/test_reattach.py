@@ -11,7 +11,10 @@ from tests.conftest import done_of, parse_sse
 def _read_some(srv, path: str, headers: dict[str, str], n_events: int) -> str:
     """Read a stream until ``n_events`` frames arrived, then drop the connection."""
     text = ""
-    with srv.client() as c, c.stream("POST" if not path.startswith("/_") else "GET", path, headers=headers) as r:
+    with (
+        srv.client() as c,
+        c.stream("POST" if not path.startswith("/_") else "GET", path, headers=headers) as r,
+    ):
         for chunk in r.iter_text():
             text += chunk
             if text.count("\n\n") >= n_events:
@@ -31,7 +34,9 @@ def test_reattach_after_disconnect_misses_and_repeats_nothing(serve):
     # The run goes on without its caller.
     with srv.client() as c:
         assert c.get(f"/_runs/{run_id}").json()["state"] in ("running", "succeeded")
-        rest = parse_sse(c.get(f"/_runs/{run_id}/events", headers={"Last-Event-ID": str(last)}).text)
+        rest = parse_sse(
+            c.get(f"/_runs/{run_id}/events", headers={"Last-Event-ID": str(last)}).text
+        )
     ids = [e["id"] for e in seen] + [e["id"] for e in rest]
     assert ids == list(range(1, ids[-1] + 1))
     lines = [e["data"] for e in seen + rest if e["event"] == "output"]
@@ -60,7 +65,9 @@ def test_live_followers_each_get_every_event(serve):
         run_id = c.post(
             "/py/lines?n=200&every=20&pause=0.02", headers={"Prefer": "respond-async"}
         ).json()["id"]
-        streams = [c.get(f"/_runs/{run_id}/events", headers={"Last-Event-ID": str(k)}) for k in (0, 3)]
+        streams = [
+            c.get(f"/_runs/{run_id}/events", headers={"Last-Event-ID": str(k)}) for k in (0, 3)
+        ]
     for k, r in zip((0, 3), streams, strict=True):
         ids = [e["id"] for e in parse_sse(r.text)]
         assert ids == list(range(k + 1, ids[-1] + 1))
@@ -117,7 +124,9 @@ def test_heartbeat_comments_keep_idle_streams_alive(serve):
     """An SSE stream with nothing to say sends comment lines (heartbeat 1 s in tests)."""
     srv = serve()
     with srv.client() as c:
-        run_id = c.post("/py/sleep?seconds=2.5&key=hb", headers={"Prefer": "respond-async"}).json()["id"]
+        run_id = c.post("/py/sleep?seconds=2.5&key=hb", headers={"Prefer": "respond-async"}).json()[
+            "id"
+        ]
         with c.stream("GET", f"/_runs/{run_id}/events", headers={"Last-Event-ID": "3"}) as r:
             text = ""
             for chunk in r.iter_text():
@@ -126,4 +135,3 @@ def test_heartbeat_comments_keep_idle_streams_alive(serve):
                     break
         c.post(f"/_runs/{run_id}/cancel")
     assert ": ping" in text
-
