@@ -1,0 +1,20 @@
+"""Start a virtual machine (from stopped or deallocated) and wait until it runs."""
+
+from __future__ import annotations
+
+from runner.api import Context
+from runner.azure.naming import ResourceGroupName, VmName
+from runner.azure.operations import START, Operations
+
+LOCK = "rg:{rg}"
+TIMEOUT = 900
+
+
+async def run(ctx: Context, rg: ResourceGroupName, vmname: VmName) -> None:
+    az = await ctx.azure()
+    vms = az.compute.virtual_machines
+    ops = Operations(ctx)
+    await ops.run(START, f"virtual machine {vmname}", lambda: vms.begin_start(rg, vmname))
+    view = await vms.instance_view(rg, vmname)
+    power = [s.display_status for s in view.statuses or [] if (s.code or "").startswith("Power")]
+    ctx.print(f"{vmname}: {', '.join(p or '' for p in power) or 'state unknown'}")
