@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ROOT, Served, done_of, parse_sse
+from tests.conftest import ROOT, TEST_JOBS, Served, done_of, parse_sse
 
 ASYNC = {"Prefer": "respond-async"}
 # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
@@ -259,3 +259,35 @@ def test_serve_start_failure_message_is_one_readable_block(tmp_path):
     assert first.startswith("runner: cannot serve these jobs")
     with pytest.raises(json.JSONDecodeError):
         json.loads(first)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: recover() marks every 'running' run interrupted, even one a live `runner run` "
+    "on the same state dir owns; that CLI then cannot store its end and hangs",
+)
+def test_a_server_starting_leaves_a_live_runner_run_on_its_state_dir_alone(tmp_path, server):
+    """A server started while `runner run` runs on the same state dir does not interrupt it."""
+    state = tmp_path / "shared"
+    cmd = [sys.executable, "-m", "runner", "run", "py/sleep", "seconds=1"]
+    cmd += ["--state-dir", str(state), "--jobs", str(TEST_JOBS)]
+    env = {**os.environ, "RUNNER_BUILTIN_JOBS": "false", "RUNNER_LOG_FORMAT": "json"}
+    cli = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, cwd=ROOT, env=env
+    )
+    with cli:
+        assert cli.stdout is not None
+        assert cli.stdout.readline().startswith(b"start ")
+        srv = server(state)
+        try:
+            _, err = cli.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            cli.kill()
+            cli.communicate()
+            pytest.fail("`runner run` hung once the server had marked its run interrupted")
+    assert cli.returncode == 0, err
+    with srv.client() as c:
+        (run,) = c.get("/_runs").json()["runs"]
+        events = parse_sse(c.get(f"/_runs/{run['id']}/events").text)
+    assert run["state"] == "succeeded"
+    assert done_of(events)["state"] == "succeeded"
