@@ -26,7 +26,7 @@ from runner.azure.naming import (
     VmName,
     VmSize,
 )
-from runner.azure.operations import CREATE, Operations, find
+from runner.azure.operations import CREATE, Operations, find, needs_role
 from runner.azure.vm_layout import VmLayout
 
 LOCK = "rg:{rg}"
@@ -80,73 +80,77 @@ async def run(
     port = 3389 if ref.windows else 22
     label = layout.labels(port)
 
-    group = await find(lambda: groups.get(rg))
-    where = location or (group.location if group is not None else az.location)
-    plan = list(label.values())
-    if group is None:
-        plan.insert(0, f"resource group {rg}")
-    ops = Operations(ctx, plan=plan)
-    ctx.print(f"vm/create {vmname} in {rg} ({where}): {ref}, {size}, admin {admin}")
-    try:
+    scope = f"/subscriptions/{az.subscription_id}/resourceGroups/{rg}"
+    with needs_role(ctx, "Contributor", scope):
+        group = await find(lambda: groups.get(rg))
+        where = location or (group.location if group is not None else az.location)
+        plan = list(label.values())
         if group is None:
-            body = ResourceGroup({"location": where})
-            group = await ops.call(
-                CREATE, f"resource group {rg}", lambda: groups.create_or_update(rg, body)
+            plan.insert(0, f"resource group {rg}")
+        ops = Operations(ctx, plan=plan)
+        ctx.print(f"vm/create {vmname} in {rg} ({where}): {ref}, {size}, admin {admin}")
+        try:
+            if group is None:
+                body = ResourceGroup({"location": where})
+                group = await ops.call(
+                    CREATE, f"resource group {rg}", lambda: groups.create_or_update(rg, body)
+                )
+            elif group.location != where:
+                ctx.print(
+                    f"note: resource group {rg} is in {group.location}; the VM goes to {where}"
+                )
+            vnet, nsg, ip = await ops.parallel(
+                ops.run(
+                    CREATE,
+                    label["vnet"],
+                    lambda: net.virtual_networks.begin_create_or_update(
+                        rg, layout.vnet, VirtualNetwork(layout.vnet_body(where))
+                    ),
+                ),
+                ops.run(
+                    CREATE,
+                    label["nsg"],
+                    lambda: net.network_security_groups.begin_create_or_update(
+                        rg, layout.nsg, NetworkSecurityGroup(layout.nsg_body(where, port))
+                    ),
+                ),
+                ops.run(
+                    CREATE,
+                    label["ip"],
+                    lambda: net.public_ip_addresses.begin_create_or_update(
+                        rg, layout.ip, PublicIPAddress(layout.ip_body(where))
+                    ),
+                ),
             )
-        elif group.location != where:
-            ctx.print(f"note: resource group {rg} is in {group.location}; the VM goes to {where}")
-        vnet, nsg, ip = await ops.parallel(
-            ops.run(
+            subnet_id = f"{vnet.id}/subnets/{layout.subnet}"
+            nic_body = NetworkInterface(layout.nic_body(where, subnet_id, str(nsg.id), str(ip.id)))
+            nic = await ops.run(
                 CREATE,
-                label["vnet"],
-                lambda: net.virtual_networks.begin_create_or_update(
-                    rg, layout.vnet, VirtualNetwork(layout.vnet_body(where))
-                ),
-            ),
-            ops.run(
-                CREATE,
-                label["nsg"],
-                lambda: net.network_security_groups.begin_create_or_update(
-                    rg, layout.nsg, NetworkSecurityGroup(layout.nsg_body(where, port))
-                ),
-            ),
-            ops.run(
-                CREATE,
-                label["ip"],
-                lambda: net.public_ip_addresses.begin_create_or_update(
-                    rg, layout.ip, PublicIPAddress(layout.ip_body(where))
-                ),
-            ),
-        )
-        subnet_id = f"{vnet.id}/subnets/{layout.subnet}"
-        nic_body = NetworkInterface(layout.nic_body(where, subnet_id, str(nsg.id), str(ip.id)))
-        nic = await ops.run(
-            CREATE,
-            label["nic"],
-            lambda: net.network_interfaces.begin_create_or_update(rg, layout.nic, nic_body),
-        )
-        vm_body = VirtualMachine(
-            layout.vm_body(
-                where,
-                size=size,
-                image=ref,
-                admin=admin,
-                nic_id=str(nic.id),
-                password=pw.get_secret_value() if pw is not None else None,
-                ssh_key=ssh_key,
+                label["nic"],
+                lambda: net.network_interfaces.begin_create_or_update(rg, layout.nic, nic_body),
             )
-        )
-        vm = await ops.run(
-            CREATE,
-            label["vm"],
-            lambda: compute.virtual_machines.begin_create_or_update(rg, vmname, vm_body),
-        )
-    except asyncio.CancelledError:
-        _account(ctx, ops, rg, vmname, f"cancelled after {ops.elapsed():.1f} s")
-        raise
-    except Exception:
-        _account(ctx, ops, rg, vmname, f"stopped by an error after {ops.elapsed():.1f} s")
-        raise
+            vm_body = VirtualMachine(
+                layout.vm_body(
+                    where,
+                    size=size,
+                    image=ref,
+                    admin=admin,
+                    nic_id=str(nic.id),
+                    password=pw.get_secret_value() if pw is not None else None,
+                    ssh_key=ssh_key,
+                )
+            )
+            vm = await ops.run(
+                CREATE,
+                label["vm"],
+                lambda: compute.virtual_machines.begin_create_or_update(rg, vmname, vm_body),
+            )
+        except asyncio.CancelledError:
+            _account(ctx, ops, rg, vmname, f"cancelled after {ops.elapsed():.1f} s")
+            raise
+        except Exception:
+            _account(ctx, ops, rg, vmname, f"stopped by an error after {ops.elapsed():.1f} s")
+            raise
 
     address = ip.properties.ip_address if ip.properties else None
     ctx.print("")

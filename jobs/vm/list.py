@@ -18,6 +18,11 @@ def _group_of(resource_id: str) -> str:
     return parts[4] if len(parts) > 4 else ""
 
 
+def _size(value: object) -> str | None:
+    # The SDK gives known sizes as an enum member; show the ARM string.
+    return None if value is None else str(getattr(value, "value", value))
+
+
 async def run(ctx: Context, rg: ResourceGroupName | None = None, as_json: bool = False) -> None:
     az = await ctx.azure()
     vms_api = az.compute.virtual_machines
@@ -39,7 +44,7 @@ async def run(ctx: Context, rg: ResourceGroupName | None = None, as_json: bool =
             "name": vm.name,
             "resource_group": _group_of(vm.id or ""),
             "location": vm.location,
-            "size": vm.properties.hardware_profile.vm_size
+            "size": _size(vm.properties.hardware_profile.vm_size)
             if vm.properties and vm.properties.hardware_profile
             else None,
             "power": state.result(),

@@ -19,8 +19,9 @@ leaves no un-awaited SDK coroutine behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -38,7 +39,9 @@ __all__ = [
     "Operations",
     "Step",
     "Verb",
+    "authorization_failed",
     "find",
+    "needs_role",
 ]
 
 T = TypeVar("T")
@@ -122,7 +125,10 @@ class Operations:
                 while not waiting.done():
                     await asyncio.wait({waiting}, timeout=self.every)
                     if not waiting.done():
-                        self.ctx.print(f"  … {verb.doing} {what}: {step.seconds:.0f} s")
+                        # A status event: text mode and the log show it as a `runner:` line.
+                        self.ctx.progress(
+                            f"{verb.doing} {what}: {step.seconds:.0f} s", self._percent()
+                        )
             finally:
                 waiting.cancel()  # no-op once done; stops polling if we were cancelled
             result = waiting.result()
@@ -148,14 +154,12 @@ class Operations:
         step = Step(verb, what)
         self.steps.append(step)
         self.ctx.print(f"{verb.doing} {what} …")
-        self.ctx.progress(f"{verb.doing} {what}", self._percent())
         return step
 
     def _end(self, step: Step, resource_id: Any) -> None:
         step.state, step.finished = DONE, time.monotonic()
         step.resource_id = resource_id if isinstance(resource_id, str) else None
         self.ctx.print(f"{step.verb.done} {step.what} ({_seconds(step.seconds)})")
-        self.ctx.progress(f"{step.verb.done} {step.what}", self._percent())
 
     def _fail(self, step: Step, exc: BaseException) -> None:
         step.finished = time.monotonic()
@@ -245,3 +249,29 @@ async def find(fetch: Callable[[], Awaitable[T]]) -> T | None:
         return await fetch()
     except ResourceNotFoundError:
         return None
+
+
+def authorization_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` is ARM's 403 AuthorizationFailed (a role the identity lacks)."""
+    from azure.core.exceptions import HttpResponseError
+
+    error = getattr(exc, "error", None) if isinstance(exc, HttpResponseError) else None
+    return getattr(error, "code", None) == "AuthorizationFailed"
+
+
+@contextlib.contextmanager
+def needs_role(ctx: Context, role: str, scope: str) -> Iterator[None]:
+    """Add what a job needs as a whole when Azure refuses one of its calls.
+
+    ARM names the first action refused (often a read, for which Reader would do); a job
+    that goes on to write needs more, and only the job knows it.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if authorization_failed(exc):
+            ctx.error(
+                f"{ctx.job} needs the {role} role on {scope} (or on the subscription): "
+                "grant that rather than the narrower role suggested below."
+            )
+        raise
