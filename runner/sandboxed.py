@@ -22,6 +22,11 @@ def start(settings: Settings, stack: contextlib.ExitStack) -> tuple[Settings, Sa
     """Start the sandbox in a thread (stopped when ``stack`` closes); return new settings."""
     sandbox = Sandbox(settings.state_dir / "sandbox")
     stack.enter_context(sandbox.in_thread())
+    if settings.sandbox_latency > 0:
+        x = settings.sandbox_latency
+        sandbox.controls.set_latency(
+            {"Microsoft.Network/*": x, "Microsoft.Compute/virtualMachines": 5 * x}
+        )
     # azure-identity reads its endpoint from the environment, as on Azure itself.
     saved = {name: os.environ.get(name) for name in IDENTITY_ENV_VARS}
     for name in IDENTITY_ENV_VARS:

@@ -78,6 +78,9 @@ class Settings:
     identity_retry_total: int = 3
     # Bring the emulated Azure up in this process and point identity and ARM at it.
     sandbox: bool = False
+    # Seconds a sandbox network resource takes to provision (a VM: five times as long);
+    # 0 = at once. Makes a demo's streamed progress look like Azure's.
+    sandbox_latency: float = 0.0
 
     def __post_init__(self) -> None:
         problems = []

@@ -1,8 +1,10 @@
-"""The quick start's first command (`make demo`): serve, run a job over HTTPS, show how.
+"""The quick start's first command (`make demo`): create a VM through the runner, live.
 
-Starts `runner serve` on loopback with TLS (a self-signed certificate generated into the
-demo's state dir), POSTs the main job with curl exactly as a user would, streaming its
-output to this terminal, prints the curl line to do it again, then stops the server.
+Starts `runner serve --sandbox` on loopback: TLS with a self-signed certificate generated
+into the demo's state dir, and the emulated Azure in the same process (managed identity
+and ARM over HTTPS, with Azure-like provisioning times). Then POSTs `vm/create` with curl
+exactly as a user would, streams the deployment to this terminal, prints the curl line to
+do it again, and stops the server.
 """
 
 from __future__ import annotations
@@ -19,16 +21,20 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".runner-demo"
-JOBS = ROOT / "examples" / "jobs"
-JOB = "demo/hello?name=demo&times=5"
+JOB = "vm/create?vmname=demo-vm&rg=demo&pw=Demo-Passw0rd-2026"
 
 
 def main() -> int:
     # The server's own lifecycle lines would interleave with the job's output here.
-    env = {**os.environ, "RUNNER_LOG_FORMAT": "text", "RUNNER_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "RUNNER_LOG_FORMAT": "text",
+        "RUNNER_LOG_LEVEL": "warning",
+        "RUNNER_SANDBOX_LATENCY": "0.5",
+    }
     cmd = [
         sys.executable, "-m", "runner", "serve",
-        "--port", "0", "--state-dir", str(STATE), "--jobs", str(JOBS),
+        "--sandbox", "--port", "0", "--state-dir", str(STATE),
     ]  # fmt: skip
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     try:
@@ -51,7 +57,8 @@ def main() -> int:
                     print("the server never became ready", file=sys.stderr)
                     return 1
                 time.sleep(0.1)
-        print(f"runner is serving on {url} (TLS, certificate {cacert})\n")
+        print(f"runner is serving on {url} (TLS, certificate {cacert}),")
+        print("deploying to the sandbox (emulated Azure) as its managed identity\n")
         again = f"curl --cacert {cacert} -X POST '{url}/{JOB}'"
         print(f"$ {again}", flush=True)
         if shutil.which("curl"):
@@ -76,11 +83,12 @@ def main() -> int:
                 for line in r.iter_lines():
                     print(line, flush=True)
         print(
-            "\nTo do it again: `.venv/bin/runner serve --jobs examples/jobs --state-dir "
-            f"{STATE.relative_to(ROOT)}` in one terminal, "
-            f"then\n  {again.replace(url, 'https://127.0.0.1:8443')}\n"
+            "\nTo do it again: `.venv/bin/runner serve --sandbox --state-dir "
+            f"{STATE.relative_to(ROOT)}` in one terminal, then\n"
+            f"  {again.replace(url, 'https://127.0.0.1:8443')}\n"
             "Live events: add -H 'Accept: text/event-stream'; "
-            "fire and forget: -H 'Prefer: respond-async'."
+            "fire and forget: -H 'Prefer: respond-async'; "
+            "on Azure: the same URL, without --sandbox."
         )
         return code
     finally:
