@@ -65,6 +65,7 @@ def test_run_prints_output_lines_on_stdout_and_exits_0(tmp_path):
 @pytest.mark.parametrize(
     ("args", "code"),
     [(("py/fail", "how=joberror"), 3), (("py/fail", "how=code"), 7), (("sh/echo", "code=5"), 5)],
+    ids=["joberror", "returned-code", "script"],
 )
 def test_run_exits_with_the_jobs_own_exit_code(tmp_path, args, code):
     """A failing run's exit code is the job's: a JobError's code, a returned code, a script's."""
