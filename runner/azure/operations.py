@@ -64,6 +64,9 @@ START = Verb("starting", "started")
 DEALLOCATE = Verb("deallocating", "deallocated")
 POWER_OFF = Verb("stopping", "stopped")
 
+# Seconds between "still creating …: 35 s" progress events of a running step.
+PROGRESS_EVERY = 5.0
+
 # Step states.
 RUNNING, DONE, FAILED, ABANDONED = "running", "done", "failed", "abandoned"
 
@@ -100,9 +103,11 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
 class Operations:
     """The steps of one run: progress lines, parallel groups, and what was left behind."""
 
-    def __init__(self, ctx: Context, *, plan: list[str] | None = None, every: float = 5.0) -> None:
+    def __init__(
+        self, ctx: Context, *, plan: list[str] | None = None, every: float | None = None
+    ) -> None:
         self.ctx = ctx
-        self.every = every
+        self.every = PROGRESS_EVERY if every is None else every
         self.plan = list(plan or [])
         self.steps: list[Step] = []
         self.began = time.monotonic()
