@@ -172,9 +172,10 @@ class Operations:
             step.state = ABANDONED
         else:
             step.state = FAILED
+            # The code only: the runner explains the error itself when the run ends.
+            code = getattr(getattr(exc, "error", None), "code", None) or type(exc).__name__
             self.ctx.error(
-                f"failed {step.verb.doing} {step.what} after {_seconds(step.seconds)}: "
-                f"{_first_line(exc)}"
+                f"failed {step.verb.doing} {step.what} after {_seconds(step.seconds)} ({code})"
             )
 
     def _percent(self) -> float | None:
