@@ -45,6 +45,8 @@ class Job:
     spec: ParamSpec | None = None  # Python jobs only
     func: Any = None  # Python jobs: the ``run`` coroutine function
     script_secrets: frozenset[str] = frozenset()  # script jobs: ``# runner-secret:`` names
+    # Python jobs: ``check(params) -> {name: reason}`` for rules across parameters.
+    check: Any = None
 
     @property
     def lock_fields(self) -> tuple[str, ...]:
@@ -209,7 +211,10 @@ def _load_python(path: str, file: Path) -> Job:
         unknown = [f for f in lock_fields(lock) if f not in spec.names]
         if unknown:
             raise JobLoadError(f"{file}: LOCK uses unknown parameters: {', '.join(unknown)}")
-    return Job(path, file, "python", doc, timeout, lock, spec, func)
+    check = getattr(module, "check", None)
+    if check is not None and (not callable(check) or inspect.iscoroutinefunction(check)):
+        raise JobLoadError(f"{file}: check must be a plain function check(params) -> dict")
+    return Job(path, file, "python", doc, timeout, lock, spec, func, check=check)
 
 
 def _load_script(path: str, file: Path) -> Job:

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner import scripts
+from runner import owner, scripts
 from runner.catalogue import Catalogue, Job
 from runner.context import Context, Services, masker
 from runner.errors import (
@@ -113,6 +113,9 @@ class Executor:
         self.running: dict[str, Active] = {}
         self.locks: set[str] = set()
         self.draining = False
+        self._hurry = asyncio.Event()
+        # This executor's id on the runs it owns (see runner.owner).
+        self.owner = owner.claim()
         self._avg_duration = 1.0
         self._pruner: asyncio.Task[None] | None = None
 
@@ -161,6 +164,13 @@ class Executor:
                 values = job.spec.validate(raw)
             except ParameterError as exc:
                 raise ParameterError(job.path, problems + exc.problems) from None
+            if job.check is not None:
+                # Rules across parameters (exactly one of pw/ssh_key…): still a 422.
+                found = job.check(dict(values)) or {}
+                if found:
+                    raise ParameterError(
+                        job.path, [ParameterProblem(n, r) for n, r in found.items()]
+                    )
             recorded = job.spec.redact(values)
             secrets = job.spec.secret_values(values)
         else:
@@ -208,6 +218,7 @@ class Executor:
             timeout=sub.timeout,
             lock_key=sub.lock_key,
             had_secrets=bool(sub.secrets),
+            owner=self.owner,
         )
         active = Active(run, sub)
         self.journal.open(run)
@@ -216,7 +227,8 @@ class Executor:
         try:
             await self.journal.sync()
         except Exception:
-            self.journal.channels.pop(run.id, None)
+            # Refused to the caller: the run must not be written later, when the store heals.
+            self.journal.discard(run.id)
             raise
         log.info("%s queued", self._label(run), extra={"run_id": run.id, "event": "queued"})
         self.queue[run.id] = active
@@ -397,6 +409,8 @@ class Executor:
         """Runs found running are ``interrupted``; queued ones are queued again."""
         now = time.time()
         for run in await self.store.list_runs(states=[RUNNING], limit=1_000_000):
+            if owner.alive(run.owner):
+                continue  # a live process (`runner run` in a terminal) still runs it
             run.state, run.finished = INTERRUPTED, now
             run.reason = "the runner process stopped while this run was running"
             body = {"state": INTERRUPTED, "exit_code": None, "duration": run.duration}
@@ -405,6 +419,9 @@ class Executor:
             log.warning("%s interrupted", self._label(run), extra={"run_id": run.id})
         queued = await self.store.list_runs(states=[QUEUED], limit=1_000_000)
         for run in reversed(queued):  # oldest first
+            if owner.alive(run.owner):
+                continue  # queued in another live process: it will run it
+            run.owner = self.owner
             why = self._resume_problem(run)
             if why is None:
                 job = self.catalogue.get(run.job)
@@ -419,6 +436,7 @@ class Executor:
                 self.journal.emit(run, EV_DONE, json.dumps(body))
                 continue
             self.journal.open(run)
+            self.journal.save(run)  # records the new owner
             self.queue[run.id] = Active(run, sub)
             log.info("%s queued again after restart", self._label(run), extra={"run_id": run.id})
         await self.journal.sync()
@@ -455,8 +473,11 @@ class Executor:
         log.info("draining: %d running, %d queued", len(running), len(self.queue))
         if running:
             waiters = [asyncio.ensure_future(a.done.wait()) for a in running]
-            _, pending = await asyncio.wait(waiters, timeout=deadline)
-            for w in pending:
+            # A second signal (hurry) ends the wait early; the runs are cancelled below.
+            hurry = asyncio.ensure_future(self._hurry.wait())
+            all_done = asyncio.ensure_future(asyncio.wait(waiters))
+            await asyncio.wait([all_done, hurry], timeout=deadline, return_when="FIRST_COMPLETED")
+            for w in [*waiters, hurry, all_done]:
                 w.cancel()
         for active in list(self.running.values()):
             await self.cancel(
@@ -465,11 +486,16 @@ class Executor:
             )
         await self.journal.sync()
 
+    def hurry(self) -> None:
+        """End a drain's wait now: running runs are cancelled and recorded at once."""
+        self._hurry.set()
+
     async def close(self) -> None:
         if self._pruner is not None:
             self._pruner.cancel()
         for active in list(self.running.values()):
             await self.cancel(active.run.id, "the runner stopped")
         await self.journal.sync()
+        owner.release(self.owner)
         if self.services is not None:
             await self.services.close()

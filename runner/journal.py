@@ -67,8 +67,10 @@ class Journal:
         self._events: list[Event] = []
         self._runs: dict[str, RunRecord] = {}
         self._flushing: asyncio.Task[None] | None = None
-        self._dirty = asyncio.Event()
-        self.failed: BaseException | None = None
+        # sync(): how many changes were emitted, and how many of them are committed.
+        self._emitted = 0
+        self._committed = 0
+        self._syncers: list[tuple[int, asyncio.Future[BaseException | None]]] = []
 
     def open(self, run: RunRecord) -> None:
         """Start live tracking of a run (before its first event)."""
@@ -89,34 +91,70 @@ class Journal:
         self._schedule()
 
     def _schedule(self) -> None:
+        self._emitted += 1
         if self._flushing is None:
             self._flushing = asyncio.get_running_loop().create_task(self._flush_loop())
 
     async def sync(self) -> None:
-        """Return once everything emitted so far is committed."""
-        while self._flushing is not None:
-            await asyncio.shield(self._flushing)
-        if self.failed is not None:
-            # Reported once to whoever waits; a store that recovers is used again.
-            failed, self.failed = self.failed, None
+        """Return once everything emitted so far is committed.
+
+        Raises the store's error if a write failed meanwhile (the events stay pending and
+        are written when the store heals).
+        """
+        if self._committed >= self._emitted:
+            return
+        waiter: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        self._syncers.append((self._emitted, waiter))
+        failed = await waiter
+        if failed is not None:
             raise failed
 
     async def _flush_loop(self) -> None:
+        backoff = 0.05
         try:
             while self._events or self._runs:
+                mark = self._emitted
                 events, self._events = self._events, []
                 runs, self._runs = list(self._runs.values()), {}
                 try:
                     await self.store.write(runs, events)
                 except Exception as exc:
-                    # Nothing unstored is ever shown: the batch is dropped from view,
-                    # loudly, and the next sync() raises for whoever waits.
-                    log.exception("store write failed; %d events not recorded", len(events))
-                    self.failed = exc
+                    # Nothing unstored is ever shown, and nothing is dropped: the batch goes
+                    # back in front of what came since and is written when the store heals.
+                    # Followers wait meanwhile; sync() tells its waiters about the failure.
+                    log.error("store write failed (%s); retrying in %.2fs", exc, backoff)
+                    self._events[:0] = events
+                    self._runs = {r.id: r for r in runs} | self._runs
+                    self._resolve(exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
                     continue
+                backoff = 0.05
+                self._committed = mark
                 self._publish(events)
+                self._resolve(None)
         finally:
             self._flushing = None
+
+    def _resolve(self, failed: BaseException | None) -> None:
+        """Wake sync() waiters: all of them on a failure, the covered ones on success."""
+        keep = []
+        for target, waiter in self._syncers:
+            if waiter.done():
+                continue
+            if failed is not None:
+                waiter.set_result(failed)
+            elif target <= self._committed:
+                waiter.set_result(None)
+            else:
+                keep.append((target, waiter))
+        self._syncers = keep
+
+    def discard(self, run_id: str) -> None:
+        """Forget a run that was refused before anyone saw it (its writes failed)."""
+        self._events = [e for e in self._events if e.run_id != run_id]
+        self._runs.pop(run_id, None)
+        self.channels.pop(run_id, None)
 
     def _publish(self, events: list[Event]) -> None:
         for run_id, group in itertools.groupby(events, key=lambda e: e.run_id):

@@ -56,6 +56,8 @@ class RunRecord:
     last_event: int = 0
     # Set when a secret was given: a queued run then cannot be resumed after a restart.
     had_secrets: bool = False
+    # The process running (or queueing) it: see runner.owner.
+    owner: str = ""
 
     @property
     def duration(self) -> float | None:

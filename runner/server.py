@@ -118,6 +118,7 @@ class RunnerServer(uvicorn.Server):
         self.executor = executor
         self.drain_timeout = drain_timeout
         self._drain: asyncio.Task[None] | None = None
+        self._signals = 0
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -125,9 +126,17 @@ class RunnerServer(uvicorn.Server):
         await super().startup(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self._drain is None and self._loop is not None and not self.should_exit:
-            self._loop.call_soon_threadsafe(self._begin_drain, sig, frame)
-            return
+        if self._loop is not None and not self.should_exit:
+            self._signals += 1
+            if self._signals == 1:
+                self._loop.call_soon_threadsafe(self._begin_drain, sig, frame)
+                return
+            if self._signals == 2:
+                # Second signal: stop waiting for runs; the drain still cancels and records
+                # them, and followers still get their `done`, before the server stops.
+                self._loop.call_soon_threadsafe(self.executor.hurry)
+                return
+        # A third signal: stop now, whatever is still running.
         super().handle_exit(sig, frame)
 
     def _begin_drain(self, sig: int, frame: FrameType | None) -> None:

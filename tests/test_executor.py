@@ -216,3 +216,30 @@ def test_a_failing_store_answers_503_and_recovers(serve):
     assert r.json()["detail"] == "disk full (simulated)"
     with srv.client() as c:
         assert c.post("/py/echo?rg=a", headers={"Prefer": "wait"}).status_code == 200
+
+
+def test_lines_written_while_the_store_fails_are_kept_and_stored_when_it_heals(serve):
+    """A store outage mid-run loses no line: followers wait, then get every line once."""
+    srv = serve()
+    store = srv.executor.store
+    real_write = store.write
+    failures = []
+
+    async def broken_write(runs, events):
+        failures.append(len(events))
+        raise StoreError("database is locked (simulated)")
+
+    with srv.client() as c:
+        run_id = c.post(
+            "/py/lines?n=40&every=4&pause=0.05", headers={"Prefer": "respond-async"}
+        ).json()["id"]
+        time.sleep(0.1)
+        store.write = broken_write
+        time.sleep(0.4)
+        store.write = real_write
+        events = parse_sse(c.get(f"/_runs/{run_id}/events").text)
+    assert failures, "the outage did not overlap the run"
+    lines = [e["data"] for e in events if e["event"] == "output"]
+    assert lines == [f"line {i}" for i in range(1, 41)]
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    assert done_of(events)["state"] == "succeeded"

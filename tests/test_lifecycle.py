@@ -167,11 +167,6 @@ def test_sigterm_cancels_a_run_longer_than_the_drain_deadline_and_records_why(se
     assert done_of(replayed) == done
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: a second SIGTERM during a drain lets uvicorn stop first, cutting SSE streams "
-    "without `done`; runs are cancelled only at lifespan shutdown, after the streams are gone",
-)
 def test_a_second_sigterm_stops_at_once_and_followers_still_get_done(server):
     """A second SIGTERM skips the drain: the run is cancelled, followers get `done`, exit fast."""
     srv = server(None, env={"RUNNER_DRAIN_TIMEOUT": "30"})
@@ -290,11 +285,6 @@ def test_serve_start_failure_message_is_one_readable_block(tmp_path):
         json.loads(first)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: recover() marks every 'running' run interrupted, even one a live `runner run` "
-    "on the same state dir owns; that CLI then cannot store its end and hangs",
-)
 def test_a_server_starting_leaves_a_live_runner_run_on_its_state_dir_alone(tmp_path, server):
     """A server started while `runner run` runs on the same state dir does not interrupt it."""
     state = tmp_path / "shared"

@@ -14,9 +14,10 @@ vm/delete removes it.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from runner.api import Context, JobError
-from runner.azure.images import Image, ImageRef, resolve
+from runner.api import Context
+from runner.azure.images import Image, resolve
 from runner.azure.naming import (
     AdminPassword,
     AdminUsername,
@@ -35,21 +36,28 @@ TIMEOUT = 1800
 WINDOWS_NAME_LIMIT = 15
 
 
-def _check_access(vmname: str, image: ImageRef, pw: object, ssh_key: str | None) -> None:
-    """The rules that involve several parameters, checked before any call to Azure."""
+def check(params: dict[str, Any]) -> dict[str, str]:
+    """Rules across parameters, checked with the others before the run exists (422)."""
+    pw, ssh_key, vmname = params.get("pw"), params.get("ssh_key"), params["vmname"]
+    problems: dict[str, str] = {}
     if (pw is None) == (ssh_key is None):
-        raise JobError(
+        problems["pw"] = (
             "give exactly one of pw (an admin password) or ssh_key (an SSH public key, "
             f"e.g. the contents of ~/.ssh/id_ed25519.pub); {'both' if pw else 'neither'} given"
         )
+    try:
+        image = resolve(params["image"])
+    except ValueError as exc:
+        return {**problems, "image": str(exc)}
     if image.windows:
         if ssh_key is not None:
-            raise JobError(f"{image} is a Windows image: give pw, not ssh_key")
+            problems["ssh_key"] = f"{image} is a Windows image: give pw, not ssh_key"
         if len(vmname) > WINDOWS_NAME_LIMIT:
-            raise JobError(
+            problems["vmname"] = (
                 f"a Windows VM name is at most {WINDOWS_NAME_LIMIT} characters; "
                 f"{vmname!r} has {len(vmname)}"
             )
+    return problems
 
 
 async def run(
@@ -73,7 +81,6 @@ async def run(
     from azure.mgmt.resource.resources.models import ResourceGroup
 
     ref = resolve(image)
-    _check_access(vmname, ref, pw, ssh_key)
     az = await ctx.azure()
     net, compute, groups = az.network, az.compute, az.resources.resource_groups
     layout = VmLayout(vmname)

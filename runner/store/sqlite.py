@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS runs (
     exit_code INTEGER,
     reason TEXT,
     last_event INTEGER NOT NULL,
-    had_secrets INTEGER NOT NULL DEFAULT 0
+    had_secrets INTEGER NOT NULL DEFAULT 0,
+    owner TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS runs_job ON runs (job, id);
 CREATE INDEX IF NOT EXISTS runs_state ON runs (state, id);
@@ -48,13 +49,13 @@ CREATE TABLE IF NOT EXISTS events (
 
 _RUN_COLUMNS = (
     "id, job, state, params, caller, created, timeout, lock_key, started, finished, "
-    "exit_code, reason, last_event, had_secrets"
+    "exit_code, reason, last_event, had_secrets, owner"
 )
 _UPSERT = (
-    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
     "ON CONFLICT(id) DO UPDATE SET state=excluded.state, started=excluded.started, "
     "finished=excluded.finished, exit_code=excluded.exit_code, reason=excluded.reason, "
-    "last_event=excluded.last_event, lock_key=excluded.lock_key"
+    "last_event=excluded.last_event, lock_key=excluded.lock_key, owner=excluded.owner"
 )
 
 
@@ -74,6 +75,7 @@ def _row(run: RunRecord) -> tuple[object, ...]:
         run.reason,
         run.last_event,
         int(run.had_secrets),
+        run.owner,
     )
 
 
@@ -93,6 +95,7 @@ def _record(row: sqlite3.Row) -> RunRecord:
         reason=row[11],
         last_event=row[12],
         had_secrets=bool(row[13]),
+        owner=row[14],
     )
 
 
@@ -118,6 +121,9 @@ class SQLiteStore:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+            if "owner" not in columns:  # a store made before owners were recorded
+                db.execute("ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the run store {self.path}: {exc}") from exc
         self.path.chmod(0o600)

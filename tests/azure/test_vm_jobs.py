@@ -174,7 +174,7 @@ def test_bad_parameters_are_all_refused_with_422_before_any_azure_call(azure_rig
 
 
 def test_exactly_one_of_password_and_ssh_key_is_required(azure_rig):
-    """Neither or both of pw and ssh_key fail the run with a clear message and no ARM call."""
+    """Neither or both of pw and ssh_key are a 422 naming the rule; no run, no ARM call."""
     rig = azure_rig()
     with rig.srv.client() as c:
         neither = c.post("/vm/create", params={"rg": "demo", "vmname": "vm1"})
@@ -184,10 +184,19 @@ def test_exactly_one_of_password_and_ssh_key_is_required(azure_rig):
             params={"rg": "demo", "vmname": "a-long-windows-name", "pw": PW,
                     "image": "Win2022Datacenter"},
         )  # fmt: skip
+        runs = c.get("/_runs").json()["runs"]
     for r, word in ((neither, "neither"), (both, "both")):
-        assert _result(r.text)["state"] == "failed", r.text
-        assert "give exactly one of pw" in r.text and f"; {word} given" in r.text
-    assert "a Windows VM name is at most 15 characters" in windows.text
+        assert r.status_code == 422, r.text
+        reason = {e["name"]: e["reason"] for e in r.json()["errors"]}["pw"]
+        assert "give exactly one of pw" in reason and f"; {word} given" in reason
+    assert windows.status_code == 422
+    assert windows.json()["errors"] == [
+        {
+            "name": "vmname",
+            "reason": "a Windows VM name is at most 15 characters; 'a-long-windows-name' has 19",
+        }
+    ]
+    assert runs == []
     assert rig.sandbox.controls.arm_calls == {}
 
 
