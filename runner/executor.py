@@ -230,10 +230,11 @@ class Executor:
             # Refused to the caller: the run must not be written later, when the store heals.
             self.journal.discard(run.id)
             raise
-        log.info("%s queued", self._label(run), extra={"run_id": run.id, "event": "queued"})
         self.queue[run.id] = active
         self._pump()
         if run.id in self.queue:
+            # Logged only when it waits: most runs start at once, and "started" says so.
+            log.info("%s queued", self._label(run), extra={"run_id": run.id, "event": "queued"})
             why = (
                 f"waiting for lock {run.lock_key}"
                 if run.lock_key in self.locks

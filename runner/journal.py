@@ -173,8 +173,11 @@ class Journal:
         (another replica's, later) it polls the store.
         """
         last = after
+        channel = self.channels.get(run_id)
         while True:
-            channel = self.channels.get(run_id)
+            # Once found, the channel is kept: its ring still holds the final batch after
+            # _publish dropped it from self.channels, sparing a re-read from the store.
+            channel = channel or self.channels.get(run_id)
             batch = channel.since(last) if channel is not None else None
             if batch is None:
                 batch = await self.store.events(run_id, last, PAGE)

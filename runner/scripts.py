@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import IO
 
 from runner.context import MAX_LINE
 from runner.errors import ParameterProblem
@@ -74,6 +76,53 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
+class _Child:
+    """A script process started with ``subprocess.Popen`` and awaited through a pidfd.
+
+    Why not ``asyncio.create_subprocess_exec``: under uvloop that forks the whole server
+    (4-10 ms per run for a 60 MB process); Popen uses vfork + exec (under 1 ms). The exit
+    is watched with a pidfd on the loop, so no child-watcher thread is involved.
+    """
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self._code: int | None = None
+
+    async def wait(self) -> int:
+        if self._code is None:
+            pidfd_open = getattr(os, "pidfd_open", None)
+            if pidfd_open is None:  # pragma: no cover - Linux < 5.3 or not Linux
+                while self.popen.poll() is None:  # noqa: ASYNC110 - nothing to wait on
+                    await asyncio.sleep(0.01)
+            else:
+                loop = asyncio.get_running_loop()
+                fd = pidfd_open(self.pid)
+                try:
+                    exited: asyncio.Future[None] = loop.create_future()
+
+                    def readable() -> None:
+                        if not exited.done():
+                            exited.set_result(None)
+
+                    loop.add_reader(fd, readable)
+                    try:
+                        await exited
+                    finally:
+                        loop.remove_reader(fd)
+                finally:
+                    os.close(fd)
+            self._code = self.popen.wait()
+        return self._code
+
+
+async def _reader(pipe: IO[bytes]) -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 20)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    return reader
+
+
 async def run_script(
     file: Path,
     *,
@@ -90,19 +139,20 @@ async def run_script(
     args = [str(file)]
     if body:
         args.append(body.decode("utf-8", "replace"))
-    proc = await asyncio.create_subprocess_exec(
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    popen = subprocess.Popen(  # noqa: ASYNC220 - vfork+exec: cheaper than the loop's spawn
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         env=env,
         cwd=file.parent,
         start_new_session=True,
     )
-    assert proc.stdout is not None and proc.stderr is not None
-    readers = asyncio.gather(
-        _pump(proc.stdout, EV_OUTPUT, emit), _pump(proc.stderr, EV_ERROR, emit)
-    )
+    proc = _Child(popen)
+    if popen.stdout is None or popen.stderr is None:  # pragma: no cover - PIPE was asked
+        raise RuntimeError("script pipes missing")
+    stdout, stderr = await _reader(popen.stdout), await _reader(popen.stderr)
+    readers = asyncio.gather(_pump(stdout, EV_OUTPUT, emit), _pump(stderr, EV_ERROR, emit))
     try:
         code = await proc.wait()
         try:
@@ -124,7 +174,7 @@ async def run_script(
     return code if code >= 0 else 128 - code
 
 
-async def _terminate(proc: asyncio.subprocess.Process, grace: float) -> None:
+async def _terminate(proc: _Child, grace: float) -> None:
     _signal_group(proc.pid, signal.SIGTERM)
     try:
         await asyncio.wait_for(proc.wait(), grace)

@@ -6,7 +6,7 @@ from typing import Any
 
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from runner.catalogue import Job
 from runner.errors import NotFound
@@ -46,7 +46,7 @@ def run_headers(run: RunRecord) -> dict[str, str]:
     return {"X-Run-Id": run.id, "Location": f"/_runs/{run.id}", **NO_STORE}
 
 
-async def start(request: Request) -> Response:
+async def start(request: Request) -> Response | streams.TextStream:
     executor: Executor = request.app.state.executor
     job = lookup(request)
     got = await intake.parse(
@@ -80,11 +80,7 @@ async def start(request: Request) -> Response:
         return PlainTextResponse(
             b"".join(chunks).decode(), status_code=WAIT_STATUS.get(state, 500), headers=headers
         )
-    return StreamingResponse(
-        streams.text_stream(journal, run.id),
-        media_type="text/plain; charset=utf-8",
-        headers=headers,
-    )
+    return streams.TextStream(journal, run.id, headers)
 
 
 def catalogue_json(executor: Executor) -> dict[str, Any]:
