@@ -190,8 +190,13 @@ class Executor:
                 ) from None
         return Submission(job, values, recorded, secrets, run_timeout, lock_key, body)
 
-    async def submit(self, sub: Submission, caller: str) -> RunRecord:
-        """Create the run (durably) and queue it. Raises Unavailable or QueueFull."""
+    async def submit(self, sub: Submission, caller: str, *, durable: bool = True) -> RunRecord:
+        """Create the run and queue it. Raises Unavailable or QueueFull.
+
+        ``durable``: return only once the record is stored (the caller is about to show
+        the id). Without it, the caller must show nothing before the run's first event
+        comes out of ``journal.follow`` — which yields committed events only.
+        """
         if self.draining:
             raise Unavailable(
                 "the runner is shutting down and takes no new runs; retry on another replica",
@@ -223,9 +228,11 @@ class Executor:
         active = Active(run, sub)
         self.journal.open(run)
         self.journal.emit(run, EV_RUN, json.dumps(self._run_event(run)))
-        # The record must exist before anyone is told its id.
+        # The record must exist before anyone is told its id. While the store is failing,
+        # every caller waits for that, so that it gets the 503 instead of a silent wait.
         try:
-            await self.journal.sync()
+            if durable or self.journal.failing:
+                await self.journal.sync()
         except Exception:
             # Refused to the caller: the run must not be written later, when the store heals.
             self.journal.discard(run.id)

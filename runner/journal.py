@@ -71,6 +71,7 @@ class Journal:
         self._emitted = 0
         self._committed = 0
         self._syncers: list[tuple[int, asyncio.Future[BaseException | None]]] = []
+        self.failing = False  # the last write failed: the store is down
 
     def open(self, run: RunRecord) -> None:
         """Start live tracking of a run (before its first event)."""
@@ -125,11 +126,13 @@ class Journal:
                     log.error("store write failed (%s); retrying in %.2fs", exc, backoff)
                     self._events[:0] = events
                     self._runs = {r.id: r for r in runs} | self._runs
+                    self.failing = True
                     self._resolve(exc)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
                 backoff = 0.05
+                self.failing = False
                 self._committed = mark
                 self._publish(events)
                 self._resolve(None)

@@ -58,6 +58,8 @@ class RunRecord:
     had_secrets: bool = False
     # The process running (or queueing) it: see runner.owner.
     owner: str = ""
+    # ``params`` as JSON, made once by the store (they never change after creation).
+    params_json: str = ""
 
     @property
     def duration(self) -> float | None:

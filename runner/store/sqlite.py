@@ -60,11 +60,13 @@ _UPSERT = (
 
 
 def _row(run: RunRecord) -> tuple[object, ...]:
+    if not run.params_json:
+        run.params_json = json.dumps(run.params)
     return (
         run.id,
         run.job,
         run.state,
-        json.dumps(run.params),
+        run.params_json,
         run.caller,
         run.created,
         run.timeout,

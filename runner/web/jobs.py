@@ -55,7 +55,9 @@ async def start(request: Request) -> Response | streams.TextStream:
     mode = intake.choose_mode(request, got.controls)
     sub = executor.prepare(job, got.params, body=got.body, timeout=got.controls.get("_timeout"))
     client = request.client.host if request.client else "unknown"
-    run = await executor.submit(sub, caller=f"http:{client}")
+    # Text mode shows the run id only with its first stored event; the rest wait for the
+    # record to be stored before answering.
+    run = await executor.submit(sub, caller=f"http:{client}", durable=mode != "text")
     headers = run_headers(run)
     journal = executor.journal
     if mode == "async":

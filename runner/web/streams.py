@@ -86,10 +86,16 @@ class TextStream:
         self.headers.append((b"content-type", b"text/plain; charset=utf-8"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.headers})
+        # The headers (with X-Run-Id) go out with the first committed batch: the run may
+        # have been submitted without waiting for its record to be stored.
+        started = False
         watcher: asyncio.Task[Message] | None = None
         try:
             async for batch in self.journal.follow(self.run_id, self.after):
+                if not started:
+                    start = {"type": "http.response.start", "status": 200, "headers": self.headers}
+                    await send(start)
+                    started = True
                 chunk = encode_text(batch)
                 if batch[-1].kind == EV_DONE:
                     await send({"type": "http.response.body", "body": chunk, "more_body": False})
@@ -100,6 +106,8 @@ class TextStream:
                     return
                 if chunk:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if not started:  # pragma: no cover - follow always yields the `run` event
+                await send({"type": "http.response.start", "status": 200, "headers": self.headers})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             if watcher is not None and not watcher.done():
