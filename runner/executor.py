@@ -58,6 +58,7 @@ from runner.settings import Settings
 from runner.store.base import Store
 
 log = logging.getLogger("runner.runs")
+_RUNNING_STATUS = json.dumps({"state": RUNNING})
 
 
 @dataclass
@@ -286,7 +287,7 @@ class Executor:
         run, sub = active.run, active.sub
         run.state = RUNNING
         run.started = time.time()
-        self.journal.emit(run, EV_STATUS, json.dumps({"state": RUNNING}))
+        self.journal.emit(run, EV_STATUS, _RUNNING_STATUS)
         log.info("%s started", self._label(run), extra={"run_id": run.id, "event": "started"})
         mask = masker(sub.secrets)
 

@@ -72,6 +72,7 @@ class Journal:
         self._committed = 0
         self._syncers: list[tuple[int, asyncio.Future[BaseException | None]]] = []
         self.failing = False  # the last write failed: the store is down
+        self._flush_soon = False
 
     def open(self, run: RunRecord) -> None:
         """Start live tracking of a run (before its first event)."""
@@ -93,6 +94,14 @@ class Journal:
 
     def _schedule(self) -> None:
         self._emitted += 1
+        if self._flushing is None and not self._flush_soon:
+            # One loop turn later than "now": tasks made ready in this turn (a new run's
+            # first step) emit into the same batch, so a short run costs one commit.
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._flush_soon = False
         if self._flushing is None:
             self._flushing = asyncio.get_running_loop().create_task(self._flush_loop())
 
