@@ -21,7 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner import owner, scripts
+from runner import admission, owner, scripts
+from runner.admission import Submission
 from runner.catalogue import Catalogue, Job
 from runner.context import Context, Services, masker
 from runner.errors import (
@@ -29,13 +30,12 @@ from runner.errors import (
     JobError,
     NotFound,
     ParameterError,
-    ParameterProblem,
     QueueFull,
     RunnerError,
     Unavailable,
 )
 from runner.journal import Journal
-from runner.params import REDACTED, Limits, check_raw
+from runner.params import Limits
 from runner.records import (
     CANCELLED,
     EV_DONE,
@@ -59,19 +59,6 @@ from runner.store.base import Store
 
 log = logging.getLogger("runner.runs")
 _RUNNING_STATUS = json.dumps({"state": RUNNING})
-
-
-@dataclass
-class Submission:
-    """A validated request for a run: nothing here is unchecked."""
-
-    job: Job
-    values: dict[str, Any]  # validated values (Python) or strings (script)
-    recorded: dict[str, Any]  # the same with secrets redacted
-    secrets: list[str]
-    timeout: float
-    lock_key: str | None
-    body: bytes = b""
 
 
 @dataclass
@@ -123,73 +110,12 @@ class Executor:
     # -- admission -------------------------------------------------------------------
 
     def prepare(
-        self,
-        job: Job,
-        raw: Mapping[str, Any],
-        *,
-        body: bytes = b"",
-        timeout: Any = None,
+        self, job: Job, raw: Mapping[str, Any], *, body: bytes = b"", timeout: Any = None
     ) -> Submission:
         """Validate everything about a request; raise ParameterError listing each problem."""
-        problems = check_raw(job.path, raw, self.limits)
-        limit = min(job.timeout or self.settings.default_timeout, self.settings.max_timeout)
-        run_timeout = limit
-        if timeout is not None:
-            try:
-                asked = float(timeout)
-                if not math.isfinite(asked) or asked <= 0:
-                    raise ValueError
-            except (TypeError, ValueError):
-                problems.append(
-                    ParameterProblem("_timeout", "must be a positive number of seconds")
-                )
-            else:
-                if asked > limit:
-                    problems.append(
-                        ParameterProblem("_timeout", f"at most {limit:g} seconds for this job")
-                    )
-                run_timeout = asked
-        if job.kind == "script" and len(body) > self.settings.max_script_body_bytes:
-            problems.append(
-                ParameterProblem(
-                    "body",
-                    f"a script's body is at most {self.settings.max_script_body_bytes} bytes",
-                )
-            )
-        values: dict[str, Any]
-        secrets: list[str] = []
-        if job.spec is not None:
-            if problems:
-                raise ParameterError(job.path, problems)
-            try:
-                values = job.spec.validate(raw)
-            except ParameterError as exc:
-                raise ParameterError(job.path, problems + exc.problems) from None
-            if job.check is not None:
-                # Rules across parameters (exactly one of pw/ssh_key…): still a 422.
-                found = job.check(dict(values)) or {}
-                if found:
-                    raise ParameterError(
-                        job.path, [ParameterProblem(n, r) for n, r in found.items()]
-                    )
-            recorded = job.spec.redact(values)
-            secrets = job.spec.secret_values(values)
-        else:
-            problems += scripts.check_names(list(raw), self.script_env)
-            if problems:
-                raise ParameterError(job.path, problems)
-            values = {k: str(v) for k, v in raw.items()}
-            recorded = {k: REDACTED if k in job.script_secrets else v for k, v in values.items()}
-            secrets = [v for k, v in values.items() if k in job.script_secrets and v]
-        lock_key = None
-        if job.lock:
-            try:
-                lock_key = job.lock.format(**{f: values.get(f) for f in job.lock_fields})
-            except (KeyError, ValueError, IndexError) as exc:
-                raise ParameterError(
-                    job.path, [ParameterProblem("*", f"cannot build lock key: {exc}")]
-                ) from None
-        return Submission(job, values, recorded, secrets, run_timeout, lock_key, body)
+        return admission.prepare(
+            job, raw, self.settings, self.limits, self.script_env, body=body, timeout=timeout
+        )
 
     async def submit(self, sub: Submission, caller: str, *, durable: bool = True) -> RunRecord:
         """Create the run and queue it. Raises Unavailable or QueueFull.

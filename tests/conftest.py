@@ -164,6 +164,29 @@ def serve_process(tmp_path: Path) -> Iterator[Callable[..., Served]]:
     yield start
     for served in started:
         served.stop()
+        assert served.proc is not None
+        for pipe in (served.proc.stdout, served.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def wait_logged(c: httpx.Client, run_id: str, text: str, within: float = 10) -> None:
+    """Poll the stored log until it contains ``text``."""
+    deadline = time.monotonic() + within
+    while text not in c.get(f"/_runs/{run_id}/log").text:
+        assert time.monotonic() < deadline, f"{text!r} never reached the log of {run_id}"
+        time.sleep(0.02)
+
+
+def wait_final(c: httpx.Client, run_id: str, within: float = 10) -> dict[str, Any]:
+    """Poll a run's record until it reaches a final state."""
+    deadline = time.monotonic() + within
+    while True:
+        run: dict[str, Any] = c.get(f"/_runs/{run_id}").json()
+        if run["state"] not in ("queued", "running"):
+            return run
+        assert time.monotonic() < deadline, f"run {run_id} still {run['state']}"
+        time.sleep(0.05)
 
 
 def parse_sse(text: str) -> list[dict[str, Any]]:

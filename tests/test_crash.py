@@ -8,39 +8,21 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Served, done_of, parse_sse
-
-ASYNC = {"Prefer": "respond-async"}
-
-
-def close_pipes(srv: Served) -> None:
-    """Close the pipes of a server process (``Served.stop`` leaves them open)."""
-    if srv.proc is not None:
-        for pipe in (srv.proc.stdout, srv.proc.stderr):
-            if pipe is not None:
-                pipe.close()
+from tests.conftest import Served, done_of, parse_sse, wait_final, wait_logged
 
 
 @pytest.fixture
 def server(serve_process):
-    """``serve_process``, with each process's pipes closed once it has stopped."""
-    made: list[Served] = []
+    """``runner serve`` processes (conftest's ``serve_process``)."""
+    return serve_process
 
-    def start(*args: Any, **kw: Any) -> Served:
-        srv = serve_process(*args, **kw)
-        made.append(srv)
-        return srv
 
-    yield start
-    for srv in made:
-        srv.stop()
-        close_pipes(srv)
+ASYNC = {"Prefer": "respond-async"}
 
 
 def kill9(srv: Served) -> None:
@@ -55,25 +37,6 @@ def replay(c: httpx.Client, run_id: str) -> list[dict[str, Any]]:
     r = c.get(f"/_runs/{run_id}/events")
     assert r.status_code == 200
     return parse_sse(r.text)
-
-
-def wait_logged(c: httpx.Client, run_id: str, text: str, within: float = 10) -> None:
-    """Poll the stored log until it contains ``text`` (so the store has the run running)."""
-    deadline = time.monotonic() + within
-    while text not in c.get(f"/_runs/{run_id}/log").text:
-        assert time.monotonic() < deadline, f"{text!r} never reached the log of {run_id}"
-        time.sleep(0.02)
-
-
-def wait_final(c: httpx.Client, run_id: str, within: float = 10) -> dict[str, Any]:
-    """Poll a run's record until it reaches a final state."""
-    deadline = time.monotonic() + within
-    while True:
-        run: dict[str, Any] = c.get(f"/_runs/{run_id}").json()
-        if run["state"] not in ("queued", "running"):
-            return run
-        assert time.monotonic() < deadline, f"run {run_id} still {run['state']}"
-        time.sleep(0.05)
 
 
 def complete_lines(mode: str, text: str) -> tuple[list[str], str]:

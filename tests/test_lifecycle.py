@@ -13,53 +13,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.conftest import ROOT, TEST_JOBS, Served, done_of, parse_sse
+from tests.conftest import ROOT, TEST_JOBS, Served, done_of, parse_sse, wait_final, wait_logged
+
+
+@pytest.fixture
+def server(serve_process):
+    """``runner serve`` processes (conftest's ``serve_process``)."""
+    return serve_process
+
 
 ASYNC = {"Prefer": "respond-async"}
 # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
 CLEAN_EXIT = (0, -signal.SIGTERM)
 GOOD_JOB = '"""A job."""\n\n\nasync def run(ctx):\n    ctx.print("hi")\n'
-
-
-@pytest.fixture
-def server(serve_process):
-    """``serve_process``, with each process's pipes closed once it has stopped."""
-    made: list[Served] = []
-
-    def start(*args: Any, **kw: Any) -> Served:
-        srv = serve_process(*args, **kw)
-        made.append(srv)
-        return srv
-
-    yield start
-    for srv in made:
-        srv.stop()
-        assert srv.proc is not None
-        for pipe in (srv.proc.stdout, srv.proc.stderr):
-            if pipe is not None:
-                pipe.close()
-
-
-def wait_logged(c: httpx.Client, run_id: str, text: str, within: float = 10) -> None:
-    """Poll the stored log until it contains ``text``."""
-    deadline = time.monotonic() + within
-    while text not in c.get(f"/_runs/{run_id}/log").text:
-        assert time.monotonic() < deadline, f"{text!r} never reached the log of {run_id}"
-        time.sleep(0.02)
-
-
-def wait_final(c: httpx.Client, run_id: str, within: float = 10) -> dict[str, Any]:
-    """Poll a run's record until it reaches a final state."""
-    deadline = time.monotonic() + within
-    while True:
-        run: dict[str, Any] = c.get(f"/_runs/{run_id}").json()
-        if run["state"] not in ("queued", "running"):
-            return run
-        assert time.monotonic() < deadline, f"run {run_id} still {run['state']}"
-        time.sleep(0.05)
 
 
 def assert_clean_log(srv: Served) -> None:
