@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -220,8 +221,9 @@ def _files_containing(folder: Path, needle: bytes) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
 
-def test_the_password_appears_in_no_stream_record_or_file(azure_rig):
+def test_the_password_appears_in_no_stream_record_or_file(azure_rig, caplog):
     """pw reaches ARM but no text or SSE stream, run record, log, event replay or state file."""
+    caplog.set_level(logging.DEBUG)
     rig = azure_rig()
     with rig.srv.client() as c:
         text = _create(c)
@@ -246,6 +248,13 @@ def test_the_password_appears_in_no_stream_record_or_file(azure_rig):
     assert answers[2].json()["params"]["pw"] == "***"
     rig.srv.stop()
     assert _files_containing(rig.srv.state_dir, PW.encode()) == []
+    # No server-side log line (the test's own HTTP client logs its URLs: not counted).
+    server_side = [r for r in caplog.records if r.name.startswith(("runner", "uvicorn", "azure"))]
+    assert server_side
+    assert not [r for r in server_side if PW in r.getMessage() or PW in str(r.__dict__)]
+    # Like ARM, the sandbox keeps no password in what it shows back.
+    vm = rig.sandbox.world.resources
+    assert not [k for k, v in vm.items() if PW in json.dumps(v.render(), default=str)]
 
 
 def test_failed_provisioning_fails_the_run_and_says_what_is_left(azure_rig):
