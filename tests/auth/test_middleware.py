@@ -1,0 +1,198 @@
+"""The authentication middleware in front of a tiny Starlette app, driven through httpx."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from runner.auth.htpasswd import Htpasswd
+from runner.auth.middleware import AuthMiddleware
+from runner.auth.principal import SCOPE_KEY, Principal, principal_of
+from runner.auth.ratelimit import RateLimiter
+
+BOTH = ['Basic realm="runner", charset="UTF-8"', 'Bearer realm="runner"']
+
+
+async def whoami(request: Request) -> JSONResponse:
+    return JSONResponse({"caller": principal_of(request.scope).caller})
+
+
+inner = Starlette(
+    routes=[
+        Route("/_health", whoami),
+        Route("/_runs", whoami),
+        Route("/{path:path}", whoami, methods=["GET", "POST"]),
+    ]
+)
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    raw = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {raw}"}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def call():
+    """Factory: send one request through an app, return the response (run in asyncio)."""
+
+    def send(app, method, path, **kw) -> httpx.Response:
+        async def go() -> httpx.Response:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                return await client.request(method, path, **kw)
+
+        return asyncio.run(go())
+
+    return send
+
+
+@pytest.fixture
+def secured(make_htpasswd, token_store):
+    """Factory: the app behind the middleware with alice's password and the token store."""
+
+    def build(**kw):
+        users = Htpasswd(make_htpasswd(alice="wonder land"))
+        return AuthMiddleware(inner, htpasswd=users, tokens=token_store, **kw)
+
+    return build
+
+
+def test_open_path_needs_no_credentials(call, secured):
+    """/_health answers without credentials, as anonymous."""
+    r = call(secured(), "GET", "/_health")
+    assert r.status_code == 200 and r.json() == {"caller": "anonymous"}
+
+
+def test_no_credentials_get_401_with_both_challenges(call, secured):
+    """Without credentials: 401 problem+json challenging for Basic and Bearer."""
+    r = call(secured(), "POST", "/deploy/site")
+    assert r.status_code == 401
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.headers.get_list("www-authenticate") == BOTH
+    body = r.json()
+    assert body["status"] == 401 and body["title"] == "Unauthorized" and body["type"]
+    assert "detail" in body
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        basic("alice", "wrong"),
+        basic("bob", "wonder land"),
+        {"Authorization": "Basic not-base64!"},
+        {"Authorization": "Digest username=alice"},
+        {"Authorization": "Bearer rnr_nothing"},
+    ],
+)
+def test_bad_credentials_get_401(call, secured, header):
+    """Wrong passwords, unknown users, garbage and other schemes are all refused."""
+    r = call(secured(), "GET", "/_runs", headers=header)
+    assert r.status_code == 401
+    assert "wonder" not in r.text
+
+
+def test_a_refused_token_is_named_invalid_in_the_challenge(call, secured):
+    """A bad bearer token gets RFC 6750's invalid_token error in its challenge."""
+    r = call(secured(), "GET", "/_runs", headers=bearer("rnr_x"))
+    assert 'Bearer realm="runner", error="invalid_token"' in r.headers.get_list("www-authenticate")
+
+
+def test_basic_credentials_give_the_user_principal(call, secured):
+    """A right password (UTF-8, with spaces) puts user:alice in the scope."""
+    r = call(secured(), "POST", "/deploy/site", headers=basic("alice", "wonder land"))
+    assert r.status_code == 200 and r.json() == {"caller": "user:alice"}
+
+
+def test_a_bearer_token_gives_the_token_principal(call, secured, token_store):
+    """A valid token puts token:<name> in the scope."""
+    token = token_store.create("ci-deploy", ["deploy/*"])
+    r = call(secured(), "POST", "/deploy/site", headers=bearer(token))
+    assert r.status_code == 200 and r.json() == {"caller": "token:ci-deploy"}
+
+
+def test_a_token_outside_its_patterns_gets_403(call, secured, token_store):
+    """Running a job outside the token's patterns is refused, naming token and job."""
+    token = token_store.create("ci-deploy", ["deploy/*"])
+    r = call(secured(), "POST", "/vm/delete", headers=bearer(token))
+    assert r.status_code == 403
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert (body["caller"], body["job"]) == ("token:ci-deploy", "vm/delete")
+    assert "deploy/*" in body["detail"] and token not in r.text
+
+
+def test_a_token_may_read_outside_its_patterns(call, secured, token_store):
+    """Patterns limit what a token runs; reading the run API is for authorization to judge."""
+    token = token_store.create("ci-deploy", ["deploy/*"])
+    assert call(secured(), "GET", "/vm/delete", headers=bearer(token)).status_code == 200
+    assert call(secured(), "GET", "/_runs", headers=bearer(token)).status_code == 200
+
+
+def test_unconfigured_means_anonymous(call):
+    """With neither users nor tokens, requests pass as anonymous."""
+    app = AuthMiddleware(inner, htpasswd=None, tokens=None)
+    r = call(app, "POST", "/deploy/site")
+    assert r.status_code == 200 and r.json() == {"caller": "anonymous"}
+
+
+def test_a_webhook_principal_set_before_passes_through(call, secured):
+    """A principal put in the scope by a webhook verifier is kept; its jobs still apply."""
+    hook = Principal.webhook("github", "72d3162e", ("ci/deploy",))
+
+    def verifier(app):
+        async def verified(scope, receive, send):
+            scope[SCOPE_KEY] = hook
+            await app(scope, receive, send)
+
+        return verified
+
+    app = verifier(secured())
+    r = call(app, "POST", "/ci/deploy")
+    assert r.status_code == 200 and r.json() == {"caller": "webhook:github/72d3162e"}
+    assert call(app, "POST", "/vm/delete").status_code == 403
+
+
+def test_rate_limit_answers_429_then_recovers(call, secured, clock):
+    """Past the burst a principal gets 429 with Retry-After, and passes again after it."""
+    limiter = RateLimiter(rate=0.5, burst=2, clock=clock.monotonic)
+    app = secured(limiter=limiter)
+    alice = basic("alice", "wonder land")
+    assert [call(app, "GET", "/_runs", headers=alice).status_code for _ in range(2)] == [200] * 2
+    r = call(app, "GET", "/_runs", headers=alice)
+    assert r.status_code == 429 and r.headers["retry-after"] == "2"
+    assert r.headers["content-type"] == "application/problem+json"
+    assert "user:alice" in r.json()["detail"]
+    clock.advance(2)
+    assert call(app, "GET", "/_runs", headers=alice).status_code == 200
+
+
+def test_repeated_failed_logins_are_stopped_before_bcrypt(call, secured, clock, bcrypt_calls):
+    """After the allowed failures an address gets 429 without a password check."""
+    app = secured(failed_logins=RateLimiter(rate=0.1, burst=3, clock=clock.monotonic))
+    wrong = basic("alice", "guess")
+    assert [call(app, "GET", "/_runs", headers=wrong).status_code for _ in range(3)] == [401] * 3
+    tried = len(bcrypt_calls)
+    r = call(app, "GET", "/_runs", headers=basic("alice", "wonder land"))
+    assert r.status_code == 429 and int(r.headers["retry-after"]) == 10
+    assert len(bcrypt_calls) == tried  # refused before any password check
+    clock.advance(10)
+    assert call(app, "GET", "/_runs", headers=basic("alice", "wonder land")).status_code == 200
+
+
+def test_only_configured_schemes_are_offered(call, token_store):
+    """With tokens only, the challenge offers Bearer alone."""
+    app = AuthMiddleware(inner, htpasswd=None, tokens=token_store)
+    r = call(app, "GET", "/_runs", headers=basic("alice", "wonder land"))
+    assert r.status_code == 401
+    assert r.headers.get_list("www-authenticate") == ['Bearer realm="runner"']
