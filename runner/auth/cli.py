@@ -65,6 +65,8 @@ def add_token_arguments(p: argparse.ArgumentParser) -> None:
     create.add_argument("name", help="a name for the token, e.g. ci-deploy")
     create.add_argument(
         "--jobs",
+        # Not "jobs": runner.cli's common --jobs DIR (job folders) lives on the parent parser.
+        dest="patterns",
         action="append",
         required=True,
         metavar="PATTERN",
@@ -93,7 +95,7 @@ def token_command(args: argparse.Namespace, *, default_store: Path | None = None
 def _token(args: argparse.Namespace, store: TokenStore) -> int:
     if args.token_command == "create":
         expires = parse_expiry(args.expires, datetime.now(UTC)) if args.expires else None
-        token = store.create(args.name, args.jobs, expires)
+        token = store.create(args.name, args.patterns, expires)
         print(token)
         print(
             f"token {args.name!r} created; it is shown only now: keep it in your CI's secret "

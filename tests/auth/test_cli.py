@@ -19,7 +19,10 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="runner")
     sub = top.add_subparsers(dest="command", required=True)
     add_passwd_arguments(sub.add_parser("passwd"))
-    add_token_arguments(sub.add_parser("token"))
+    token = sub.add_parser("token")
+    # As runner.cli's _common does: --jobs DIR on the parent must not swallow the patterns.
+    token.add_argument("--jobs", action="append", metavar="DIR")
+    add_token_arguments(token)
     return top
 
 
@@ -36,6 +39,7 @@ def test_token_create_from_the_command_line(tmp_path, capsys):
     path = tmp_path / "tokens.json"
     argv = ["token", "create", "ci", "--jobs", "deploy/*", "--jobs", "vm/create"]
     args = parser().parse_args([*argv, "--expires", "30d"])
+    assert args.jobs is None
     assert token_command(args, default_store=path) == 0
     info = TokenStore(path).verify(capsys.readouterr().out.strip())
     assert info is not None and info.jobs == ("deploy/*", "vm/create") and info.expires

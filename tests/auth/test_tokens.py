@@ -119,7 +119,7 @@ def _args(store, command, **kw):
 def test_token_commands_create_list_and_revoke(tmp_path, capsys):
     """``runner token create`` prints the token alone; list hides it; revoke removes it."""
     path = tmp_path / "tokens.json"
-    args = _args(None, "create", name="ci", jobs=["deploy/*"], expires="30d")
+    args = _args(None, "create", name="ci", patterns=["deploy/*"], expires="30d")
     assert token_command(args, default_store=path) == 0
     out = capsys.readouterr()
     token = out.out.strip()
@@ -136,6 +136,6 @@ def test_token_commands_create_list_and_revoke(tmp_path, capsys):
 
 def test_token_command_explains_a_bad_request(tmp_path, capsys):
     """A refused creation exits 2 with the reason, and creates nothing."""
-    args = _args(tmp_path / "t.json", "create", name="Bad Name", jobs=["**"], expires=None)
+    args = _args(tmp_path / "t.json", "create", name="Bad Name", patterns=["**"], expires=None)
     assert token_command(args) == 2
     assert "token name" in capsys.readouterr().err
