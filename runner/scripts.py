@@ -14,7 +14,7 @@ import signal
 import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from runner.context import MAX_LINE
 from runner.errors import ParameterProblem
@@ -116,10 +116,11 @@ class _Child:
         return self._code
 
 
-async def _reader(pipe: IO[bytes]) -> asyncio.StreamReader:
+async def _reader(pipe: IO[bytes], transports: list[asyncio.BaseTransport]) -> asyncio.StreamReader:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 20)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    transports.append(transport)
     return reader
 
 
@@ -151,9 +152,12 @@ async def run_script(
     proc = _Child(popen)
     if popen.stdout is None or popen.stderr is None:  # pragma: no cover - PIPE was asked
         raise RuntimeError("script pipes missing")
-    stdout, stderr = await _reader(popen.stdout), await _reader(popen.stderr)
-    readers = asyncio.gather(_pump(stdout, EV_OUTPUT, emit), _pump(stderr, EV_ERROR, emit))
+    readers: asyncio.Future[Any] | None = None
+    transports: list[asyncio.BaseTransport] = []
     try:
+        stdout = await _reader(popen.stdout, transports)
+        stderr = await _reader(popen.stderr, transports)
+        readers = asyncio.gather(_pump(stdout, EV_OUTPUT, emit), _pump(stderr, EV_ERROR, emit))
         code = await proc.wait()
         try:
             # Background children may keep the pipes open; do not wait on them forever.
@@ -163,14 +167,20 @@ async def run_script(
             _signal_group(proc.pid, signal.SIGKILL)
             await readers
     except asyncio.CancelledError:
+        # Also when cancelled before the readers existed: the process is never left behind.
         await asyncio.shield(_terminate(proc, kill_grace))
-        readers.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await readers
+        if readers is not None:
+            readers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await readers
         raise
     finally:
         # Whatever the script started in its group must not outlive the run.
         _signal_group(proc.pid, signal.SIGKILL)
+        for transport in transports:
+            transport.close()
+        for pipe in (popen.stdout, popen.stderr):
+            pipe.close()
     return code if code >= 0 else 128 - code
 
 

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runner.errors import ParameterError, RequestError, StoreError
 from runner.executor import Executor
-from runner.web import jobs, problems, runs
+from runner.web import jobs, openapi, problems, runs
 
 log = logging.getLogger("runner.http")
 
@@ -62,6 +62,11 @@ async def catalogue(request: Request) -> Response:
     return JSONResponse(jobs.catalogue_json(request.app.state.executor))
 
 
+async def openapi_json(request: Request) -> Response:
+    executor: Executor = request.app.state.executor
+    return JSONResponse(openapi.document(executor.catalogue))
+
+
 async def on_request_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, RequestError | ParameterError):
         return problems.from_error(exc)
@@ -92,6 +97,7 @@ def build_app(executor: Executor, *, hsts: bool = False, manage_executor: bool =
         Route("/_health", health, methods=["GET", "HEAD"]),
         Route("/_ready", ready, methods=["GET", "HEAD"]),
         Route("/_jobs", catalogue, methods=["GET"]),
+        Route("/_openapi.json", openapi_json, methods=["GET"]),
         Route("/_runs", runs.list_runs, methods=["GET"]),
         Route("/_runs/{run_id}", runs.get_run, methods=["GET"]),
         Route("/_runs/{run_id}/log", runs.get_log, methods=["GET"]),
