@@ -12,9 +12,9 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from runner.context import MAX_LINE
 from runner.errors import ParameterProblem
@@ -53,13 +53,35 @@ def check_names(names: list[str], env: Mapping[str, str]) -> list[ParameterProbl
     return problems
 
 
-async def _pump(stream: asyncio.StreamReader, kind: str, emit: Callable[[str, str], None]) -> None:
+async def _read_chunks(fd: int) -> AsyncIterator[bytes]:
+    """Chunks from a pipe as they arrive, read straight off the loop's readiness events.
+
+    Not ``loop.connect_read_pipe``: uvloop closes such a pipe's fd twice (libuv, then the
+    file object), which can close a newer pipe that reused the number under load.
+    """
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+    ready = asyncio.Event()
+    loop.add_reader(fd, ready.set)
+    try:
+        while True:
+            await ready.wait()
+            ready.clear()
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        loop.remove_reader(fd)
+
+
+async def _pump(fd: int, kind: str, emit: Callable[[str, str], None]) -> None:
     """Emit complete lines as they arrive; a last line without newline counts too."""
     pending = b""
-    while True:
-        chunk = await stream.read(65536)
-        if not chunk:
-            break
+    async for chunk in _read_chunks(fd):
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for line in lines:
@@ -116,14 +138,6 @@ class _Child:
         return self._code
 
 
-async def _reader(pipe: IO[bytes], transports: list[asyncio.BaseTransport]) -> asyncio.StreamReader:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=1 << 20)
-    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
-    transports.append(transport)
-    return reader
-
-
 async def run_script(
     file: Path,
     *,
@@ -153,11 +167,11 @@ async def run_script(
     if popen.stdout is None or popen.stderr is None:  # pragma: no cover - PIPE was asked
         raise RuntimeError("script pipes missing")
     readers: asyncio.Future[Any] | None = None
-    transports: list[asyncio.BaseTransport] = []
     try:
-        stdout = await _reader(popen.stdout, transports)
-        stderr = await _reader(popen.stderr, transports)
-        readers = asyncio.gather(_pump(stdout, EV_OUTPUT, emit), _pump(stderr, EV_ERROR, emit))
+        readers = asyncio.gather(
+            _pump(popen.stdout.fileno(), EV_OUTPUT, emit),
+            _pump(popen.stderr.fileno(), EV_ERROR, emit),
+        )
         code = await proc.wait()
         try:
             # Background children may keep the pipes open; do not wait on them forever.
@@ -177,10 +191,8 @@ async def run_script(
     finally:
         # Whatever the script started in its group must not outlive the run.
         _signal_group(proc.pid, signal.SIGKILL)
-        for transport in transports:
-            transport.close()
-        for pipe in (popen.stdout, popen.stderr):
-            pipe.close()
+        popen.stdout.close()
+        popen.stderr.close()
     return code if code >= 0 else 128 - code
 
 
