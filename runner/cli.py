@@ -14,6 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from runner import logs
+from runner.auth.cli import (
+    add_passwd_arguments,
+    add_token_arguments,
+    passwd_command,
+    token_command,
+)
 from runner.catalogue import Catalogue
 from runner.errors import ParameterError, RunnerError
 from runner.records import EV_DONE, EV_ERROR, EV_OUTPUT, EV_STATUS, FINAL, STATES, Event
@@ -48,6 +54,17 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--sandbox", action="store_true", help="run on the emulated Azure, in this process"
     )
+    serve.add_argument("--htpasswd", help="htpasswd file (bcrypt) of users who may call")
+    serve.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="allow listening beyond loopback with no authentication",
+    )
+
+    add_passwd_arguments(sub.add_parser("passwd", help="add or update a user (bcrypt)"))
+    token = sub.add_parser("token", help="create, list or revoke API tokens")
+    _common(token)
+    add_token_arguments(token)
 
     run = sub.add_parser("run", help="run a job in this terminal")
     _common(run)
@@ -82,8 +99,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "state_dir": args.state_dir,
         "jobs": tuple(args.jobs) if args.jobs else None,
     }
-    for name in ("host", "port", "tls_cert", "tls_key"):
+    for name in ("host", "port", "tls_cert", "tls_key", "htpasswd"):
         overrides[name] = getattr(args, name, None)
+    if getattr(args, "insecure_no_auth", False):
+        overrides["insecure_no_auth"] = True
     if getattr(args, "no_tls", False):
         overrides["tls"] = False
     if getattr(args, "sandbox", False):
@@ -97,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from runner.sandbox.__main__ import main as sandbox_main
 
         return sandbox_main([str(Path(args.state_dir) / "sandbox")])
+    if args.command == "passwd":
+        return passwd_command(args)
     try:
         settings = settings_from(args)
         logs.configure(settings.log_format, settings.log_level)
@@ -105,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             serve(settings)
             return 0
+        if args.command == "token":
+            return token_command(args, default_store=settings.tokens_path)
         if args.command == "run":
             return asyncio.run(run_here(settings, args.job, args.params, args.timeout))
         if args.command == "jobs":

@@ -9,6 +9,7 @@ says what to do about it::
     ├── JobLoadError         a job module that cannot be imported or described
     ├── ParameterError       bad parameters for a job (422), one entry per parameter
     ├── RequestError         a request the runner refuses before any run exists
+    │   ├── Forbidden        (403; webhook SignatureError too)
     │   ├── NotFound         (404)
     │   ├── PayloadTooLarge  (413)
     │   ├── UnsupportedMediaType (415)
@@ -68,6 +69,11 @@ class RequestError(RunnerError):
         self.detail = detail
         self.headers = headers or {}
         super().__init__(detail)
+
+
+class Forbidden(RequestError):
+    status = 403
+    title = "Forbidden"
 
 
 class NotFound(RequestError):

@@ -117,7 +117,9 @@ class Executor:
             job, raw, self.settings, self.limits, self.script_env, body=body, timeout=timeout
         )
 
-    async def submit(self, sub: Submission, caller: str, *, durable: bool = True) -> RunRecord:
+    async def submit(
+        self, sub: Submission, caller: str, *, durable: bool = True, run_id: str | None = None
+    ) -> RunRecord:
         """Create the run and queue it. Raises Unavailable or QueueFull.
 
         ``durable``: return only once the record is stored (the caller is about to show
@@ -141,7 +143,7 @@ class Executor:
                 headers={"Retry-After": str(retry)},
             )
         run = RunRecord(
-            id=new_run_id(),
+            id=run_id or new_run_id(),
             job=sub.job.path,
             state=QUEUED,
             params=sub.recorded,

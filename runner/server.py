@@ -28,6 +28,7 @@ from runner.executor import Executor
 from runner.settings import Settings
 from runner.store.sqlite import SQLiteStore
 from runner.web.app import build_app
+from runner.web.security import Security
 
 log = logging.getLogger("runner.server")
 
@@ -86,7 +87,8 @@ def prepare(settings: Settings, *, services: Services | None = None) -> Prepared
             cert, key = settings.tls_cert, settings.tls_key
         else:
             cert, key, generated = tls.self_signed(settings.state_dir)
-    app = build_app(executor, hsts=settings.tls)
+    security = Security.from_settings(settings, os.environ)
+    app = build_app(executor, hsts=settings.tls, security=security)
     config = uvicorn.Config(
         app,
         ssl_certfile=str(cert) if cert else None,
@@ -96,7 +98,9 @@ def prepare(settings: Settings, *, services: Services | None = None) -> Prepared
         log_config=None,
         access_log=False,
         server_header=False,
-        proxy_headers=False,
+        # X-Forwarded-For is believed only from the configured proxies.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies) or None,
         timeout_graceful_shutdown=5,
         # Slow clients: an idle keep-alive connection is closed after this many seconds.
         timeout_keep_alive=30,

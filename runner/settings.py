@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import ConfigError
+from runner.policy import JobPolicy, policies_from_toml
 
 # The built-in jobs shipped with the project (jobs/ beside the runner package).
 BUILTIN_JOBS = Path(__file__).resolve().parent.parent / "jobs"
@@ -78,6 +79,23 @@ class Settings:
     identity_retry_total: int = 3
     # Bring the emulated Azure up in this process and point identity and ARM at it.
     sandbox: bool = False
+    # Security. Users (an htpasswd file, bcrypt) and API tokens (a store made by
+    # `runner token create`; default state_dir/tokens.json, used when it exists).
+    htpasswd: Path | None = None
+    token_store: Path | None = None
+    # Listening beyond loopback with no authentication is refused unless this is set.
+    insecure_no_auth: bool = False
+    # Requests per second per principal (token bucket; 0 = off) and the burst allowed.
+    rate_limit: float = 10.0
+    rate_burst: int = 40
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or CIDRs).
+    trusted_proxies: tuple[str, ...] = ()
+    # Origins allowed to call the API from a browser; none by default (CORS off).
+    cors_origins: tuple[str, ...] = ()
+    # Seconds a client may take to send its request body.
+    body_timeout: float = 30.0
+    # Per-job webhook verification and access (runner.toml [jobs."path"] tables).
+    policies: tuple[JobPolicy, ...] = ()
     # Seconds a sandbox network resource takes to provision (a VM: five times as long);
     # 0 = at once. Makes a demo's streamed progress look like Azure's.
     sandbox_latency: float = 0.0
@@ -98,6 +116,8 @@ class Settings:
             problems.append("tls_cert and tls_key go together: give both or neither")
         if self.identity not in ("managed", "workload", "default"):
             problems.append("identity must be managed, workload or default")
+        if self.rate_limit < 0 or self.rate_burst < 1:
+            problems.append("rate_limit must be 0 or more and rate_burst at least 1")
         if self.arm_polling_interval < 0 or self.arm_retry_total < 0:
             problems.append("arm_polling_interval and arm_retry_total must be 0 or more")
         if self.loop not in ("auto", "asyncio", "uvloop"):
@@ -115,6 +135,10 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.state_dir / "runner.db"
+
+    @property
+    def tokens_path(self) -> Path:
+        return self.token_store or self.state_dir / "tokens.json"
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}
@@ -151,6 +175,12 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             return Path(str(value)).expanduser()
         if kind == "Path | None":
             return None if value in (None, "") else Path(str(value)).expanduser()
+        if kind == "tuple[str, ...]":
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list | tuple):
+                raise ValueError("expected a list")
+            return tuple(str(v) for v in value)
         if kind == "tuple[Path, ...]":
             if isinstance(value, str):
                 value = [v for v in value.split(os.pathsep) if v]
@@ -172,13 +202,16 @@ def from_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     table = data.get("server", {k: v for k, v in data.items() if not isinstance(v, dict)})
     out: dict[str, Any] = {}
+    if isinstance(data.get("jobs"), dict):
+        out["policies"] = policies_from_toml(data["jobs"], path)
     for key, value in table.items():
         name = key.replace("-", "_")
-        if name not in _FIELDS:
-            raise ConfigError(f"{path}: unknown setting {key!r}; known: {', '.join(_FIELDS)}")
+        if name not in _FIELDS or name == "policies":
+            known = ", ".join(f for f in _FIELDS if f != "policies")
+            raise ConfigError(f"{path}: unknown setting {key!r}; known: {known}")
         out[name] = _coerce(name, value, str(path))
     # Relative folders in the file are relative to the file, not to wherever we started.
-    for name in ("state_dir", "tls_cert", "tls_key", "arm_ca"):
+    for name in ("state_dir", "tls_cert", "tls_key", "arm_ca", "htpasswd", "token_store"):
         if isinstance(out.get(name), Path) and not out[name].is_absolute():
             out[name] = path.parent / out[name]
     if "jobs" in out:
@@ -193,7 +226,7 @@ def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
         if not key.startswith("RUNNER_") or key == "RUNNER_CONFIG":
             continue
         name = key[len("RUNNER_") :].lower()
-        if name not in _FIELDS:
+        if name not in _FIELDS or name == "policies":
             raise ConfigError(f"environment: unknown variable {key}")
         out[name] = _coerce(name, value, f"environment variable {key}")
     return out

@@ -78,6 +78,8 @@ def make_settings(state_dir: Path, **overrides: Any) -> Settings:
         "heartbeat": 1.0,
         # pytest-socket's loopback guard sees asyncio's connects, not uvloop's.
         "loop": "asyncio",
+        # Tests start runs quickly on purpose; the rate limit has tests of its own.
+        "rate_limit": 0.0,
     }
     base.update(overrides)
     return Settings(**base)
@@ -133,7 +135,12 @@ def serve_process(tmp_path: Path) -> Iterator[Callable[..., Served]]:
             str(TEST_JOBS),
             *extra,
         ]
-        environ = {**os.environ, "RUNNER_BUILTIN_JOBS": "false", "RUNNER_LOG_FORMAT": "json"}
+        environ = {
+            **os.environ,
+            "RUNNER_BUILTIN_JOBS": "false",
+            "RUNNER_LOG_FORMAT": "json",
+            "RUNNER_RATE_LIMIT": "0",
+        }
         environ.update(env or {})
         proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ, cwd=ROOT

@@ -141,14 +141,17 @@ class AuthMiddleware:
         return self._unauthorized(f"unsupported authentication scheme {scheme!r}")
 
     def _authorize(self, scope: Scope, principal: Principal) -> ProblemResponse | None:
-        if self.limiter is not None:
+        job = job_of(scope)
+        # Starting runs is what spends the subscription; reading history stays cheap.
+        if self.limiter is not None and job is not None:
             key = principal.caller
             if principal.kind == "anonymous":  # one bucket per address, not one for all
                 key = _address(scope)
+            elif principal.kind == "webhook":  # one bucket per source, not per delivery
+                key = f"webhook:{principal.name}"
             wait = self.limiter.take(key)
             if wait > 0:
-                return self._too_many(wait, f"too many requests from {principal.caller}")
-        job = job_of(scope)
+                return self._too_many(wait, f"too many runs started by {principal.caller}")
         if job is not None and not principal.may_run(job):
             return problem(
                 403,

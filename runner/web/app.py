@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from runner.errors import ParameterError, RequestError, StoreError
 from runner.executor import Executor
 from runner.web import jobs, openapi, problems, runs
+from runner.web.security import Security
 
 log = logging.getLogger("runner.http")
 
@@ -78,8 +79,15 @@ async def on_request_error(request: Request, exc: Exception) -> Response:
     raise exc  # pragma: no cover - only registered for these types
 
 
-def build_app(executor: Executor, *, hsts: bool = False, manage_executor: bool = True) -> ASGIApp:
+def build_app(
+    executor: Executor,
+    *,
+    hsts: bool = False,
+    manage_executor: bool = True,
+    security: Security | None = None,
+) -> ASGIApp:
     """The ASGI app. With ``manage_executor`` the lifespan starts and closes the executor."""
+    security = security or Security()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -118,7 +126,8 @@ def build_app(executor: Executor, *, hsts: bool = False, manage_executor: bool =
         },
     )
     app.state.executor = executor
-    return SecurityHeaders(app, hsts=hsts)
+    app.state.security = security
+    return SecurityHeaders(security.wrap(app), hsts=hsts)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

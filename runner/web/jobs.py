@@ -8,11 +8,23 @@ from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from runner.auth import principal_of
 from runner.catalogue import Job
-from runner.errors import NotFound
+from runner.errors import Forbidden, NotFound
 from runner.executor import Executor
-from runner.records import CANCELLED, FAILED, INTERRUPTED, SUCCEEDED, TIMED_OUT, RunRecord
+from runner.policy import policy_for
+from runner.records import (
+    CANCELLED,
+    FAILED,
+    INTERRUPTED,
+    SUCCEEDED,
+    TIMED_OUT,
+    RunRecord,
+    new_run_id,
+)
 from runner.web import intake, streams
+from runner.web.security import DELIVERY_KEY, Security
+from runner.webhooks import Delivery
 
 # Wait mode: a run that did not succeed answers non-2xx, so `curl --fail` fails a CI step.
 WAIT_STATUS = {SUCCEEDED: 200, FAILED: 500, TIMED_OUT: 504, CANCELLED: 409, INTERRUPTED: 503}
@@ -53,11 +65,32 @@ async def start(request: Request) -> Response | streams.TextStream:
         request, job, executor.settings.max_body_bytes, executor.settings.max_params
     )
     mode = intake.choose_mode(request, got.controls)
+    principal = principal_of(request.scope)
+    security: Security = request.app.state.security
+    policy = policy_for(security.policies, job.path)
+    if policy is not None and not policy.allows(principal.kind, principal.name):
+        raise Forbidden(f"{principal.caller} may not run /{job.path} (runner.toml allows: "
+                        f"{', '.join(policy.allow)})")  # fmt: skip
     sub = executor.prepare(job, got.params, body=got.body, timeout=got.controls.get("_timeout"))
-    client = request.client.host if request.client else "unknown"
-    # Text mode shows the run id only with its first stored event; the rest wait for the
-    # record to be stored before answering.
-    run = await executor.submit(sub, caller=f"http:{client}", durable=mode != "text")
+    delivery: Delivery | None = request.scope.get(DELIVERY_KEY)
+    run_id = new_run_id()
+    if delivery is not None and delivery.delivery_id:
+        # A delivery seen before answers with its original run: nothing runs twice.
+        original = await security.replays.claim(
+            job.path, delivery.scheme, delivery.delivery_id, run_id
+        )
+        if original is not None:
+            return await _replayed(request, executor, original, mode)
+    try:
+        # Text mode shows the run id only with its first stored event; the rest wait for
+        # the record to be stored before answering.
+        run = await executor.submit(
+            sub, caller=principal.caller, durable=mode != "text", run_id=run_id
+        )
+    except Exception:
+        if delivery is not None and delivery.delivery_id:
+            await security.replays.release(job.path, delivery.scheme, delivery.delivery_id)
+        raise
     headers = run_headers(run)
     journal = executor.journal
     if mode == "async":
@@ -83,6 +116,18 @@ async def start(request: Request) -> Response | streams.TextStream:
             b"".join(chunks).decode(), status_code=WAIT_STATUS.get(state, 500), headers=headers
         )
     return streams.TextStream(journal, run.id, headers)
+
+
+async def _replayed(request: Request, executor: Executor, run_id: str, mode: str) -> Response:
+    """The answer to a replayed delivery: its original run, in the asked mode's shape."""
+    run = executor.running.get(run_id) or executor.queue.get(run_id)
+    record = run.run if run is not None else await executor.store.get(run_id)
+    if record is None:
+        raise NotFound(f"the original run {run_id} of this delivery is gone")
+    headers = run_headers(record) | {"X-Replayed": "true"}
+    body = {"id": record.id, "job": record.job, "state": record.state, "replayed": True,
+            "links": record.links()}  # fmt: skip
+    return JSONResponse(body, status_code=200 if mode != "async" else 202, headers=headers)
 
 
 def catalogue_json(executor: Executor) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from runner.auth import principal_of
 from runner.errors import NotFound, ParameterError, ParameterProblem
 from runner.executor import Executor
 from runner.records import STATES, RunRecord
@@ -21,14 +22,13 @@ def _executor(request: Request) -> Executor:
 
 
 async def _run(request: Request) -> RunRecord:
+    """The run named in the path, if this caller may see it (else 404: no existence leak)."""
     run_id = request.path_params["run_id"]
     executor = _executor(request)
     # A live run's record in memory is fresher than the store's last flush.
     active = executor.running.get(run_id) or executor.queue.get(run_id)
-    if active is not None:
-        return active.run
-    run = await executor.store.get(run_id)
-    if run is None:
+    run = active.run if active is not None else await executor.store.get(run_id)
+    if run is None or not principal_of(request.scope).may_run(run.job):
         raise NotFound(f"no run {run_id}")
     return run
 
@@ -53,7 +53,9 @@ async def list_runs(request: Request) -> Response:
     runs = await _executor(request).store.list_runs(
         job=job.strip("/") if job else None, states=states, before=q.get("before"), limit=limit
     )
-    body: dict[str, object] = {"runs": [r.to_json() for r in runs]}
+    # An API token sees the runs of the jobs it may run, and only those.
+    principal = principal_of(request.scope)
+    body: dict[str, object] = {"runs": [r.to_json() for r in runs if principal.may_run(r.job)]}
     if len(runs) == limit:
         nxt = request.url.include_query_params(before=runs[-1].id)
         body["next"] = f"{nxt.path}?{nxt.query}"
