@@ -11,6 +11,7 @@ says what to do about it::
     ├── RequestError         a request the runner refuses before any run exists
     │   ├── Forbidden        (403; webhook SignatureError too)
     │   ├── NotFound         (404)
+    │   ├── RequestTimeout   (408)
     │   ├── PayloadTooLarge  (413)
     │   ├── UnsupportedMediaType (415)
     │   ├── Conflict         (409)
@@ -84,6 +85,11 @@ class NotFound(RequestError):
 class PayloadTooLarge(RequestError):
     status = 413
     title = "Payload too large"
+
+
+class RequestTimeout(RequestError):
+    status = 408
+    title = "Request timeout"
 
 
 class UnsupportedMediaType(RequestError):

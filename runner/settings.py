@@ -45,6 +45,7 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     max_script_body_bytes: int = 64 * 1024
     max_params: int = 64
+    max_header_bytes: int = 32 * 1024
     max_param_bytes: int = 8192
     # Shutdown: how long running runs may finish after SIGTERM before they are cancelled.
     drain_timeout: float = 30.0

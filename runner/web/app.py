@@ -27,8 +27,9 @@ class SecurityHeaders:
     guessing HTML out of a job's output (webhookd served output as text/html: reflected XSS).
     """
 
-    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+    def __init__(self, app: ASGIApp, *, hsts: bool, max_header_bytes: int = 32 * 1024) -> None:
         self.app = app
+        self.max_header_bytes = max_header_bytes
         self.extra = [(b"x-content-type-options", b"nosniff")]
         if hsts:
             self.extra.append((b"strict-transport-security", b"max-age=31536000"))
@@ -36,6 +37,13 @@ class SecurityHeaders:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        # httptools sets no bound on header size; oversized headers end here (RFC 6585).
+        size = sum(len(k) + len(v) for k, v in scope["headers"])
+        if size > self.max_header_bytes:
+            detail = f"{size} bytes of headers; at most {self.max_header_bytes}"
+            response = problems.problem(431, "Request header fields too large", detail)
+            await response(scope, receive, send)
             return
 
         async def send_with_headers(message: Message) -> None:
@@ -127,7 +135,9 @@ def build_app(
     )
     app.state.executor = executor
     app.state.security = security
-    return SecurityHeaders(security.wrap(app), hsts=hsts)
+    return SecurityHeaders(
+        security.wrap(app), hsts=hsts, max_header_bytes=executor.settings.max_header_bytes
+    )
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

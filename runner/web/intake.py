@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.parse
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from runner.errors import (
     ParameterProblem,
     PayloadTooLarge,
     RequestError,
+    RequestTimeout,
     UnsupportedMediaType,
 )
 
@@ -31,7 +33,7 @@ class Intake:
     body: bytes
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, within: float = 30.0) -> bytes:
     """The whole body, refusing (413) past ``limit`` bytes without reading it all."""
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -42,11 +44,16 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise PayloadTooLarge(f"the body is {size} bytes; the limit is {limit}")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        # A client trickling its body (slowloris) is cut off, not waited for.
+        async with asyncio.timeout(within):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(f"the body did not arrive within {within:g} s") from None
     return b"".join(chunks)
 
 
@@ -60,13 +67,19 @@ def _depth(value: Any, level: int = 0) -> int:
     return level
 
 
-async def parse(request: Request, job: Job, body_limit: int, limits_fields: int = 64) -> Intake:
+async def parse(
+    request: Request,
+    job: Job,
+    body_limit: int,
+    limits_fields: int = 64,
+    body_timeout: float = 30.0,
+) -> Intake:
     """Parameters from the query string, then a form or JSON object body.
 
     A name given twice is an error rather than a silent choice. A script job's JSON body
     is its ``$1`` (webhook payloads are nested documents), not parameters.
     """
-    body = await read_body(request, body_limit)
+    body = await read_body(request, body_limit, body_timeout)
     problems: list[ParameterProblem] = []
     params: dict[str, Any] = {}
     controls: dict[str, str] = {}

@@ -61,8 +61,9 @@ def run_headers(run: RunRecord) -> dict[str, str]:
 async def start(request: Request) -> Response | streams.TextStream:
     executor: Executor = request.app.state.executor
     job = lookup(request)
+    settings = executor.settings
     got = await intake.parse(
-        request, job, executor.settings.max_body_bytes, executor.settings.max_params
+        request, job, settings.max_body_bytes, settings.max_params, settings.body_timeout
     )
     mode = intake.choose_mode(request, got.controls)
     principal = principal_of(request.scope)

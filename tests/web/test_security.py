@@ -1,0 +1,307 @@
+"""Security end to end through the real server: who may run what, webhooks, hostile input."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from runner.auth.htpasswd import set_password
+from runner.auth.tokens import TokenStore
+from runner.policy import JobPolicy
+from tests.conftest import ROOT, TEST_JOBS
+
+GITHUB_SECRET = "gh-hook-secret-for-tests"
+SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+STANDARD_SECRET = "whsec_" + base64.b64encode(b"standard-webhooks-test-key-32byt").decode()
+
+
+def _runs(srv, auth=None) -> list[dict]:
+    with srv.client(auth=auth) as c:
+        return c.get("/_runs").json()["runs"]
+
+
+@pytest.fixture
+def secured(serve, tmp_path):
+    """A server with one user (alice), one token limited to py/echo, and no anonymous."""
+    htpasswd = tmp_path / "htpasswd"
+    set_password(htpasswd, "alice", "wonder-land-pw", cost=4)
+    store = tmp_path / "tokens.json"
+    token = TokenStore(store).create("ci", ["py/echo"])
+    srv = serve(htpasswd=htpasswd, token_store=store)
+    return srv, token
+
+
+def test_without_credentials_only_health_answers(secured):
+    """No credentials: 401 with a Basic and a Bearer challenge; /_health stays open."""
+    srv, _ = secured
+    with srv.client() as c:
+        health = c.get("/_health")
+        denied = c.post("/py/echo?rg=a")
+        history = c.get("/_runs")
+    assert health.status_code == 200
+    assert denied.status_code == 401 and history.status_code == 401
+    challenges = denied.headers.get_list("www-authenticate")
+    assert any(h.startswith("Basic") for h in challenges)
+    assert any(h.startswith("Bearer") for h in challenges)
+    assert denied.headers["content-type"] == "application/problem+json"
+
+
+def test_users_and_tokens_run_and_each_run_records_who(secured):
+    """Basic and Bearer both work; the run records user:alice or token:ci."""
+    srv, token = secured
+    with srv.client(auth=("alice", "wonder-land-pw")) as c:
+        by_alice = c.post("/py/echo?rg=a", headers={"Prefer": "wait"})
+        wrong = c.post("/py/echo?rg=a", auth=("alice", "nope"))
+    bearer = {"Authorization": f"Bearer {token}"}
+    with srv.client(headers=bearer) as c:
+        by_token = c.post("/py/echo?rg=b", headers={"Prefer": "wait"})
+        outside = c.post("/py/lines?n=1")
+    assert by_alice.status_code == 200 and by_token.status_code == 200
+    assert wrong.status_code == 401
+    assert outside.status_code == 403 and "token:ci" in outside.json()["detail"]
+    callers = {r["caller"] for r in _runs(srv, auth=("alice", "wonder-land-pw"))}
+    assert callers == {"user:alice", "token:ci"}
+
+
+def test_a_token_sees_only_the_runs_of_its_jobs(secured):
+    """A token limited to py/echo cannot list, read or cancel a run of another job."""
+    srv, token = secured
+    with srv.client(auth=("alice", "wonder-land-pw")) as c:
+        other = c.post("/py/lines?n=1", headers={"Prefer": "wait"}).headers["x-run-id"]
+        mine = c.post("/py/echo?rg=a", headers={"Prefer": "wait"}).headers["x-run-id"]
+    with srv.client(headers={"Authorization": f"Bearer {token}"}) as c:
+        listed = [r["id"] for r in c.get("/_runs").json()["runs"]]
+        hidden = c.get(f"/_runs/{other}")
+        cancel = c.post(f"/_runs/{other}/cancel")
+        visible = c.get(f"/_runs/{mine}")
+    assert listed == [mine]
+    assert hidden.status_code == 404 and cancel.status_code == 404
+    assert visible.status_code == 200
+
+
+def test_job_allow_lists_refuse_other_principals(serve, tmp_path):
+    """[jobs."py/echo"] allow = ["user:bob"]: alice gets 403 and nothing runs."""
+    htpasswd = tmp_path / "htpasswd"
+    set_password(htpasswd, "alice", "alice-pw-123", cost=4)
+    set_password(htpasswd, "bob", "bob-pw-12345", cost=4)
+    srv = serve(htpasswd=htpasswd, policies=(JobPolicy("py/echo", allow=("user:bob",)),))
+    with srv.client(auth=("alice", "alice-pw-123")) as c:
+        refused = c.post("/py/echo?rg=a")
+    with srv.client(auth=("bob", "bob-pw-12345")) as c:
+        allowed = c.post("/py/echo?rg=a", headers={"Prefer": "wait"})
+    assert refused.status_code == 403
+    assert allowed.status_code == 200
+    assert [r["caller"] for r in _runs(srv, auth=("bob", "bob-pw-12345"))] == ["user:bob"]
+
+
+@pytest.fixture
+def hooks(serve, monkeypatch):
+    """A server whose py/echo takes GitHub deliveries and py/lines Slack and Standard ones."""
+    monkeypatch.setenv("GH_SECRET", GITHUB_SECRET)
+    monkeypatch.setenv("SLACK_SECRET", SLACK_SECRET)
+    monkeypatch.setenv("STD_SECRET", STANDARD_SECRET)
+    return serve(
+        policies=(
+            JobPolicy("py/echo", verify="github", secrets=("env:GH_SECRET",)),
+            JobPolicy("py/lines", verify="slack", secrets=("env:SLACK_SECRET",)),
+            JobPolicy("sh/echo", verify="standard", secrets=("env:STD_SECRET",)),
+        )
+    )
+
+
+def _github(body: bytes, delivery: str, secret: str = GITHUB_SECRET, event: str = "push"):
+    sig = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {
+        "X-Hub-Signature-256": f"sha256={sig}",
+        "X-GitHub-Delivery": delivery,
+        "X-GitHub-Event": event,
+        "Content-Type": "application/json",
+    }
+
+
+def test_github_delivery_runs_once_and_a_replay_returns_the_original(hooks):
+    """A signed delivery runs; the same delivery id again answers with that run, runs nothing."""
+    body = json.dumps({"rg": "gh"}).encode()
+    with hooks.client() as c:
+        first = c.post("/py/echo", content=body, headers=_github(body, "d-1") | {"Prefer": "wait"})
+        again = c.post("/py/echo", content=body, headers=_github(body, "d-1"))
+    assert first.status_code == 200, first.text
+    assert "rg=gh" in first.text
+    assert again.headers["x-run-id"] == first.headers["x-run-id"]
+    assert again.headers["x-replayed"] == "true"
+    runs = _runs(hooks)
+    assert len(runs) == 1
+    assert runs[0]["caller"] == "webhook:github/d-1"
+
+
+@pytest.mark.parametrize("how", ["tampered", "wrong secret", "unsigned"])
+def test_bad_github_signatures_are_refused_and_run_nothing(hooks, how):
+    """A tampered body, a wrong secret or no signature: 403 problem, no run."""
+    body = json.dumps({"rg": "gh"}).encode()
+    headers = _github(body, f"d-{how}", secret="wrong" if how == "wrong secret" else GITHUB_SECRET)
+    if how == "tampered":
+        body = json.dumps({"rg": "evil"}).encode()
+    if how == "unsigned":
+        del headers["X-Hub-Signature-256"]
+    with hooks.client() as c:
+        r = c.post("/py/echo", content=body, headers=headers)
+    assert r.status_code == 403
+    assert r.headers["content-type"] == "application/problem+json"
+    assert GITHUB_SECRET not in r.text
+    assert _runs(hooks) == []
+
+
+def test_github_ping_is_answered_not_run(hooks):
+    """GitHub's ping event gets 200 and starts nothing."""
+    body = b'{"zen": "Keep it logically awesome."}'
+    with hooks.client() as c:
+        r = c.post("/py/echo", content=body, headers=_github(body, "p-1", event="ping"))
+    assert r.status_code == 200
+    assert r.json()["kind"] == "ping"
+    assert _runs(hooks) == []
+
+
+def _slack(body: bytes, ts: int, secret: str = SLACK_SECRET) -> dict[str, str]:
+    base = f"v0:{ts}:".encode() + body
+    sig = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return {
+        "X-Slack-Request-Timestamp": str(ts),
+        "X-Slack-Signature": f"v0={sig}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+
+def test_slack_signatures_and_their_time_window(hooks):
+    """A fresh signed Slack request runs; a stale one is refused; ssl_check is answered."""
+    body = b"n=2"
+    now = int(time.time())
+    with hooks.client() as c:
+        ok = c.post("/py/lines", content=body, headers=_slack(body, now) | {"Prefer": "wait"})
+        stale = c.post("/py/lines", content=body, headers=_slack(body, now - 600))
+        # Slack's certificate check comes unsigned: answered, never run.
+        check = c.post(
+            "/py/lines",
+            content=b"ssl_check=1&token=x",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    assert ok.status_code == 200 and "line 2" in ok.text
+    assert stale.status_code == 403
+    assert check.status_code == 200
+    assert len(_runs(hooks)) == 1
+
+
+def _standard(body: bytes, msg_id: str, ts: int) -> dict[str, str]:
+    key = base64.b64decode(STANDARD_SECRET.removeprefix("whsec_"))
+    signed = f"{msg_id}.{ts}.".encode() + body
+    sig = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return {"webhook-id": msg_id, "webhook-timestamp": str(ts), "webhook-signature": f"v1,{sig}"}
+
+
+def test_standard_webhooks_run_once_and_refuse_stale_or_tampered(hooks):
+    """Standard Webhooks: signed runs (body as $1), a replay runs nothing, bad ones get 403."""
+    body = b'{"event": "deploy"}'
+    now = int(time.time())
+    with hooks.client() as c:
+        ok = c.post(
+            "/sh/echo", content=body, headers=_standard(body, "msg_1", now) | {"Prefer": "wait"}
+        )
+        replay = c.post("/sh/echo", content=body, headers=_standard(body, "msg_1", now))
+        stale = c.post("/sh/echo", content=body, headers=_standard(body, "msg_2", now - 3600))
+        tampered = c.post("/sh/echo", content=b"{}", headers=_standard(body, "msg_3", now))
+    assert ok.status_code == 200 and 'body={"event": "deploy"}' in ok.text
+    assert replay.headers["x-run-id"] == ok.headers["x-run-id"]
+    assert stale.status_code == 403 and tampered.status_code == 403
+    assert len(_runs(hooks)) == 1
+
+
+def test_starting_runs_is_rate_limited_per_principal(serve):
+    """Past its burst, a caller starting runs gets 429 with Retry-After; reading is not limited."""
+    srv = serve(rate_limit=0.5, rate_burst=2)
+    with srv.client() as c:
+        codes = [c.post("/py/echo?rg=a", headers={"Prefer": "respond-async"}).status_code
+                 for _ in range(3)]  # fmt: skip
+        limited = c.post("/py/echo?rg=a")
+        reads = [c.get("/_runs").status_code for _ in range(5)]
+    assert codes[:2] == [202, 202] and codes[2] == 429
+    assert int(limited.headers["retry-after"]) >= 1
+    assert reads == [200] * 5
+
+
+def test_open_server_beyond_loopback_is_refused(tmp_path):
+    """`runner serve --host 0.0.0.0` with no authentication refuses to start, and says why."""
+    cmd = [sys.executable, "-m", "runner", "serve", "--host", "0.0.0.0", "--port", "0"]
+    cmd += ["--state-dir", str(tmp_path), "--jobs", str(TEST_JOBS)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert done.returncode == 2
+    assert "authentication" in done.stderr and "--insecure-no-auth" in done.stderr
+
+
+def test_response_headers_protect_browsers(serve):
+    """Run data is never HTML: nosniff, no-store, HSTS under TLS; CORS only when configured."""
+    srv = serve()
+    cors = serve(cors_origins=("https://ops.example",))
+    with srv.client() as c:
+        text = c.post("/py/echo?rg=a", headers={"Accept": "text/html"})
+        preflight = c.options(
+            "/py/echo",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+    with cors.client() as c:
+        allowed = c.options(
+            "/py/echo",
+            headers={"Origin": "https://ops.example", "Access-Control-Request-Method": "POST"},
+        )
+    assert text.headers["content-type"].startswith("text/plain")
+    assert text.headers["x-content-type-options"] == "nosniff"
+    assert text.headers["cache-control"] == "no-store"
+    assert text.headers["strict-transport-security"].startswith("max-age=")
+    assert "access-control-allow-origin" not in preflight.headers
+    assert allowed.headers["access-control-allow-origin"] == "https://ops.example"
+
+
+def test_a_slow_body_is_cut_off(serve):
+    """A client that trickles its body past body_timeout gets 408, and no run exists."""
+    srv = serve(body_timeout=0.5)
+    host, port = srv.url.removeprefix("https://").rsplit(":", 1)
+    ctx = srv.ssl_context()
+    with (
+        socket.create_connection((host, int(port)), timeout=10) as raw,
+        ctx.wrap_socket(raw, server_hostname=host) as s,
+    ):
+        s.sendall(
+            b"POST /py/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{"
+        )
+        data = s.recv(65536)
+    assert data.startswith(b"HTTP/1.1 408")
+    assert _runs(srv) == []
+
+
+def test_deeply_nested_json_is_refused(serve):
+    """A JSON body nested past the depth limit is a 422, not a crash."""
+    srv = serve()
+    body = "[" * 5000 + "]" * 5000
+    with srv.client() as c:
+        r = c.post("/py/echo", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422
+
+
+def test_huge_headers_are_refused(serve):
+    """A request with 100 KB of headers is refused before any job code runs."""
+    srv = serve()
+    with srv.client() as c:
+        try:
+            r = c.post("/py/echo?rg=a", headers={"X-Junk": "x" * 100_000})
+        except httpx.RemoteProtocolError:
+            return  # the server closed the connection: refused
+    assert r.status_code in (400, 413, 431)
+    assert _runs(srv) == []
