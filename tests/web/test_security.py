@@ -305,3 +305,68 @@ def test_huge_headers_are_refused(serve):
             return  # the server closed the connection: refused
     assert r.status_code in (400, 413, 431)
     assert _runs(srv) == []
+
+
+def test_request_headers_never_reach_a_scripts_environment(serve):
+    """Authorization and Cookie values (and other headers) are not in a script's env."""
+    srv = serve()
+    with srv.client() as c:
+        r = c.post(
+            "/sh/env?who=ann",
+            headers={"Authorization": "Bearer tok-SECRET-123", "Cookie": "session=COOKIE-456"},
+        )
+    env = dict(line.split("=", 1) for line in r.text.splitlines() if "=" in line)
+    assert env["who"] == "ann" and env["RUNNER_JOB"] == "sh/env"
+    assert "tok-SECRET-123" not in r.text and "COOKIE-456" not in r.text
+    assert not [k for k in env if k.upper().startswith(("HTTP_", "AUTHORIZATION", "COOKIE"))]
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_forwarded_for_is_believed_only_from_trusted_proxies(serve, trusted):
+    """Per-address rate limits see X-Forwarded-For only when the proxy is trusted."""
+    srv = serve(rate_limit=0.01, rate_burst=1, trusted_proxies=("127.0.0.1",) if trusted else ())
+    with srv.client() as c:
+        codes = [
+            c.post(
+                "/py/echo?rg=a",
+                headers={"X-Forwarded-For": addr, "Prefer": "respond-async"},
+            ).status_code
+            for addr in ("203.0.113.7", "198.51.100.9")
+        ]
+    # Trusted: two clients, two buckets. Untrusted: both are 127.0.0.1, one bucket.
+    assert codes == ([202, 202] if trusted else [202, 429])
+
+
+def test_gitlab_token_and_teams_hmac_deliveries(serve, monkeypatch):
+    """GitLab's X-Gitlab-Token and Teams' HMAC authorization run; wrong ones get 403."""
+    teams_key = base64.b64encode(b"teams-outgoing-webhook-key-32byt").decode()
+    monkeypatch.setenv("GL_TOKEN", "gitlab-token-for-tests")
+    monkeypatch.setenv("TEAMS_KEY", teams_key)
+    srv = serve(
+        policies=(
+            JobPolicy("py/echo", verify="gitlab", secrets=("env:GL_TOKEN",)),
+            JobPolicy("sh/echo", verify="teams", secrets=("env:TEAMS_KEY",)),
+        )
+    )
+    gitlab = {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Event-UUID": "gl-1",
+              "Content-Type": "application/json"}  # fmt: skip
+    body = json.dumps({"rg": "gl"}).encode()
+    activity = json.dumps(
+        {"type": "message", "id": "teams-1", "text": "deploy",
+         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())}
+    ).encode()  # fmt: skip
+    mac = hmac.new(base64.b64decode(teams_key), activity, hashlib.sha256).digest()
+    with srv.client() as c:
+        ok = c.post("/py/echo", content=body,
+                    headers=gitlab | {"X-Gitlab-Token": "gitlab-token-for-tests"})  # fmt: skip
+        bad = c.post("/py/echo", content=body, headers=gitlab | {"X-Gitlab-Token": "nope"})
+        teams = c.post(
+            "/sh/echo",
+            content=activity,
+            headers={"Authorization": "HMAC " + base64.b64encode(mac).decode()},
+        )
+        teams_bad = c.post("/sh/echo", content=activity, headers={"Authorization": "HMAC AAAA"})
+    assert ok.status_code == 200 and "rg=gl" in ok.text
+    assert teams.status_code == 200, teams.text
+    assert bad.status_code == 403 and teams_bad.status_code == 403
+    assert {r["caller"] for r in _runs(srv)} == {"webhook:gitlab/gl-1", "webhook:teams/teams-1"}
