@@ -5,11 +5,15 @@ says what to do about it::
 
     RunnerError
     ├── ConfigError          bad settings, flags, runner.toml or environment
+    │   ├── HtpasswdError, TokenStoreError   (runner.auth: unusable credential files)
+    │   └── InsecureBindError                (runner.auth: open server beyond loopback)
     ├── CatalogueError       job folders that break the naming rules or collide
     ├── JobLoadError         a job module that cannot be imported or described
     ├── ParameterError       bad parameters for a job (422), one entry per parameter
     ├── RequestError         a request the runner refuses before any run exists
-    │   ├── Forbidden        (403; webhook SignatureError too)
+    │   ├── Forbidden        (403)
+    │   ├── SignatureError   (403, runner.webhooks: MissingHeader, MalformedHeader,
+    │   │                     BadSignature, StaleTimestamp)
     │   ├── NotFound         (404)
     │   ├── RequestTimeout   (408)
     │   ├── PayloadTooLarge  (413)
