@@ -481,6 +481,8 @@ class Server:
             RUNNER_BUILTIN_JOBS="false",
             RUNNER_MAX_RUNNING="64",
             RUNNER_MAX_QUEUED="10000",
+            # Load from one address on purpose: the per-principal limit is not measured here.
+            RUNNER_RATE_LIMIT="0",
             RUNNER_LOG_LEVEL=self.log_level,
             RUNNER_LOG_FORMAT="json",
             RUNNER_DRAIN_TIMEOUT="2",

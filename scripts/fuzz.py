@@ -31,7 +31,8 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="runner-fuzz-") as tmp:
         env = {**os.environ, "RUNNER_BUILTIN_JOBS": "false", "RUNNER_LOG_LEVEL": "warning",
-               "RUNNER_MAX_QUEUED": "10000", "RUNNER_DEFAULT_TIMEOUT": "5"}  # fmt: skip
+               "RUNNER_MAX_QUEUED": "10000", "RUNNER_DEFAULT_TIMEOUT": "5",
+               "RUNNER_RATE_LIMIT": "0"}  # fmt: skip
         cmd = [sys.executable, "-m", "runner", "serve", "--port", "0", "--no-tls"]
         cmd += ["--state-dir", tmp, "--jobs", str(FUZZ_JOBS)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
