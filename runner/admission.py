@@ -60,6 +60,9 @@ def prepare(
                     ParameterProblem("_timeout", f"at most {limit:g} seconds for this job")
                 )
             run_timeout = asked
+    if job.kind == "script" and b"\x00" in body:
+        # $1 is a C string: a NUL cannot be passed, and would cut the body short.
+        problems.append(ParameterProblem("body", "a script's body cannot contain a NUL byte"))
     if job.kind == "script" and len(body) > settings.max_script_body_bytes:
         problems.append(
             ParameterProblem(

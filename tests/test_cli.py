@@ -17,7 +17,10 @@ from runner.settings import Settings, load
 from tests.conftest import ROOT, TEST_JOBS
 
 RESULT = re.compile(r"^runner: run=(\S+) state=(\S+) exit=(\S+) duration=([\d.]+)s$")
-JOB_PATHS = ["py/echo", "py/fail", "py/lines", "py/secret", "py/sleep", "sh/echo", "sh/tree"]
+# Every test job, found the way a person would list the folder: its files, sorted.
+JOB_PATHS = sorted(
+    f"{f.parent.name}/{f.name.split('.')[0]}" for f in TEST_JOBS.glob("*/*") if f.is_file()
+)
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -243,3 +243,16 @@ def test_lines_written_while_the_store_fails_are_kept_and_stored_when_it_heals(s
     assert lines == [f"line {i}" for i in range(1, 41)]
     assert [e["id"] for e in events] == list(range(1, len(events) + 1))
     assert done_of(events)["state"] == "succeeded"
+
+
+def test_a_script_body_with_a_nul_byte_is_refused_before_any_run(serve):
+    """$1 cannot carry a NUL: such a body is a 422, not a failed run (found by fuzzing)."""
+    srv = serve()
+    with srv.client() as c:
+        r = c.post("/sh/echo", content=b"abc\x00def")
+        runs = c.get("/_runs").json()["runs"]
+    assert r.status_code == 422
+    assert r.json()["errors"] == [
+        {"name": "body", "reason": "a script's body cannot contain a NUL byte"}
+    ]
+    assert runs == []
