@@ -32,6 +32,10 @@ class Store(Protocol):
         """Newest first; ``before`` is a run id cursor for the next page."""
         ...
 
+    async def find_run(self, job: str, caller: str) -> RunRecord | None:
+        """The newest run of ``job`` started by ``caller`` (a webhook delivery's replay)."""
+        ...
+
     async def events(self, run_id: str, after: int = 0, limit: int = 10_000) -> list[Event]:
         """Events of one run with ``seq > after``, in order, at most ``limit``."""
         ...

@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_job ON runs (job, id);
 CREATE INDEX IF NOT EXISTS runs_state ON runs (state, id);
+CREATE INDEX IF NOT EXISTS runs_caller ON runs (job, caller);
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -181,6 +182,14 @@ class SQLiteStore:
         sql += " ORDER BY id DESC LIMIT ?"
         args.append(str(limit))
         return [_record(r) for r in self.db.execute(sql, args)]
+
+    async def find_run(self, job: str, caller: str) -> RunRecord | None:
+        row = self.db.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE job = ? AND caller = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (job, caller),
+        ).fetchone()
+        return None if row is None else _record(row)
 
     async def events(self, run_id: str, after: int = 0, limit: int = 10_000) -> list[Event]:
         rows = self.db.execute(

@@ -76,9 +76,16 @@ async def start(request: Request) -> Response | streams.TextStream:
     delivery: Delivery | None = request.scope.get(DELIVERY_KEY)
     run_id = new_run_id()
     if delivery is not None and delivery.delivery_id:
-        # A delivery seen before answers with its original run: nothing runs twice.
-        original = await security.replays.claim(
-            job.path, delivery.scheme, delivery.delivery_id, run_id
+        # A delivery seen before answers with its original run: nothing runs twice. The
+        # store remembers across restarts (the run records the delivery as its caller);
+        # the in-memory guard covers two copies arriving at once.
+        earlier = await executor.store.find_run(job.path, principal.caller)
+        original = (
+            earlier.id
+            if earlier is not None
+            else await security.replays.claim(
+                job.path, delivery.scheme, delivery.delivery_id, run_id
+            )
         )
         if original is not None:
             return await _replayed(request, executor, original, mode)

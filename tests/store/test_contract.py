@@ -89,6 +89,17 @@ def test_list_filters_and_pages_newest_first(store):
     assert {r.id for r in queued} == {runs[3].id, runs[4].id}
 
 
+def test_find_run_by_job_and_caller(store):
+    """find_run gives the newest run of a job started by one caller, or None."""
+    a, b = _run(job="ci/deploy"), _run(job="ci/deploy")
+    a.caller = b.caller = "webhook:github/d-1"
+    other = _run(job="ci/other")
+    other.caller = "webhook:github/d-1"
+    asyncio.run(store.write([a, b, other], []))
+    assert asyncio.run(store.find_run("ci/deploy", "webhook:github/d-1")).id == b.id
+    assert asyncio.run(store.find_run("ci/deploy", "webhook:github/d-2")) is None
+
+
 def test_prune_removes_old_finished_runs_only(store):
     """Pruning deletes finished runs older than the cutoff with their events, never live ones."""
     old_done = _run(state="succeeded", created=100.0)

@@ -143,6 +143,24 @@ def test_github_delivery_runs_once_and_a_replay_returns_the_original(hooks):
     assert runs[0]["caller"] == "webhook:github/d-1"
 
 
+def test_a_replay_after_a_restart_still_runs_nothing(serve, monkeypatch, tmp_path):
+    """The store remembers deliveries: after a restart, a redelivery answers with its run."""
+    monkeypatch.setenv("GH_SECRET", GITHUB_SECRET)
+    policies = (JobPolicy("py/echo", verify="github", secrets=("env:GH_SECRET",)),)
+    state = tmp_path / "kept"
+    body = json.dumps({"rg": "gh"}).encode()
+    first = serve(state_dir=state, policies=policies)
+    with first.client() as c:
+        run_id = c.post("/py/echo", content=body, headers=_github(body, "d-9")).headers["x-run-id"]
+    first.stop()
+    again = serve(state_dir=state, policies=policies)
+    with again.client() as c:
+        replay = c.post("/py/echo", content=body, headers=_github(body, "d-9"))
+    assert replay.headers["x-run-id"] == run_id
+    assert replay.headers["x-replayed"] == "true"
+    assert len(_runs(again)) == 1
+
+
 @pytest.mark.parametrize("how", ["tampered", "wrong secret", "unsigned"])
 def test_bad_github_signatures_are_refused_and_run_nothing(hooks, how):
     """A tampered body, a wrong secret or no signature: 403 problem, no run."""
