@@ -22,7 +22,7 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, value in vars(record).items():
+        for key, value in record.__dict__.items():
             if key not in _STANDARD:
                 out[key] = value
         if record.exc_info:
@@ -41,6 +41,12 @@ class TextFormatter(logging.Formatter):
 
 def configure(fmt: str = "auto", level: str = "info") -> None:
     """Route runner's and uvicorn's logs through one handler on stderr."""
+    # The logging HOWTO's "Optimization" settings: no caller frame lookup, no thread or
+    # process fields. A log line per lifecycle step is on every run's path.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    setattr(logging, "_srcfile", None)  # noqa: B010 - the documented switch is private
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JSONFormatter() if use_json else TextFormatter())
