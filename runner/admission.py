@@ -19,6 +19,8 @@ from runner.errors import ParameterError, ParameterProblem
 from runner.params import REDACTED, Limits, check_raw
 from runner.settings import Settings
 
+SECRET_ENV = frozenset(("IDENTITY_HEADER", "MSI_SECRET"))
+
 
 @dataclass
 class Submission:
@@ -27,10 +29,11 @@ class Submission:
     job: Job
     values: dict[str, Any]  # validated values (Python) or strings (script)
     recorded: dict[str, Any]  # the same with secrets redacted
-    secrets: list[str]
+    secrets: list[str]  # values to mask out of the run's output
     timeout: float
     lock_key: str | None
     body: bytes = b""
+    had_secrets: bool = False  # a secret *parameter* was given (it is never stored)
 
 
 def prepare(
@@ -101,4 +104,12 @@ def prepare(
             raise ParameterError(
                 job.path, [ParameterProblem("*", f"cannot build lock key: {exc}")]
             ) from None
-    return Submission(job, values, recorded, secrets, run_timeout, lock_key, body)
+    # Credentials the platform hands a script (App Service's identity header…) are masked
+    # in its output like its own secrets; they are not parameters, so they do not stop a
+    # queued run from resuming after a restart.
+    masked = secrets + [v for k, v in script_env.items() if k in SECRET_ENV and v]
+    if job.kind != "script":
+        masked = secrets
+    return Submission(
+        job, values, recorded, masked, run_timeout, lock_key, body, had_secrets=bool(secrets)
+    )

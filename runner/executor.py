@@ -151,7 +151,7 @@ class Executor:
             created=time.time(),
             timeout=sub.timeout,
             lock_key=sub.lock_key,
-            had_secrets=bool(sub.secrets),
+            had_secrets=sub.had_secrets,
             owner=self.owner,
         )
         active = Active(run, sub)

@@ -33,3 +33,15 @@ def test_whoami_reports_the_identity_of_each_kind(azure_rig, kind):
         "arc": "azure arc", "workload": "workload",
     }[kind]  # fmt: skip
     assert "access_token" not in r.text and "eyJ" not in r.text
+
+
+def test_scripts_get_the_identity_endpoint_and_its_header_is_masked(azure_rig, sandbox):
+    """A script job sees IDENTITY_ENDPOINT (for `az login --identity`); the header is masked."""
+    rig = azure_rig("appservice")
+    header = sandbox.env("appservice")["IDENTITY_HEADER"]
+    with rig.srv.client() as c:
+        r = c.post("/sh/env")
+    env = dict(line.split("=", 1) for line in r.text.splitlines() if "=" in line)
+    assert env["IDENTITY_ENDPOINT"].endswith("/msi/token")
+    assert env["IDENTITY_HEADER"] == "***"
+    assert header not in r.text
