@@ -388,3 +388,79 @@ def test_gitlab_token_and_teams_hmac_deliveries(serve, monkeypatch):
     assert teams.status_code == 200, teams.text
     assert bad.status_code == 403 and teams_bad.status_code == 403
     assert {r["caller"] for r in _runs(srv)} == {"webhook:gitlab/gl-1", "webhook:teams/teams-1"}
+
+
+TEAMS_KEY = base64.b64encode(b"teams-outgoing-webhook-key-32byt").decode()
+
+
+def _signed(scheme: str, body: bytes, *, delivery: str, ts: float, secret: str | None = None):
+    """Headers a sender of ``scheme`` would send (body-derived for Teams: see _teams_body)."""
+    if scheme == "github":
+        return _github(body, delivery, secret=secret or GITHUB_SECRET)
+    if scheme == "gitlab":
+        return {"X-Gitlab-Token": secret or "gitlab-token-for-tests",
+                "X-Gitlab-Event-UUID": delivery, "X-Gitlab-Event": "Push Hook"}  # fmt: skip
+    if scheme == "slack":
+        return _slack(body, int(ts), secret=secret or SLACK_SECRET)
+    if scheme == "teams":
+        key = base64.b64decode(secret or TEAMS_KEY)
+        mac = base64.b64encode(hmac.new(key, body, hashlib.sha256).digest()).decode()
+        return {"Authorization": f"HMAC {mac}"}
+    headers = _standard(body, delivery, int(ts))
+    if secret:
+        headers["webhook-signature"] = "v1," + base64.b64encode(b"x" * 32).decode()
+    return headers
+
+
+def _body(scheme: str, delivery: str, ts: float) -> bytes:
+    if scheme == "teams":  # Teams signs no header: its activity carries id and time
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ts))
+        return json.dumps({"type": "message", "id": delivery, "timestamp": stamp}).encode()
+    if scheme == "slack":
+        return f"text={delivery}".encode()
+    return json.dumps({"delivery": delivery}).encode()
+
+
+@pytest.mark.parametrize("scheme", ["github", "gitlab", "slack", "teams", "standard"])
+def test_each_scheme_refuses_forgeries_and_runs_a_delivery_once(serve, monkeypatch, scheme):
+    """Per scheme: tampered, wrong-secret and stale deliveries get 403; a replay runs nothing."""
+    secret = {"github": GITHUB_SECRET, "gitlab": "gitlab-token-for-tests", "slack": SLACK_SECRET,
+              "teams": TEAMS_KEY, "standard": STANDARD_SECRET}[scheme]  # fmt: skip
+    monkeypatch.setenv("HOOK_SECRET", secret)
+    srv = serve(policies=(JobPolicy("sh/echo", verify=scheme, secrets=("env:HOOK_SECRET",)),))
+    now = time.time()
+    body = _body(scheme, "d-1", now)
+    with srv.client() as c:
+        first = c.post(
+            "/sh/echo", content=body, headers=_signed(scheme, body, delivery="d-1", ts=now)
+        )
+        again = c.post(
+            "/sh/echo", content=body, headers=_signed(scheme, body, delivery="d-1", ts=now)
+        )
+        refused = {}
+        if scheme != "gitlab":  # a shared token signs no body: tampering is moot there
+            tampered = body.replace(b"d-1", b"d-X")
+            refused["tampered"] = c.post(
+                "/sh/echo", content=tampered, headers=_signed(scheme, body, delivery="d-2", ts=now)
+            )
+        wrong_teams = base64.b64encode(b"n" * 32).decode()
+        wrong = {"teams": wrong_teams, "standard": "bad"}.get(scheme, "nope")
+        b3 = _body(scheme, "d-3", now)
+        refused["wrong secret"] = c.post(
+            "/sh/echo",
+            content=b3,
+            headers=_signed(scheme, b3, delivery="d-3", ts=now, secret=wrong),
+        )
+        if scheme in ("slack", "teams", "standard"):
+            old = now - 3600
+            b4 = _body(scheme, "d-4", old)
+            refused["stale"] = c.post(
+                "/sh/echo", content=b4, headers=_signed(scheme, b4, delivery="d-4", ts=old)
+            )
+    assert first.status_code == 200, first.text
+    assert again.headers["x-run-id"] == first.headers["x-run-id"]
+    assert again.headers["x-replayed"] == "true"
+    for how, r in refused.items():
+        assert r.status_code == 403, (how, r.text)
+        assert secret not in r.text
+    assert len(_runs(srv)) == 1
