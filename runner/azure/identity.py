@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
 
 # The variables azure-identity reads to find its endpoint; passed on to script jobs so that
-# `az login --identity` in a script finds the same identity.
+# `az login --identity` in a script finds the same identity. The sandbox clears these (and
+# a few more) before pointing azure-identity at itself.
 IDENTITY_ENV = (
     "IDENTITY_ENDPOINT",
     "IDENTITY_HEADER",

@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 
 import uvicorn
 
+from runner.azure.identity import IDENTITY_ENV
+
 from .admin import AdminApi
 from .arm_app import ArmApp
 from .certs import TlsFiles, ensure_tls_files
@@ -38,19 +40,10 @@ T = TypeVar("T")
 # Every variable that steers azure-identity's choice of endpoint: callers clear these
 # before applying ``Sandbox.env(kind)`` so a stray one cannot pick another endpoint.
 IDENTITY_ENV_VARS = (
-    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "IDENTITY_SERVER_THUMBPRINT",
-    "IMDS_ENDPOINT",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "AZURE_AUTHORITY_HOST",
-    "AZURE_TENANT_ID",
-    "AZURE_CLIENT_ID",
+    *IDENTITY_ENV,
+    # Not endpoints, but other azure-identity credentials would act on them.
     "AZURE_CLIENT_SECRET",
     "AZURE_CLIENT_CERTIFICATE_PATH",
-    "AZURE_FEDERATED_TOKEN_FILE",
     "AZURE_USERNAME",
 )
 KINDS = ("imds", "imds-user", "appservice", "arc", "workload")

@@ -66,14 +66,13 @@ async def get_run(request: Request) -> Response:
     return JSONResponse((await _run(request)).to_json(), headers=NO_STORE)
 
 
-async def get_log(request: Request) -> Response:
+async def get_log(request: Request) -> Response | streams.TextStream:
     """The run's output as text: all of it so far, or, with ``?follow=1``, until done."""
     run = await _run(request)
     journal = _executor(request).journal
     if request.query_params.get("follow") in ("1", "true", "yes"):
-        stream = streams.text_stream(journal, run.id)
-    else:
-        stream = _snapshot(request, run.id)
+        return streams.TextStream(journal, run.id, NO_STORE)
+    stream = _snapshot(request, run.id)
     return StreamingResponse(stream, media_type="text/plain; charset=utf-8", headers=NO_STORE)
 
 

@@ -114,13 +114,6 @@ class TextStream:
                 watcher.cancel()
 
 
-async def text_stream(journal: Journal, run_id: str, after: int = 0) -> AsyncIterator[bytes]:
-    async for batch in journal.follow(run_id, after):
-        chunk = encode_text(batch)
-        if chunk:
-            yield chunk
-
-
 async def sse_stream(journal: Journal, run_id: str, after: int = 0) -> AsyncIterator[bytes]:
     async for batch in journal.follow(run_id, after):
         yield encode_sse(batch)

@@ -135,3 +135,19 @@ def test_heartbeat_comments_keep_idle_streams_alive(serve):
                     break
         c.post(f"/_runs/{run_id}/cancel")
     assert ": ping" in text
+
+
+def test_log_follow_streams_a_running_run_to_its_end(serve):
+    """GET /_runs/<id>/log?follow=1 starts mid-run and ends with the result line."""
+    srv = serve()
+    with srv.client() as c:
+        run_id = c.post(
+            "/py/lines?n=20&every=2&pause=0.05", headers={"Prefer": "respond-async"}
+        ).json()["id"]
+        now = c.get(f"/_runs/{run_id}/log").text
+        followed = c.get(f"/_runs/{run_id}/log?follow=1")
+    assert "line 20" not in now
+    lines = followed.text.splitlines()
+    assert lines[:20] == [f"line {i}" for i in range(1, 21)]
+    assert lines[-1].startswith(f"runner: run={run_id} state=succeeded")
+    assert followed.headers["cache-control"] == "no-store"
