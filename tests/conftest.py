@@ -6,10 +6,12 @@ is not to loopback, so a test that would reach 169.254.169.254 or the Internet f
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from runner.sandbox import Sandbox
 from runner.server import RunnerServer, prepare
 from runner.settings import Settings
 
@@ -175,6 +178,30 @@ def serve_process(tmp_path: Path) -> Iterator[Callable[..., Served]]:
         for pipe in (served.proc.stdout, served.proc.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    """A running sandbox (emulated Azure) with its own state directory."""
+    sb = Sandbox(tmp_path / "sandbox")
+    with sb.in_thread():
+        yield sb
+
+
+@contextlib.contextmanager
+def raw_tls(srv: Served) -> Iterator[ssl.SSLSocket]:
+    """A TLS socket to the server, for requests sent byte for byte (no client normalising)."""
+    host, port = srv.url.removeprefix("https://").rsplit(":", 1)
+    with (
+        socket.create_connection((host, int(port)), timeout=10) as raw,
+        srv.ssl_context().wrap_socket(raw, server_hostname=host) as s,
+    ):
+        yield s
+
+
+def files_containing(folder: Path, needle: bytes) -> list[Path]:
+    """Every file under ``folder`` holding ``needle`` (where a secret must never be)."""
+    return [p for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
 
 def wait_logged(c: httpx.Client, run_id: str, text: str, within: float = 10) -> None:

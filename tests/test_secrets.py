@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+
+from tests.conftest import files_containing
 
 SECRET = "Hunter2-Very-Secret-Value"
-
-
-def _files_containing(folder: Path, needle: bytes) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
 
 def test_a_secret_appears_nowhere(serve, caplog):
@@ -45,7 +42,7 @@ def test_a_secret_appears_nowhere(serve, caplog):
     record = answers[4].json()
     assert record["params"] == {"user": "ann", "pw": "***"}
     srv.stop()
-    assert _files_containing(srv.state_dir, SECRET.encode()) == []
+    assert files_containing(srv.state_dir, SECRET.encode()) == []
     # The test's own HTTP client logs its URLs; the server side must not.
     server_side = [r for r in caplog.records if r.name.startswith(("runner", "uvicorn"))]
     assert server_side

@@ -8,6 +8,8 @@ gives it, at the point an HMAC key is needed.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import stat
 from collections.abc import Mapping
@@ -102,3 +104,15 @@ def _read_file(path: Path, spec: str, base_dir: Path | None) -> bytes:
     elif raw.endswith(b"\n"):
         raw = raw[:-1]
     return raw
+
+
+def base64_key(secret: Secret, text: bytes, *, what: str) -> bytes:
+    """A non-empty key decoded from base64 ``text`` (padding optional), or a ConfigError
+    naming the secret's source and ``what`` it should be — never the value."""
+    try:
+        key = base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
+    except binascii.Error:
+        raise ConfigError(f"secret {secret.source}: {what}") from None
+    if not key:
+        raise ConfigError(f"secret {secret.source}: the key is empty")
+    return key

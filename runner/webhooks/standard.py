@@ -13,7 +13,6 @@ import binascii
 import json
 from collections.abc import Mapping, Sequence
 
-from runner.errors import ConfigError
 from runner.webhooks._checks import (
     any_equal,
     bad_signature,
@@ -25,7 +24,7 @@ from runner.webhooks._checks import (
 )
 from runner.webhooks.delivery import Delivery
 from runner.webhooks.errors import MalformedHeader
-from runner.webhooks.secret import Secret
+from runner.webhooks.secret import Secret, base64_key
 
 PREFIX = b"whsec_"
 # More would be a sender listing keys it does not hold; bound the work per request.
@@ -36,15 +35,7 @@ def signing_key(secret: Secret) -> bytes:
     """The HMAC key of a ``whsec_<base64>`` secret (the prefix is optional, as in the
     reference libraries); :class:`ConfigError` naming the source if it is not base64."""
     text = secret.reveal().strip().removeprefix(PREFIX)
-    try:
-        key = base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
-    except binascii.Error:
-        raise ConfigError(
-            f"secret {secret.source}: a Standard Webhooks secret is 'whsec_' and base64"
-        ) from None
-    if not key:
-        raise ConfigError(f"secret {secret.source}: the signing key is empty")
-    return key
+    return base64_key(secret, text, what="a Standard Webhooks secret is 'whsec_' and base64")
 
 
 def verify_standard(

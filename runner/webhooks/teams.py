@@ -15,7 +15,6 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from runner.errors import ConfigError
 from runner.webhooks._checks import (
     any_equal,
     bad_signature,
@@ -26,22 +25,15 @@ from runner.webhooks._checks import (
 )
 from runner.webhooks.delivery import Delivery
 from runner.webhooks.errors import MalformedHeader
-from runner.webhooks.secret import Secret
+from runner.webhooks.secret import Secret, base64_key
 
 _SETTINGS = "the team's Apps → Manage → outgoing webhook (its security token)"
 
 
 def teams_key(secret: Secret) -> bytes:
     """The HMAC key: the security token is base64; :class:`ConfigError` if it is not."""
-    try:
-        key = base64.b64decode(secret.reveal().strip(), validate=True)
-    except binascii.Error:
-        raise ConfigError(
-            f"secret {secret.source}: a Teams security token is base64, as Teams shows it"
-        ) from None
-    if not key:
-        raise ConfigError(f"secret {secret.source}: the Teams security token is empty")
-    return key
+    what = "a Teams security token is base64, as Teams shows it"
+    return base64_key(secret, secret.reveal().strip(), what=what)
 
 
 def verify_teams(

@@ -5,7 +5,7 @@ HTTP trigger → runner → real azure-identity and mgmt SDKs → sandbox over H
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,14 +33,6 @@ class AzureRig:
         """Ids of every resource in the sandbox (lower-case, as ARM compares them)."""
         with self.sandbox.world.lock:
             return {k.lower() for k in self.sandbox.world.resources}
-
-
-@pytest.fixture
-def sandbox(tmp_path) -> Iterator[Sandbox]:
-    """A running sandbox with its own state directory."""
-    sb = Sandbox(tmp_path / "sandbox")
-    with sb.in_thread():
-        yield sb
 
 
 @pytest.fixture

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from pathlib import Path
 
 from runner.azure import operations
 from runner.sandbox import Fault
-from tests.conftest import done_of, parse_sse
+from tests.conftest import done_of, files_containing, parse_sse
 
 PW = "Sandbox-Passw0rd-42!"
 SSH_KEY = (
@@ -217,10 +216,6 @@ def test_vm_create_with_an_ssh_key_disables_password_login(azure_rig):
     ]
 
 
-def _files_containing(folder: Path, needle: bytes) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
-
-
 def test_the_password_appears_in_no_stream_record_or_file(azure_rig, caplog):
     """pw reaches ARM but no text or SSE stream, run record, log, event replay or state file."""
     caplog.set_level(logging.DEBUG)
@@ -247,7 +242,7 @@ def test_the_password_appears_in_no_stream_record_or_file(azure_rig, caplog):
         assert PW not in r.text, r.url
     assert answers[2].json()["params"]["pw"] == "***"
     rig.srv.stop()
-    assert _files_containing(rig.srv.state_dir, PW.encode()) == []
+    assert files_containing(rig.srv.state_dir, PW.encode()) == []
     # No server-side log line (the test's own HTTP client logs its URLs: not counted).
     server_side = [r for r in caplog.records if r.name.startswith(("runner", "uvicorn", "azure"))]
     assert server_side

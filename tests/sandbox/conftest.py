@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from azure.mgmt.compute.aio import ComputeManagementClient
@@ -13,14 +13,6 @@ from azure.mgmt.resource.resources.aio import ResourceManagementClient
 from runner.sandbox import IDENTITY_ENV_VARS, Sandbox
 
 ARM_SCOPE = "https://management.azure.com/.default"
-
-
-@pytest.fixture
-def sandbox(tmp_path) -> Iterator[Sandbox]:
-    """A running sandbox with its own state directory."""
-    sb = Sandbox(tmp_path / "sandbox")
-    with sb.in_thread():
-        yield sb
 
 
 @pytest.fixture

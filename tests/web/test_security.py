@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import pytest
 from runner.auth.htpasswd import set_password
 from runner.auth.tokens import TokenStore
 from runner.policy import JobPolicy
-from tests.conftest import ROOT, TEST_JOBS
+from tests.conftest import ROOT, TEST_JOBS, raw_tls
 
 GITHUB_SECRET = "gh-hook-secret-for-tests"
 SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -289,12 +288,7 @@ def test_response_headers_protect_browsers(serve):
 def test_a_slow_body_is_cut_off(serve):
     """A client that trickles its body past body_timeout gets 408, and no run exists."""
     srv = serve(body_timeout=0.5)
-    host, port = srv.url.removeprefix("https://").rsplit(":", 1)
-    ctx = srv.ssl_context()
-    with (
-        socket.create_connection((host, int(port)), timeout=10) as raw,
-        ctx.wrap_socket(raw, server_hostname=host) as s,
-    ):
+    with raw_tls(srv) as s:
         s.sendall(
             b"POST /py/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: 100\r\n\r\n{"

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
+
+from tests.conftest import raw_tls
 
 
 def raw_request(srv, target: bytes, method: bytes = b"POST") -> tuple[int, bytes]:
     """Send a request line exactly as given (no client-side normalisation)."""
-    host, port = srv.url.removeprefix("https://").rsplit(":", 1)
-    ctx = srv.ssl_context()
-    with (
-        socket.create_connection((host, int(port)), timeout=10) as raw,
-        ctx.wrap_socket(raw, server_hostname=host) as s,
-    ):
+    with raw_tls(srv) as s:
         s.sendall(
             method + b" " + target + b" HTTP/1.1\r\nHost: localhost\r\n"
             b"Content-Length: 0\r\nConnection: close\r\n\r\n"
