@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import ROOT, TEST_JOBS, Served, done_of, parse_sse, wait_final, wait_logged
@@ -37,6 +38,15 @@ def assert_clean_log(srv: Served) -> None:
     assert "Traceback" not in log
     assert '"level": "error"' not in log
     assert "draining" in log
+
+
+def wait_draining(c: httpx.Client, within: float = 5) -> httpx.Response:
+    """Poll /_ready until it answers 503 (draining); that answer."""
+    deadline = time.monotonic() + within
+    while (ready := c.get("/_ready")).status_code != 503:
+        assert time.monotonic() < deadline, "/_ready never reported draining"
+        time.sleep(0.02)
+    return ready
 
 
 class Follower(threading.Thread):
@@ -73,10 +83,7 @@ def test_sigterm_drains_refusing_new_runs_while_the_running_one_finishes(server)
         follower.start()
         srv.proc.send_signal(signal.SIGTERM)
         sent = time.monotonic()
-        deadline = sent + 5
-        while (ready := c.get("/_ready")).status_code != 503:
-            assert time.monotonic() < deadline, "/_ready never reported draining"
-            time.sleep(0.02)
+        ready = wait_draining(c)
         assert ready.json()["ready"] is False
         refused = c.post("/py/echo", params={"rg": "x"})
         assert refused.status_code == 503
@@ -145,10 +152,7 @@ def test_a_second_sigterm_stops_at_once_and_followers_still_get_done(server):
         follower = Follower(srv, run_id)
         follower.start()
         srv.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while c.get("/_ready").status_code != 503:
-            assert time.monotonic() < deadline, "/_ready never reported draining"
-            time.sleep(0.02)
+        wait_draining(c)
     sent = time.monotonic()
     srv.proc.send_signal(signal.SIGTERM)
     assert srv.proc.wait(10) in CLEAN_EXIT
@@ -168,10 +172,7 @@ def test_a_drain_leaves_queued_runs_queued_and_the_next_start_runs_them(serve):
         assert c.get(f"/_runs/{queued}").json()["state"] == "queued"
         assert srv.server is not None and srv.server._loop is not None
         drained = asyncio.run_coroutine_threadsafe(srv.server.drain(), srv.server._loop)
-        deadline = time.monotonic() + 5
-        while c.get("/_ready").status_code != 503:
-            assert time.monotonic() < deadline, "/_ready never reported draining"
-            time.sleep(0.02)
+        wait_draining(c)
         drained.result(10)
     assert srv.thread is not None
     srv.thread.join(10)
