@@ -318,6 +318,12 @@ class Executor:
 
     # -- control ---------------------------------------------------------------------
 
+    async def record(self, run_id: str) -> RunRecord | None:
+        """A run's record: the live one when this process holds it (fresher than the
+        store's last flush), else the stored one."""
+        active = self.running.get(run_id) or self.queue.get(run_id)
+        return active.run if active is not None else await self.store.get(run_id)
+
     async def cancel(self, run_id: str, reason: str = "cancelled by request") -> RunRecord:
         """Cancel a queued or running run; 409 if it already ended."""
         active = self.queue.get(run_id) or self.running.get(run_id)

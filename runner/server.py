@@ -55,7 +55,6 @@ class Prepared:
     sock: socket.socket
     url: str
     cacert: Path | None
-    generated_cert: bool
     # What to stop with the server (the sandbox's thread, when --sandbox).
     resources: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
@@ -81,12 +80,11 @@ def prepare(settings: Settings, *, services: Services | None = None) -> Prepared
     stack = contextlib.ExitStack()
     settings, executor = build_executor(settings, stack, services)
     cert = key = None
-    generated = False
     if settings.tls:
         if settings.tls_cert is not None and settings.tls_key is not None:
             cert, key = settings.tls_cert, settings.tls_key
         else:
-            cert, key, generated = tls.self_signed(settings.state_dir)
+            cert, key, _ = tls.self_signed(settings.state_dir)
     security = Security.from_settings(settings, os.environ)
     app = build_app(executor, hsts=settings.tls, security=security)
     config = uvicorn.Config(
@@ -111,7 +109,7 @@ def prepare(settings: Settings, *, services: Services | None = None) -> Prepared
     shown = f"[{host}]" if ":" in host else host
     scheme = "https" if settings.tls else "http"
     url = f"{scheme}://{shown}:{port}"
-    return Prepared(settings, executor, config, sock, url, cert, generated, stack)
+    return Prepared(settings, executor, config, sock, url, cert, stack)
 
 
 class RunnerServer(uvicorn.Server):

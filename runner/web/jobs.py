@@ -128,8 +128,7 @@ async def start(request: Request) -> Response | streams.TextStream:
 
 async def _replayed(request: Request, executor: Executor, run_id: str, mode: str) -> Response:
     """The answer to a replayed delivery: its original run, in the asked mode's shape."""
-    run = executor.running.get(run_id) or executor.queue.get(run_id)
-    record = run.run if run is not None else await executor.store.get(run_id)
+    record = await executor.record(run_id)
     if record is None:
         raise NotFound(f"the original run {run_id} of this delivery is gone")
     headers = run_headers(record) | {"X-Replayed": "true"}

@@ -24,10 +24,7 @@ def _executor(request: Request) -> Executor:
 async def _run(request: Request) -> RunRecord:
     """The run named in the path, if this caller may see it (else 404: no existence leak)."""
     run_id = request.path_params["run_id"]
-    executor = _executor(request)
-    # A live run's record in memory is fresher than the store's last flush.
-    active = executor.running.get(run_id) or executor.queue.get(run_id)
-    run = active.run if active is not None else await executor.store.get(run_id)
+    run = await _executor(request).record(run_id)
     if run is None or not principal_of(request.scope).may_run(run.job):
         raise NotFound(f"no run {run_id}")
     return run
