@@ -8,7 +8,7 @@ from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from runner.auth import principal_of
+from runner.auth import Principal, principal_of
 from runner.catalogue import Job
 from runner.errors import Forbidden, NotFound
 from runner.executor import Executor
@@ -76,19 +76,11 @@ async def start(request: Request) -> Response | streams.TextStream:
     delivery: Delivery | None = request.scope.get(DELIVERY_KEY)
     run_id = new_run_id()
     if delivery is not None and delivery.delivery_id:
-        # A delivery seen before answers with its original run: nothing runs twice. The
-        # store remembers across restarts (the run records the delivery as its caller);
-        # the in-memory guard covers two copies arriving at once.
-        earlier = await executor.store.find_run(job.path, principal.caller)
-        original = (
-            earlier.id
-            if earlier is not None
-            else await security.replays.claim(
-                job.path, delivery.scheme, delivery.delivery_id, run_id
-            )
+        original = await _delivered_before(
+            executor, security, job.path, delivery.scheme, delivery.delivery_id, run_id
         )
         if original is not None:
-            return await _replayed(request, executor, original, mode)
+            return await _replayed(executor, original, mode)
     try:
         # Text mode shows the run id only with its first stored event; the rest wait for
         # the record to be stored before answering.
@@ -109,7 +101,7 @@ async def start(request: Request) -> Response | streams.TextStream:
         return EventSourceResponse(
             streams.sse_stream(journal, run.id),
             headers=headers,
-            ping=executor.settings.heartbeat,
+            ping=settings.heartbeat,
         )
     if mode == "wait":
         chunks: list[bytes] = []
@@ -126,7 +118,22 @@ async def start(request: Request) -> Response | streams.TextStream:
     return streams.TextStream(journal, run.id, headers)
 
 
-async def _replayed(request: Request, executor: Executor, run_id: str, mode: str) -> Response:
+async def _delivered_before(
+    executor: Executor, security: Security, job: str, scheme: str, delivery_id: str, run_id: str
+) -> str | None:
+    """The run an earlier copy of this delivery started, or None (then it is claimed).
+
+    The store remembers across restarts (a run records its delivery as its caller); the
+    in-memory guard covers two copies arriving at once.
+    """
+    caller = Principal.webhook(scheme, delivery_id, (job,)).caller
+    earlier = await executor.store.find_run(job, caller)
+    if earlier is not None:
+        return earlier.id
+    return await security.replays.claim(job, scheme, delivery_id, run_id)
+
+
+async def _replayed(executor: Executor, run_id: str, mode: str) -> Response:
     """The answer to a replayed delivery: its original run, in the asked mode's shape."""
     record = await executor.record(run_id)
     if record is None:
