@@ -46,18 +46,6 @@ def start(settings: Settings, stack: contextlib.ExitStack) -> tuple[Settings, Sa
     return pointed, sandbox
 
 
-def runner_env(sandbox: Sandbox, kind: str = "imds") -> dict[str, str]:
-    """Environment for a separate ``runner serve`` to use a sandbox running elsewhere."""
-    return {
-        **sandbox.env(kind),
-        "RUNNER_IDENTITY": "workload" if kind == "workload" else "managed",
-        "RUNNER_ARM_ENDPOINT": sandbox.arm_url,
-        "RUNNER_ARM_CA": str(sandbox.ca_path),
-        "RUNNER_IMDS_ENDPOINT": sandbox.identity_url,
-        "RUNNER_ARM_POLLING_INTERVAL": "0.1",
-    }
-
-
 def _restore(saved: dict[str, str | None]) -> None:
     for name, value in saved.items():
         if value is None:

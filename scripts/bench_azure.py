@@ -31,7 +31,6 @@ from typing import Any
 import httpx
 
 from runner.sandbox import Sandbox
-from runner.sandboxed import runner_env
 
 ROOT = Path(__file__).resolve().parent.parent
 PW = "Bench-Passw0rd-123!"
@@ -47,7 +46,7 @@ def cpu_seconds(pid: int) -> float:
 def start_server(state: Path, sandbox: Sandbox) -> tuple[subprocess.Popen[str], str]:
     env = {
         **os.environ,
-        **runner_env(sandbox),
+        **sandbox.runner_env(),
         "RUNNER_LOG_LEVEL": "warning",
         "RUNNER_MAX_RUNNING": "64",
         "RUNNER_MAX_QUEUED": "1000",
@@ -245,7 +244,7 @@ def main() -> int:
                 proc.terminate()
                 proc.wait(30)
             env = {
-                **runner_env(sandbox),
+                **sandbox.runner_env(),
                 "RUNNER_SUBSCRIPTION_ID": sandbox.subscription_id,
                 "RUNNER_LOCATION": sandbox.world.location,
                 "RUNNER_ARM_POLLING_INTERVAL": "0.05",

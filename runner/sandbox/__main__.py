@@ -28,10 +28,8 @@ async def _serve(state_dir: Path) -> None:
     print(f"subscription:     {sandbox.subscription_id}")
     print(f"tenant:           {sandbox.tenant_id}")
     print(f"admin:            {sandbox.arm_url}/_sandbox")
-    from runner.sandboxed import runner_env
-
     print("\nto run `runner serve` against it (system-assigned identity), in another shell:")
-    for name, value in runner_env(sandbox).items():
+    for name, value in sandbox.runner_env().items():
         print(f"  export {name}={value}")
     print("\nenvironment per identity kind:")
     for kind in KINDS:

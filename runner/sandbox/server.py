@@ -22,8 +22,6 @@ from typing import Any, TypeVar
 
 import uvicorn
 
-from runner.azure.identity import IDENTITY_ENV
-
 from .admin import AdminApi
 from .arm_app import ArmApp
 from .certs import TlsFiles, ensure_tls_files
@@ -38,9 +36,21 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Every variable that steers azure-identity's choice of endpoint: callers clear these
-# before applying ``Sandbox.env(kind)`` so a stray one cannot pick another endpoint.
+# before applying ``Sandbox.env(kind)`` so a stray one cannot pick another endpoint. The
+# sandbox is a program of its own and imports nothing of the runner: this list is its own
+# (a test checks that it covers every variable the runner passes on to script jobs).
 IDENTITY_ENV_VARS = (
-    *IDENTITY_ENV,
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "IDENTITY_SERVER_THUMBPRINT",
+    "IMDS_ENDPOINT",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+    "AZURE_AUTHORITY_HOST",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
     # Not endpoints, but other azure-identity credentials would act on them.
     "AZURE_CLIENT_SECRET",
     "AZURE_CLIENT_CERTIFICATE_PATH",
@@ -329,6 +339,18 @@ class Sandbox:
                 "AZURE_FEDERATED_TOKEN_FILE": str(self.federated_token_path),
             }
         raise ValueError(f"unknown identity kind {kind!r}; known: {', '.join(KINDS)}")
+
+    def runner_env(self, kind: str = "imds") -> dict[str, str]:
+        """Environment for a separate ``runner serve`` to use this sandbox: the identity
+        variables of ``kind`` plus the runner's own settings (``RUNNER_*``), by name."""
+        return {
+            **self.env(kind),
+            "RUNNER_IDENTITY": "workload" if kind == "workload" else "managed",
+            "RUNNER_ARM_ENDPOINT": self.arm_url,
+            "RUNNER_ARM_CA": str(self.ca_path),
+            "RUNNER_IMDS_ENDPOINT": self.identity_url,
+            "RUNNER_ARM_POLLING_INTERVAL": "0.1",
+        }
 
     # -- roles --------------------------------------------------------------------------
     def grant(self, principal_id: str, role: str, scope: str | None = None) -> None:

@@ -142,3 +142,12 @@ def test_arm_routes_are_case_insensitive_and_require_api_version(sandbox):
     assert created.json()["id"] == f"/subscriptions/{sub}/resourceGroups/Demo"
     assert head.status_code == 204
     assert missing.json()["error"]["code"] == "MissingApiVersionParameter"
+
+
+def test_the_sandbox_clears_every_identity_variable_the_runner_passes_to_scripts():
+    """The sandbox keeps its own list (it imports nothing of the runner): it must cover the
+    runner's, or a variable left over from the host could steer azure-identity elsewhere."""
+    from runner.azure.identity import IDENTITY_ENV
+    from runner.sandbox import IDENTITY_ENV_VARS
+
+    assert set(IDENTITY_ENV) <= set(IDENTITY_ENV_VARS)
