@@ -1,14 +1,6 @@
-"""What a Python job imports: ``from runner.api import Context, Param, Secret, JobError``.
+"""The job SDK under its first name: ``from runner.api import Context, Param, Secret,
+JobError`` keeps working for jobs written before ``from runner import …``."""
 
-``Param`` is pydantic's ``Field`` (pattern, ge/le, min_length/max_length, description);
-``Secret`` is pydantic's ``SecretStr``: never recorded, logged, streamed or shown, and read
-with ``.get_secret_value()``.
-"""
-
-from pydantic import Field as Param
-from pydantic import SecretStr as Secret
-
-from runner.context import Context
-from runner.errors import JobError
+from runner import Context, JobError, Param, Secret
 
 __all__ = ["Context", "JobError", "Param", "Secret"]

@@ -1,7 +1,9 @@
 """``ctx``: what a Python job gets from the runner.
 
-Output lines, progress, cancellation, and the process-wide services (the Azure credential
-and clients hang here: :attr:`Context.azure`). Secret values are masked out of every line
+Output lines, progress, cancellation, and what the runner's extensions lend jobs by name
+— Azure among them: ``await ctx.azure()``. The job-facing types are declared here as
+protocols (:class:`AzureView`), so that this module depends on no extension: the Azure
+extension provides an object of that shape. Secret values are masked out of every line
 before it is recorded.
 """
 
@@ -12,68 +14,54 @@ import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from runner.errors import ConfigError
+from runner.output import split_lines
 from runner.records import EV_ERROR, EV_OUTPUT, EV_STATUS
 
 if TYPE_CHECKING:
-    from runner.azure.services import Azure
-
-MAX_LINE = 64 * 1024  # longer lines are split: one event stays a bounded size
-
-
-class Services(Protocol):
-    """Process-wide resources offered to jobs (credential, ARM clients, …).
-
-    Built once and shared by every run, so tokens are cached and reused.
-    """
-
-    async def for_run(self, ctx: Context) -> Any:
-        """The resources for one run (``await ctx.azure()``)."""
-        ...
-
-    def explain(self, exc: BaseException) -> str | None:
-        """A sentence a person can act on for a known failure, or None."""
-        ...
-
-    def script_env(self) -> dict[str, str]:
-        """Variables script jobs need to use the same services (identity endpoints)."""
-        ...
-
-    async def close(self) -> None: ...
+    from azure.core.credentials_async import AsyncTokenCredential
+    from azure.mgmt.compute.aio import ComputeManagementClient
+    from azure.mgmt.network.aio import NetworkManagementClient
+    from azure.mgmt.resource.resources.aio import ResourceManagementClient
 
 
-class Sink(Protocol):
-    """Where a run's events go (the executor's journal, bound to one run)."""
+class IdentityView(Protocol):
+    """Which identity the runner acts as (no secret in it)."""
 
-    def __call__(self, kind: str, data: str) -> None: ...
-
-
-def masker(secrets: list[str]) -> Callable[[str], str]:
-    """A function replacing each secret value in a line with ``***``."""
-    # Very short values would mask ordinary text everywhere; they are no secret anyway.
-    values = sorted({s for s in secrets if len(s) >= 3}, key=len, reverse=True)
-    if not values:
-        return lambda line: line
-
-    def mask(line: str) -> str:
-        for value in values:
-            if value in line:
-                line = line.replace(value, "***")
-        return line
-
-    return mask
+    @property
+    def kind(self) -> str: ...  # managed | workload | default
+    @property
+    def endpoint_kind(self) -> str: ...  # imds | app service | azure arc | workload | …
+    @property
+    def endpoint(self) -> str: ...
+    @property
+    def client_id(self) -> str | None: ...
 
 
-def split_lines(text: str) -> list[str]:
-    """Lines of ``text`` without terminators; over-long lines cut into MAX_LINE pieces."""
-    out = []
-    for line in text.split("\n"):
-        line = line.removesuffix("\r")
-        while len(line) > MAX_LINE:
-            out.append(line[:MAX_LINE])
-            line = line[MAX_LINE:]
-        out.append(line)
-    return out
+class AzureView(Protocol):
+    """What ``await ctx.azure()`` gives: shared by every run of the process."""
+
+    @property
+    def credential(self) -> AsyncTokenCredential: ...
+    @property
+    def resources(self) -> ResourceManagementClient: ...
+    @property
+    def network(self) -> NetworkManagementClient: ...
+    @property
+    def compute(self) -> ComputeManagementClient: ...
+    @property
+    def subscription_id(self) -> str: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def identity(self) -> IdentityView: ...
+    @property
+    def scope(self) -> str: ...  # what to ask tokens for: credential.get_token(az.scope)
+
+
+class Lender(Protocol):
+    """Who lends resources to jobs by name (the runner's extensions)."""
+
+    async def resource(self, name: str, ctx: Any) -> Any: ...
 
 
 class Context:
@@ -85,9 +73,9 @@ class Context:
         run_id: str,
         job: str,
         params: Mapping[str, Any],
-        sink: Sink,
-        secrets: list[str],
-        services: Services | None,
+        sink: Callable[[str, str], None],
+        mask: Callable[[str], str],
+        resources: Lender,
         timeout: float,
     ) -> None:
         self.run_id = run_id
@@ -96,19 +84,19 @@ class Context:
         self.params = dict(params)
         self.timeout = timeout
         self._sink = sink
-        self._mask = masker(secrets)
-        self._services = services
+        self._mask = mask
+        self._resources = resources
         self.cancelled = asyncio.Event()
 
     def print(self, *parts: object, sep: str = " ") -> None:
         """Write output lines (stdout). Several lines at once are split."""
-        for line in split_lines(sep.join(str(p) for p in parts)):
-            self._sink(EV_OUTPUT, self._mask(line))
+        for line in split_lines(self._mask(sep.join(str(p) for p in parts))):
+            self._sink(EV_OUTPUT, line)
 
     def error(self, *parts: object, sep: str = " ") -> None:
         """Write error lines (stderr)."""
-        for line in split_lines(sep.join(str(p) for p in parts)):
-            self._sink(EV_ERROR, self._mask(line))
+        for line in split_lines(self._mask(sep.join(str(p) for p in parts))):
+            self._sink(EV_ERROR, line)
 
     def progress(self, message: str, percent: float | None = None) -> None:
         """Report progress: a ``status`` event; text mode shows it as a ``runner:`` line."""
@@ -117,9 +105,11 @@ class Context:
             body["percent"] = max(0.0, min(100.0, float(percent)))
         self._sink(EV_STATUS, json.dumps(body))
 
-    async def azure(self) -> Azure:
+    async def resource(self, name: str) -> Any:
+        """What the extension ``name`` lends jobs (ConfigError when none is installed)."""
+        return await self._resources.resource(name, self)
+
+    async def azure(self) -> AzureView:
         """The shared Azure credential, ready ARM clients, subscription and location."""
-        if self._services is None:
-            raise ConfigError("this runner has no Azure services (see README: Identity)")
-        azure: Azure = await self._services.for_run(self)
+        azure: AzureView = await self.resource("azure")
         return azure

@@ -1,7 +1,9 @@
 """The one error tree of runner.
 
 Every error a user can meet derives from :class:`RunnerError` and carries a message that
-says what to do about it::
+says what to do about it. These are domain errors: none knows a status code. The HTTP edge
+maps each kind to its answer in one table (``runner/web/problems.py``); the command line
+prints the message and exits 2::
 
     RunnerError
     ├── ConfigError          bad settings, flags, runner.toml or environment
@@ -9,18 +11,19 @@ says what to do about it::
     │   └── InsecureBindError                (runner.auth: open server beyond loopback)
     ├── CatalogueError       job folders that break the naming rules or collide
     ├── JobLoadError         a job module that cannot be imported or described
-    ├── ParameterError       bad parameters for a job (422), one entry per parameter
-    ├── RequestError         a request the runner refuses before any run exists
-    │   ├── Forbidden        (403)
-    │   ├── SignatureError   (403, runner.webhooks: MissingHeader, MalformedHeader,
-    │   │                     BadSignature, StaleTimestamp)
-    │   ├── NotFound         (404)
-    │   ├── RequestTimeout   (408)
-    │   ├── PayloadTooLarge  (413)
-    │   ├── UnsupportedMediaType (415)
-    │   ├── Conflict         (409)
-    │   ├── Unavailable      (503, e.g. while draining)
-    │   └── QueueFull        (429, with a Retry-After)
+    ├── Refused              a request refused before any run exists
+    │   ├── BadRequest       malformed (a Content-Length that is no number…)
+    │   ├── ParameterError   bad parameters for a job, one entry per parameter
+    │   ├── Forbidden        the caller may not do this
+    │   │   └── SignatureError (runner.webhooks: MissingHeader, MalformedHeader,
+    │   │                       BadSignature, StaleTimestamp)
+    │   ├── NotFound         no such job or run (or not one this caller may see)
+    │   ├── Conflict         the run's state forbids it (cancel of an ended run)
+    │   ├── TooLarge         a body over its limit
+    │   ├── TooSlow          a body not sent in time
+    │   ├── UnsupportedMediaType  a body of a type the job cannot read
+    │   ├── Busy             the queue is full: retry after ``retry_after`` seconds
+    │   └── Draining         shutting down: retry elsewhere or after ``retry_after``
     ├── StoreError           the run store failed
     └── JobError             raised by a job to fail its run with a clean message
 """
@@ -28,6 +31,7 @@ says what to do about it::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class RunnerError(Exception):
@@ -46,6 +50,24 @@ class JobLoadError(RunnerError):
     """A job file that cannot be loaded or described."""
 
 
+class Refused(RunnerError):
+    """A request refused before any run exists.
+
+    ``detail`` says why in words; ``retry_after`` (seconds) is set when trying again later
+    can succeed; ``fields`` are facts a client may act on (shown as they are).
+    """
+
+    def __init__(self, detail: str, *, retry_after: float | None = None, **fields: Any) -> None:
+        self.detail = detail
+        self.retry_after = retry_after
+        self.fields = fields
+        super().__init__(detail)
+
+
+class BadRequest(Refused):
+    """A request that is malformed in a way no parameter explains."""
+
+
 @dataclass(frozen=True)
 class ParameterProblem:
     """One bad parameter: its name and why it was refused."""
@@ -54,7 +76,7 @@ class ParameterProblem:
     reason: str
 
 
-class ParameterError(RunnerError):
+class ParameterError(Refused):
     """Bad parameters for a job; lists every problem at once, not the first one."""
 
     def __init__(self, job: str, problems: list[ParameterProblem]) -> None:
@@ -64,56 +86,36 @@ class ParameterError(RunnerError):
         super().__init__(f"invalid parameters for {job}: {listed}")
 
 
-class RequestError(RunnerError):
-    """A request refused before any run exists. ``status`` is the HTTP status."""
-
-    status = 400
-    title = "Bad request"
-
-    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
-        self.detail = detail
-        self.headers = headers or {}
-        super().__init__(detail)
+class Forbidden(Refused):
+    """The caller is known but may not do this."""
 
 
-class Forbidden(RequestError):
-    status = 403
-    title = "Forbidden"
+class NotFound(Refused):
+    """No such job or run, or none this caller may see (which is not told apart)."""
 
 
-class NotFound(RequestError):
-    status = 404
-    title = "Not found"
+class Conflict(Refused):
+    """The run's state forbids the request."""
 
 
-class PayloadTooLarge(RequestError):
-    status = 413
-    title = "Payload too large"
+class TooLarge(Refused):
+    """A body over its limit."""
 
 
-class RequestTimeout(RequestError):
-    status = 408
-    title = "Request timeout"
+class TooSlow(Refused):
+    """A body that did not arrive in time."""
 
 
-class UnsupportedMediaType(RequestError):
-    status = 415
-    title = "Unsupported media type"
+class UnsupportedMediaType(Refused):
+    """A body of a type the job cannot take."""
 
 
-class Conflict(RequestError):
-    status = 409
-    title = "Conflict"
+class Busy(Refused):
+    """Too many runs are waiting; ``retry_after`` says when to try again."""
 
 
-class Unavailable(RequestError):
-    status = 503
-    title = "Service unavailable"
-
-
-class QueueFull(RequestError):
-    status = 429
-    title = "Too many runs"
+class Draining(Refused):
+    """The runner is shutting down and takes no new runs."""
 
 
 class StoreError(RunnerError):

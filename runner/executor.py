@@ -1,12 +1,14 @@
-"""The executor: admits runs, queues them, runs them under limits, and records the end.
+"""The executor: queues runs, runs them under limits, and records how they end.
 
     submit ──► queued ──(slot free and lock key free)──► running ──► succeeded | failed
                  │                                          │        cancelled | timed_out
                  └── cancel ─► cancelled                    └── cancel / timeout / drain
 
-Limits: ``max_running`` runs at once; ``max_queued`` waiting (more → 429 with
-Retry-After); runs sharing a lock key run one at a time, in arrival order. A run's
-task belongs to the executor, never to a request: a caller that disconnects stops nothing.
+Limits: ``max_running`` runs at once; ``max_queued`` waiting (more → Busy, with a
+retry time); runs sharing a lock key run one at a time, in arrival order. A run's task
+belongs to the executor, never to a request: a caller that disconnects stops nothing.
+The job's kind executes it (:meth:`runner.kinds.Job.invoke`); the executor only times it,
+cancels it and records the outcome.
 """
 
 from __future__ import annotations
@@ -17,25 +19,16 @@ import logging
 import math
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner import admission, owner, scripts
-from runner.admission import Submission
-from runner.catalogue import Catalogue, Job
-from runner.context import Context, Services, masker
-from runner.errors import (
-    Conflict,
-    JobError,
-    NotFound,
-    ParameterError,
-    QueueFull,
-    RunnerError,
-    Unavailable,
-)
+from runner import lease
+from runner.errors import Busy, Conflict, Draining, JobError, NotFound, RunnerError
+from runner.hooks import Extensions
 from runner.journal import Journal
-from runner.params import Limits
+from runner.kinds import Host, Submission
+from runner.output import masker
 from runner.records import (
     CANCELLED,
     EV_DONE,
@@ -49,16 +42,21 @@ from runner.records import (
     INTERRUPTED,
     QUEUED,
     RUNNING,
+    RUNNING_STATUS,
     SUCCEEDED,
     TIMED_OUT,
     RunRecord,
+    Trigger,
     new_run_id,
 )
-from runner.settings import Settings
+from runner.settings import LimitSettings
 from runner.store.base import Store
 
 log = logging.getLogger("runner.runs")
-_RUNNING_STATUS = json.dumps({"state": RUNNING})
+
+# Recovery asks, for each queued run found at start, for it again as a Submission — or
+# for the reason it cannot run any more.
+Resubmit = Callable[[RunRecord], "Submission | str"]
 
 
 @dataclass
@@ -76,71 +74,68 @@ def _fmt_params(params: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items())
 
 
+def label(run: RunRecord) -> str:
+    """How a run is named in log lines: ``<id> vm/create(rg=demo, …)``."""
+    return f"{run.id} {run.job}({_fmt_params(run.params)})"
+
+
 class Executor:
     """Owns every live run of this process."""
 
     def __init__(
         self,
-        settings: Settings,
-        catalogue: Catalogue,
+        limits: LimitSettings,
         store: Store,
-        *,
-        services: Services | None = None,
-        environ: Mapping[str, str] | None = None,
+        journal: Journal,
+        host: Host,
+        extensions: Extensions,
     ) -> None:
-        self.settings = settings
-        self.catalogue = catalogue
+        self.limits = limits
         self.store = store
-        self.journal = Journal(store)
-        self.services = services
-        self.limits = Limits(settings.max_params, settings.max_param_bytes)
-        self.script_env = scripts.base_env(environ if environ is not None else {})
-        if services is not None:
-            self.script_env.update(services.script_env())
+        self.journal = journal
+        self.host = host
+        self.extensions = extensions
         self.queue: dict[str, Active] = {}
         self.running: dict[str, Active] = {}
         self.locks: set[str] = set()
         self.draining = False
         self._hurry = asyncio.Event()
-        # This executor's id on the runs it owns (see runner.owner).
-        self.owner = owner.claim()
+        # This executor's lease on the runs it holds (see runner.lease).
+        self.owner = lease.claim()
         self._avg_duration = 1.0
-        self._pruner: asyncio.Task[None] | None = None
 
-    # -- admission -------------------------------------------------------------------
-
-    def prepare(
-        self, job: Job, raw: Mapping[str, Any], *, body: bytes = b"", timeout: Any = None
-    ) -> Submission:
-        """Validate everything about a request; raise ParameterError listing each problem."""
-        return admission.prepare(
-            job, raw, self.settings, self.limits, self.script_env, body=body, timeout=timeout
-        )
+    # -- submission ------------------------------------------------------------------
 
     async def submit(
-        self, sub: Submission, caller: str, *, durable: bool = True, run_id: str | None = None
+        self,
+        sub: Submission,
+        caller: str,
+        *,
+        trigger: Trigger | None = None,
+        durable: bool = True,
+        run_id: str | None = None,
     ) -> RunRecord:
-        """Create the run and queue it. Raises Unavailable or QueueFull.
+        """Create the run and queue it. Raises Draining or Busy.
 
         ``durable``: return only once the record is stored (the caller is about to show
         the id). Without it, the caller must show nothing before the run's first event
         comes out of ``journal.follow`` — which yields committed events only.
         """
         if self.draining:
-            raise Unavailable(
+            raise Draining(
                 "the runner is shutting down and takes no new runs; retry on another replica",
-                headers={"Retry-After": "5"},
+                retry_after=5,
             )
-        can_start = len(self.running) < self.settings.max_running and (
+        can_start = len(self.running) < self.limits.max_running and (
             sub.lock_key is None or sub.lock_key not in self.locks
         )
-        if not can_start and len(self.queue) >= self.settings.max_queued:
-            wait = self._avg_duration * (len(self.queue) + 1) / self.settings.max_running
+        if not can_start and len(self.queue) >= self.limits.max_queued:
+            wait = self._avg_duration * (len(self.queue) + 1) / self.limits.max_running
             retry = max(1, min(60, math.ceil(wait)))
-            raise QueueFull(
-                f"{len(self.queue)} runs are already waiting (limit {self.settings.max_queued}); "
+            raise Busy(
+                f"{len(self.queue)} runs are already waiting (limit {self.limits.max_queued}); "
                 f"retry in {retry} s",
-                headers={"Retry-After": str(retry)},
+                retry_after=retry,
             )
         run = RunRecord(
             id=run_id or new_run_id(),
@@ -153,12 +148,12 @@ class Executor:
             lock_key=sub.lock_key,
             had_secrets=sub.had_secrets,
             owner=self.owner,
+            trigger=trigger or Trigger(),
         )
-        active = Active(run, sub)
         self.journal.open(run)
-        self.journal.emit(run, EV_RUN, json.dumps(self._run_event(run)))
+        self.journal.emit(run, EV_RUN, json.dumps(_run_event(run)))
         # The record must exist before anyone is told its id. While the store is failing,
-        # every caller waits for that, so that it gets the 503 instead of a silent wait.
+        # every caller waits for that, so that it gets the refusal instead of a silent wait.
         try:
             if durable or self.journal.failing:
                 await self.journal.sync()
@@ -166,32 +161,18 @@ class Executor:
             # Refused to the caller: the run must not be written later, when the store heals.
             self.journal.discard(run.id)
             raise
-        self.queue[run.id] = active
+        self.queue[run.id] = Active(run, sub)
         self._pump()
         if run.id in self.queue:
             # Logged only when it waits: most runs start at once, and "started" says so.
-            log.info("%s queued", self._label(run), extra={"run_id": run.id, "event": "queued"})
+            log.info("%s queued", label(run), extra={"run_id": run.id, "event": "queued"})
             why = (
                 f"waiting for lock {run.lock_key}"
                 if run.lock_key in self.locks
-                else f"waiting for a free slot ({self.settings.max_running} runs at once)"
+                else f"waiting for a free slot ({self.limits.max_running} runs at once)"
             )
             self.journal.emit(run, EV_STATUS, json.dumps({"state": QUEUED, "message": why}))
         return run
-
-    def _run_event(self, run: RunRecord) -> dict[str, Any]:
-        return {
-            "id": run.id,
-            "job": run.job,
-            "state": run.state,
-            "params": run.params,
-            "timeout": run.timeout,
-            "links": run.links(),
-        }
-
-    @staticmethod
-    def _label(run: RunRecord) -> str:
-        return f"{run.id} {run.job}({_fmt_params(run.params)})"
 
     # -- scheduling ------------------------------------------------------------------
 
@@ -200,7 +181,7 @@ class Executor:
         if self.draining:
             return
         for run_id, active in list(self.queue.items()):
-            if len(self.running) >= self.settings.max_running:
+            if len(self.running) >= self.limits.max_running:
                 break
             key = active.run.lock_key
             if key is not None and key in self.locks:
@@ -215,9 +196,9 @@ class Executor:
         run, sub = active.run, active.sub
         run.state = RUNNING
         run.started = time.time()
-        self.journal.emit(run, EV_STATUS, _RUNNING_STATUS)
-        log.info("%s started", self._label(run), extra={"run_id": run.id, "event": "started"})
-        mask = masker(sub.secrets)
+        self.journal.emit(run, EV_STATUS, RUNNING_STATUS)
+        log.info("%s started", label(run), extra={"run_id": run.id, "event": "started"})
+        mask = masker(sub.secrets + list(self.host.masked))
 
         def sink(kind: str, data: str) -> None:
             self.journal.emit(run, kind, data)
@@ -225,7 +206,7 @@ class Executor:
         state, code, reason = FAILED, 1, None
         try:
             async with asyncio.timeout(run.timeout):
-                code = await self._invoke(active, sink, mask)
+                code = await sub.job.invoke(sub, run, sink, mask, self.host)
             state = SUCCEEDED if code == 0 else FAILED
             if code != 0:
                 reason = f"exited with code {code}"
@@ -251,42 +232,13 @@ class Executor:
                 for line in traceback.format_exception(exc):
                     for part in line.rstrip("\n").split("\n"):
                         sink(EV_ERROR, mask(part))
-            log.warning("%s raised %s", self._label(run), reason, extra={"run_id": run.id})
+            log.warning("%s raised %s", label(run), reason, extra={"run_id": run.id})
         self._finish(active, state, code, reason)
 
     def _explain(self, exc: BaseException) -> str | None:
         if isinstance(exc, RunnerError):
             return str(exc)
-        return self.services.explain(exc) if self.services is not None else None
-
-    async def _invoke(self, active: Active, sink: Any, mask: Any) -> int:
-        run, sub = active.run, active.sub
-        if sub.job.kind == "python":
-            ctx = Context(
-                run_id=run.id,
-                job=run.job,
-                params=run.params,
-                sink=sink,
-                secrets=sub.secrets,
-                services=self.services,
-                timeout=run.timeout,
-            )
-            try:
-                result = await sub.job.func(ctx, **sub.values)
-            except asyncio.CancelledError:
-                ctx.cancelled.set()
-                raise
-            return result if isinstance(result, int) and not isinstance(result, bool) else 0
-        env = dict(self.script_env)
-        env.update(sub.values)
-        env.update(RUNNER_RUN_ID=run.id, RUNNER_JOB=run.job)
-
-        def emit(kind: str, line: str) -> None:
-            sink(kind, mask(line))
-
-        return await scripts.run_script(
-            sub.job.file, env=env, body=sub.body, emit=emit, kill_grace=self.settings.kill_grace
-        )
+        return self.extensions.explain(exc)
 
     def _finish(self, active: Active, state: str, code: int | None, reason: str | None) -> None:
         run = active.run
@@ -309,7 +261,7 @@ class Executor:
         log.info(
             "%.3fs %s %s%s",
             duration,
-            self._label(run),
+            label(run),
             state,
             f" ({reason})" if reason else "",
             extra={"run_id": run.id, "event": state, "duration": duration},
@@ -318,14 +270,13 @@ class Executor:
 
     # -- control ---------------------------------------------------------------------
 
-    async def record(self, run_id: str) -> RunRecord | None:
-        """A run's record: the live one when this process holds it (fresher than the
-        store's last flush), else the stored one."""
+    def live(self, run_id: str) -> RunRecord | None:
+        """The live record of a run this process holds (fresher than the store's)."""
         active = self.running.get(run_id) or self.queue.get(run_id)
-        return active.run if active is not None else await self.store.get(run_id)
+        return active.run if active is not None else None
 
     async def cancel(self, run_id: str, reason: str = "cancelled by request") -> RunRecord:
-        """Cancel a queued or running run; 409 if it already ended."""
+        """Cancel a queued or running run; Conflict if it already ended."""
         active = self.queue.get(run_id) or self.running.get(run_id)
         if active is None:
             run = await self.store.get(run_id)
@@ -343,68 +294,42 @@ class Executor:
         await self.journal.sync()
         return active.run
 
-    async def start(self) -> None:
-        """Recover from the last process, then keep the history pruned."""
-        await self.recover()
-        self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())
+    async def recover(self, resubmit: Resubmit) -> None:
+        """Runs found running are ``interrupted``; queued ones are queued again.
 
-    async def recover(self) -> None:
-        """Runs found running are ``interrupted``; queued ones are queued again."""
+        Only runs whose lease holder is gone: a live process on this host (``runner run``
+        in a terminal) keeps its runs.
+        """
         now = time.time()
         for run in await self.store.list_runs(states=[RUNNING], limit=1_000_000):
-            if owner.alive(run.owner):
-                continue  # a live process (`runner run` in a terminal) still runs it
-            run.state, run.finished = INTERRUPTED, now
-            run.reason = "the runner process stopped while this run was running"
-            body = {"state": INTERRUPTED, "exit_code": None, "duration": run.duration}
-            body["reason"] = run.reason
-            self.journal.emit(run, EV_DONE, json.dumps(body))
-            log.warning("%s interrupted", self._label(run), extra={"run_id": run.id})
+            if lease.alive(run.owner):
+                continue
+            reason = "the runner process stopped while this run was running"
+            self._interrupt(run, now, reason)
+            log.warning("%s interrupted", label(run), extra={"run_id": run.id})
         queued = await self.store.list_runs(states=[QUEUED], limit=1_000_000)
         for run in reversed(queued):  # oldest first
-            if owner.alive(run.owner):
+            if lease.alive(run.owner):
                 continue  # queued in another live process: it will run it
             run.owner = self.owner
-            why = self._resume_problem(run)
-            if why is None:
-                job = self.catalogue.get(run.job)
-                assert job is not None
-                try:
-                    sub = self.prepare(job, run.params, timeout=run.timeout)
-                except ParameterError as exc:
-                    why = f"its parameters are no longer valid: {exc}"
-            if why is not None:
-                run.state, run.finished, run.reason = INTERRUPTED, now, why
-                body = {"state": INTERRUPTED, "exit_code": None, "duration": None, "reason": why}
-                self.journal.emit(run, EV_DONE, json.dumps(body))
+            again = resubmit(run)
+            if isinstance(again, str):
+                self._interrupt(run, now, again)
                 continue
             self.journal.open(run)
-            self.journal.save(run)  # records the new owner
-            self.queue[run.id] = Active(run, sub)
-            log.info("%s queued again after restart", self._label(run), extra={"run_id": run.id})
+            self.journal.save(run)  # records the new lease holder
+            self.queue[run.id] = Active(run, again)
+            log.info("%s queued again after restart", label(run), extra={"run_id": run.id})
         await self.journal.sync()
         self._pump()
 
-    def _resume_problem(self, run: RunRecord) -> str | None:
-        if self.catalogue.get(run.job) is None:
-            return f"job /{run.job} no longer exists"
-        if run.had_secrets:
-            return "secret parameters are never stored, so it cannot resume; start it again"
-        return None
-
-    async def _prune_forever(self) -> None:
-        while True:
-            cutoff = time.time() - self.settings.retention_days * 86400
-            try:
-                removed = await self.store.prune(cutoff)
-            except Exception:
-                log.exception("pruning old runs failed")
-            else:
-                if removed:
-                    log.info(
-                        "pruned %d runs older than %g days", removed, self.settings.retention_days
-                    )
-            await asyncio.sleep(3600)
+    def _interrupt(self, run: RunRecord, now: float, reason: str) -> None:
+        """End a run this process found at start and cannot run (its duration: None if it
+        never started)."""
+        run.state, run.finished, run.reason = INTERRUPTED, now, reason
+        body = {"state": INTERRUPTED, "exit_code": None, "duration": run.duration}
+        body["reason"] = reason
+        self.journal.emit(run, EV_DONE, json.dumps(body))
 
     async def drain(self, deadline: float) -> None:
         """Stop taking runs; let running ones finish for ``deadline`` s; cancel the rest.
@@ -434,11 +359,19 @@ class Executor:
         self._hurry.set()
 
     async def close(self) -> None:
-        if self._pruner is not None:
-            self._pruner.cancel()
+        """Cancel and record what still runs; give the lease back."""
         for active in list(self.running.values()):
             await self.cancel(active.run.id, "the runner stopped")
         await self.journal.sync()
-        owner.release(self.owner)
-        if self.services is not None:
-            await self.services.close()
+        lease.release(self.owner)
+
+
+def _run_event(run: RunRecord) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "job": run.job,
+        "state": run.state,
+        "params": run.params,
+        "timeout": run.timeout,
+        "links": run.links(),
+    }

@@ -7,6 +7,8 @@ therefore never have read a line that a ``kill -9`` takes out of the stored log.
 
 Followers read from a per-run ring of recent committed events while they keep up, and
 from the store when they fall behind or re-attach later, so replay and live use one path.
+The lifecycle hooks of the extensions (:mod:`runner.hooks`) are called at the same point
+as followers are woken: after the commit.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 
+from runner.hooks import Extensions
 from runner.records import EV_DONE, Event, RunRecord
 from runner.store.base import Store
 
@@ -61,8 +64,9 @@ class Channel:
 class Journal:
     """Single writer of events for this process."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, extensions: Extensions | None = None) -> None:
         self.store = store
+        self.extensions = extensions or Extensions()
         self.channels: dict[str, Channel] = {}
         self._events: list[Event] = []
         self._runs: dict[str, RunRecord] = {}
@@ -143,7 +147,7 @@ class Journal:
                 backoff = 0.05
                 self.failing = False
                 self._committed = mark
-                self._publish(events)
+                self._publish(events, runs)
                 self._resolve(None)
         finally:
             self._flushing = None
@@ -168,15 +172,18 @@ class Journal:
         self._runs.pop(run_id, None)
         self.channels.pop(run_id, None)
 
-    def _publish(self, events: list[Event]) -> None:
+    def _publish(self, events: list[Event], runs: list[RunRecord]) -> None:
+        hooks = self.extensions if self.extensions.watching else None
+        records = {r.id: r for r in runs} if hooks is not None else {}
         for run_id, group in itertools.groupby(events, key=lambda e: e.run_id):
             batch = list(group)
             channel = self.channels.get(run_id)
-            if channel is None:
-                continue
-            channel.publish(batch)
-            if batch[-1].kind == EV_DONE:
-                del self.channels[run_id]
+            if channel is not None:
+                channel.publish(batch)
+                if batch[-1].kind == EV_DONE:
+                    del self.channels[run_id]
+            if hooks is not None and run_id in records:
+                hooks.committed(records[run_id], batch)
 
     async def follow(self, run_id: str, after: int = 0) -> AsyncIterator[list[Event]]:
         """Batches of a run's events with seq > ``after``: replay, then live, until done.

@@ -21,8 +21,16 @@ from typing import Any
 
 import pydantic
 from pydantic import ConfigDict, SecretStr
+from pydantic import Field as Param
+from pydantic import SecretStr as Secret
 
 from runner.errors import JobLoadError, ParameterError, ParameterProblem
+
+# What a job declares its parameters with (exported from ``runner``): ``Param`` is
+# pydantic's ``Field`` (pattern, ge/le, min_length/max_length, description); ``Secret`` is
+# pydantic's ``SecretStr``: never recorded, logged, streamed or shown, read with
+# ``.get_secret_value()``.
+__all__ = ["REDACTED", "Limits", "Param", "ParamSpec", "Secret", "check_raw"]
 
 # Shown instead of a secret wherever a parameter value is recorded or displayed.
 REDACTED = "***"

@@ -12,6 +12,7 @@ Only the secret's *source* is kept here; the value is read at start-up (``runner
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,8 @@ class JobPolicy:
 
     def allows(self, caller_kind: str, caller_name: str) -> bool:
         """``allow`` entries are ``kind:name`` with shell-style wildcards in the name."""
-        if not self.allow:
+        # ``runner run`` on the host: its account holds the state dir and config anyway.
+        if not self.allow or caller_kind == "cli":
             return True
         return any(
             kind == caller_kind and fnmatch.fnmatchcase(caller_name, name)
@@ -76,3 +78,24 @@ def policies_from_toml(table: dict[str, Any], path: Path) -> tuple[JobPolicy, ..
 def policy_for(policies: tuple[JobPolicy, ...], job_path: str) -> JobPolicy | None:
     """The first policy whose job pattern matches (runner.toml order)."""
     return next((p for p in policies if p.matches(job_path)), None)
+
+
+class Policies:
+    """Which policy applies to which job: resolved once per served job at start, so every
+    layer that asks (the webhook gate, the Runs service) gets the same answer at the cost
+    of a dictionary lookup. A path that is no job is matched as it comes (and is answered
+    404 later), never cached: such paths are the caller's to invent."""
+
+    def __init__(self, policies: tuple[JobPolicy, ...], jobs: Iterable[str]) -> None:
+        self.all = policies
+        self._by_job = {job: policy_for(policies, job) for job in jobs}
+
+    def for_job(self, job_path: str) -> JobPolicy | None:
+        if job_path in self._by_job:
+            return self._by_job[job_path]
+        return policy_for(self.all, job_path)
+
+    @property
+    def verifying(self) -> bool:
+        """True when some job's deliveries must carry a webhook signature."""
+        return any(p.verify for p in self.all)

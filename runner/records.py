@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,9 +28,63 @@ EV_STATUS = "status"
 EV_DONE = "done"
 EVENT_KINDS = (EV_RUN, EV_OUTPUT, EV_ERROR, EV_STATUS, EV_DONE)
 
+# The status event of a run that starts; lifecycle hooks know "started" by it.
+RUNNING_STATUS = json.dumps({"state": RUNNING})
+
 # Exit codes for runs that did not end by themselves, as timeout(1) and shells report them.
 EXIT_TIMED_OUT = 124
 EXIT_CANCELLED = 130
+
+# Trigger schemes for runs no webhook started (webhook schemes are runner.webhooks.SCHEMES).
+VIA_HTTP = "http"
+VIA_CLI = "cli"
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """Where a run came from, so that a hook can answer back there.
+
+    ``scheme``: ``http``, ``cli`` or a webhook scheme (``github``, ``slack``…);
+    ``delivery_id`` and ``event`` are the sender's (``X-GitHub-Delivery``,
+    ``X-GitHub-Event``); ``address`` is the client's address as the server believed it.
+    ``reply`` holds what a sender gave to answer it (Slack's ``response_url``): kept for
+    hooks, never shown, since whoever holds it can post to the channel. Never a secret:
+    the trigger is built from what a verified request says about itself, never from a
+    credential or a signature.
+    """
+
+    scheme: str = VIA_HTTP
+    delivery_id: str | None = None
+    event: str | None = None
+    address: str | None = None
+    reply: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """What the API shows: everything but ``reply``."""
+        return {
+            "scheme": self.scheme,
+            "delivery_id": self.delivery_id,
+            "event": self.event,
+            "address": self.address,
+        }
+
+    def stored(self) -> str:
+        """JSON for the store: everything, ``reply`` included."""
+        return json.dumps({**self.to_json(), "reply": dict(self.reply)})
+
+    @classmethod
+    def loaded(cls, text: str | None) -> Trigger:
+        """Back from :meth:`stored` (runs stored before triggers existed: ``http``)."""
+        if not text:
+            return cls()
+        data = json.loads(text)
+        return cls(
+            scheme=data.get("scheme") or VIA_HTTP,
+            delivery_id=data.get("delivery_id"),
+            event=data.get("event"),
+            address=data.get("address"),
+            reply=data.get("reply") or {},
+        )
 
 
 def new_run_id() -> str:
@@ -56,8 +111,9 @@ class RunRecord:
     last_event: int = 0
     # Set when a secret was given: a queued run then cannot be resumed after a restart.
     had_secrets: bool = False
-    # The process running (or queueing) it: see runner.owner.
+    # The executor holding it (queued or running): a lease, see runner.lease.
     owner: str = ""
+    trigger: Trigger = field(default_factory=Trigger)
     # ``params`` as JSON, made once by the store (they never change after creation).
     params_json: str = ""
 
@@ -93,6 +149,7 @@ class RunRecord:
             "duration": self.duration,
             "exit_code": self.exit_code,
             "reason": self.reason,
+            "trigger": self.trigger.to_json(),
             "events": self.last_event,
             "links": self.links(),
         }

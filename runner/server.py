@@ -3,30 +3,29 @@
 SIGTERM ─► draining: new runs get 503, /_ready is false
         ─► running runs may finish for drain_timeout s, then are cancelled and recorded
         ─► uvicorn stops: listeners close, streams end (each run sent its `done`)
-        ─► lifespan shutdown: store closed
+        ─► lifespan shutdown: the runtime stops (extensions, store, sandbox)
 a second SIGTERM/SIGINT skips the wait.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 import uvicorn
 
+from runner import runtime as runtimes
 from runner import tls
-from runner.azure import AzureServices
-from runner.catalogue import Catalogue
-from runner.context import Services
 from runner.executor import Executor
+from runner.hooks import Extension
+from runner.runtime import Runtime
 from runner.settings import Settings
-from runner.store.sqlite import SQLiteStore
+from runner.store import Store
 from runner.web.app import build_app
 from runner.web.security import Security
 
@@ -49,67 +48,61 @@ def bind(host: str, port: int) -> socket.socket:
 class Prepared:
     """Everything needed to serve, built from settings; tests start it in a thread."""
 
-    settings: Settings
-    executor: Executor
+    runtime: Runtime
     config: uvicorn.Config
     sock: socket.socket
     url: str
     cacert: Path | None
-    # What to stop with the server (the sandbox's thread, when --sandbox).
-    resources: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
 
 
-def build_executor(
-    settings: Settings, stack: contextlib.ExitStack, services: Services | None = None
-) -> tuple[Settings, Executor]:
-    """Jobs, store, Azure services (pointed at the sandbox with ``settings.sandbox``)."""
-    catalogue = Catalogue.discover(settings.job_dirs)
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    if settings.sandbox:
-        from runner import sandboxed
-
-        settings, _ = sandboxed.start(settings, stack)
-    if services is None:
-        services = AzureServices(settings, os.environ)
-    store = SQLiteStore(settings.db_path)
-    return settings, Executor(settings, catalogue, store, services=services, environ=os.environ)
-
-
-def prepare(settings: Settings, *, services: Services | None = None) -> Prepared:
-    """Discover jobs, set up TLS and the store, bind the socket. Raises RunnerError."""
-    stack = contextlib.ExitStack()
-    settings, executor = build_executor(settings, stack, services)
-    cert = key = None
-    if settings.tls:
-        if settings.tls_cert is not None and settings.tls_key is not None:
-            cert, key = settings.tls_cert, settings.tls_key
-        else:
-            cert, key, _ = tls.self_signed(settings.state_dir)
-    security = Security.from_settings(settings, os.environ)
-    app = build_app(executor, hsts=settings.tls, security=security)
-    config = uvicorn.Config(
-        app,
-        ssl_certfile=str(cert) if cert else None,
-        ssl_keyfile=str(key) if key else None,
-        lifespan="on",
-        loop=settings.loop,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        # X-Forwarded-For is believed only from the configured proxies.
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=list(settings.trusted_proxies) or None,
-        timeout_graceful_shutdown=5,
-        # Slow clients: an idle keep-alive connection is closed after this many seconds.
-        timeout_keep_alive=30,
-        h11_max_incomplete_event_size=16 * 1024,
-    )
-    sock = bind(settings.host, settings.port)
+def prepare(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    extensions: list[Extension] | None = None,
+) -> Prepared:
+    """Build the runtime, set up TLS and security, bind the socket. Raises RunnerError."""
+    runtime = runtimes.build(settings, store=store, extensions=extensions)
+    try:
+        settings = runtime.settings
+        cert = key = None
+        if settings.server.tls:
+            if settings.server.tls_cert is not None and settings.server.tls_key is not None:
+                cert, key = settings.server.tls_cert, settings.server.tls_key
+            else:
+                cert, key, _ = tls.self_signed(settings.server.state_dir)
+        security = Security.from_settings(settings, runtime.runs.policies, os.environ)
+        app = build_app(runtime, security, hsts=settings.server.tls)
+        sec = settings.security
+        config = uvicorn.Config(
+            app,
+            ssl_certfile=str(cert) if cert else None,
+            ssl_keyfile=str(key) if key else None,
+            lifespan="on",
+            loop=settings.server.loop,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            # X-Forwarded-For is believed only from the configured proxies.
+            proxy_headers=bool(sec.trusted_proxies),
+            forwarded_allow_ips=list(sec.trusted_proxies) or None,
+            timeout_graceful_shutdown=5,
+            # Slow clients: an idle keep-alive connection is closed after this many seconds.
+            timeout_keep_alive=30,
+            h11_max_incomplete_event_size=16 * 1024,
+        )
+        sock = bind(settings.server.host, settings.server.port)
+    except BaseException:
+        runtime.resources.close()
+        raise
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    scheme = "https" if settings.tls else "http"
-    url = f"{scheme}://{shown}:{port}"
-    return Prepared(settings, executor, config, sock, url, cert, stack)
+    scheme = "https" if settings.server.tls else "http"
+    return Prepared(runtime, config, sock, f"{scheme}://{shown}:{port}", cert)
 
 
 class RunnerServer(uvicorn.Server):
@@ -122,6 +115,11 @@ class RunnerServer(uvicorn.Server):
         self._drain: asyncio.Task[None] | None = None
         self._signals = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def of(cls, prepared: Prepared) -> RunnerServer:
+        rt = prepared.runtime
+        return cls(prepared.config, rt.executor, rt.settings.limits.drain_timeout)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
@@ -161,9 +159,9 @@ class RunnerServer(uvicorn.Server):
 def banner(prepared: Prepared) -> str:
     """What to print at start: the URL, how to trust the certificate, a ready curl line."""
     lines = [f"runner listening on {prepared.url}"]
-    job = next(iter(prepared.executor.catalogue), None)
+    job = next(prepared.runtime.runs.jobs(), None)
     cacert = f"--cacert {prepared.cacert} " if prepared.cacert else ""
-    if prepared.cacert is not None and prepared.settings.tls_cert is None:
+    if prepared.cacert is not None and prepared.settings.server.tls_cert is None:
         lines.append(
             f"TLS: self-signed certificate {prepared.cacert}; trust it with "
             f"`curl --cacert {prepared.cacert}` (or add it to your CA store)"
@@ -173,11 +171,12 @@ def banner(prepared: Prepared) -> str:
     return "\n".join(lines)
 
 
-def serve(settings: Settings, *, services: Services | None = None) -> None:
+def serve(settings: Settings) -> None:
     """``runner serve``: run until SIGTERM/SIGINT, draining first."""
-    prepared = prepare(settings, services=services)
+    prepared = prepare(settings)
     print(banner(prepared), flush=True)
     log.info("listening", extra={"url": prepared.url, "pid": os.getpid()})
-    server = RunnerServer(prepared.config, prepared.executor, settings.drain_timeout)
-    with prepared.resources:
+    server = RunnerServer.of(prepared)
+    # The lifespan stops the runtime; the resources close here too in case it never ran.
+    with prepared.runtime.resources:
         server.run(sockets=[prepared.sock])

@@ -26,7 +26,7 @@ import pytest
 
 from runner.sandbox import Sandbox
 from runner.server import RunnerServer, prepare
-from runner.settings import Settings
+from runner.settings import Settings, from_values
 
 TEST_JOBS = Path(__file__).parent / "jobs"
 ROOT = Path(__file__).parent.parent
@@ -49,11 +49,6 @@ class Served:
     def client(self, **kw: Any) -> httpx.Client:
         kw.setdefault("timeout", 20)
         return httpx.Client(base_url=self.url, verify=self.ssl_context(), **kw)
-
-    @property
-    def executor(self):  # type: ignore[no-untyped-def]
-        assert self.server is not None
-        return self.server.executor
 
     def stop(self) -> None:
         if self.server is not None and self.thread is not None:
@@ -85,7 +80,7 @@ def make_settings(state_dir: Path, **overrides: Any) -> Settings:
         "rate_limit": 0.0,
     }
     base.update(overrides)
-    return Settings(**base)
+    return from_values(base)
 
 
 @pytest.fixture
@@ -93,10 +88,10 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
     """Factory: start a real uvicorn server over TLS in a thread (``serve(max_running=1)``)."""
     started: list[Served] = []
 
-    def start(**overrides: Any) -> Served:
+    def start(*, store: Any = None, extensions: Any = None, **overrides: Any) -> Served:
         state = overrides.pop("state_dir", tmp_path / f"state{len(started)}")
-        prepared = prepare(make_settings(state, **overrides))
-        server = RunnerServer(prepared.config, prepared.executor, prepared.settings.drain_timeout)
+        prepared = prepare(make_settings(state, **overrides), store=store, extensions=extensions)
+        server = RunnerServer.of(prepared)
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [prepared.sock]}, daemon=True
         )

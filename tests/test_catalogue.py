@@ -127,7 +127,7 @@ def test_script_header_declares_description_timeout_lock_and_secrets(tmp_path):
     )
     job = Catalogue.discover((tmp_path,)).get("s")
     assert (job.description, job.timeout, job.lock) == ("Deploy the site.", 12.0, "site:{site}")
-    assert job.script_secrets == {"token", "key"}
+    assert job.secrets == {"token", "key"}
 
 
 def test_missing_folder_is_an_error(tmp_path):

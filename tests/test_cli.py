@@ -209,7 +209,8 @@ def test_logs_prints_a_finished_runs_output(tmp_path):
 
 
 def test_logs_follow_tracks_a_run_in_progress_on_a_server_until_it_ends(tmp_path, serve):
-    """`runner logs ID --follow` prints a server's run as it goes and exits when it ends."""
+    """`runner logs ID --follow` prints a server's run as it goes and exits when it ends,
+    with the run's own exit code (130: it was cancelled)."""
     srv = serve(state_dir=tmp_path / "state")
     with srv.client() as c:
         r = c.post("/py/sleep", params={"seconds": "30"}, headers={"Prefer": "respond-async"})
@@ -233,7 +234,7 @@ def test_logs_follow_tracks_a_run_in_progress_on_a_server_until_it_ends(tmp_path
             assert proc.poll() is None
             assert c.post(f"/_runs/{run_id}/cancel").status_code == 200
             rest, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 130, err
     assert first.startswith(b"start ")
     assert rest.decode().splitlines() == ["cleaning up after cancel"]
     assert result_of(err.decode()).group(1, 2) == (run_id, "cancelled")
@@ -250,27 +251,30 @@ def test_settings_toml_then_env_then_flags_each_override_the_one_before(tmp_path
         "builtin-jobs = false\n"
     )
     only_file = load(config=toml, environ={})
-    assert only_file.port == 1111
-    assert only_file.max_running == 3
-    assert only_file.drain_timeout == 7
-    assert only_file.builtin_jobs is False
-    assert only_file.state_dir == tmp_path / "st"  # relative to the file
-    assert only_file.max_queued == Settings().max_queued
+    assert only_file.server.port == 1111
+    assert only_file.limits.max_running == 3
+    assert only_file.limits.drain_timeout == 7
+    assert only_file.server.builtin_jobs is False
+    assert only_file.server.state_dir == tmp_path / "st"  # relative to the file
+    assert only_file.limits.max_queued == Settings().limits.max_queued
+
+    def figures(s: Settings) -> tuple[int, int, float]:
+        return s.server.port, s.limits.max_running, s.limits.drain_timeout
 
     env = {"RUNNER_PORT": "2222", "RUNNER_MAX_RUNNING": "4", "HOME": "/x"}
     with_env = load(config=toml, environ=env)
-    assert (with_env.port, with_env.max_running, with_env.drain_timeout) == (2222, 4, 7)
+    assert figures(with_env) == (2222, 4, 7)
 
     with_flags = load(config=toml, environ=env, overrides={"port": 3333, "host": None})
-    assert (with_flags.port, with_flags.max_running, with_flags.drain_timeout) == (3333, 4, 7)
-    assert with_flags.host == Settings().host  # a flag not given overrides nothing
+    assert figures(with_flags) == (3333, 4, 7)
+    assert with_flags.server.host == Settings().server.host  # a flag not given: no override
 
 
 def test_settings_config_file_can_come_from_runner_config(tmp_path):
     """RUNNER_CONFIG names the file when --config is not given; top-level keys work too."""
     toml = tmp_path / "elsewhere.toml"
     toml.write_text("max_queued = 9\n")
-    assert load(environ={"RUNNER_CONFIG": str(toml)}).max_queued == 9
+    assert load(environ={"RUNNER_CONFIG": str(toml)}).limits.max_queued == 9
 
 
 def test_settings_unknown_key_in_runner_toml_is_an_error_naming_it(tmp_path):

@@ -6,8 +6,8 @@ import os
 import re
 import time
 
-from runner.errors import StoreError
 from tests.conftest import done_of, parse_sse
+from tests.faults import FaultyStore
 
 RESULT = re.compile(r"^runner: run=(\S+) state=(\S+) exit=(\S+) duration=([\d.]+)s$")
 
@@ -194,50 +194,37 @@ def test_script_parameters_cannot_shadow_the_environment(serve):
     assert names == {"PATH", "home", "http_proxy", "LD_PRELOAD"}
 
 
-def test_a_failing_store_answers_503_and_recovers(serve):
+def test_a_failing_store_answers_503_and_recovers(serve, tmp_path):
     """When the run store cannot write, a new run gets a 503 problem, not a crash."""
-    srv = serve()
-    store = srv.executor.store
-    real_write = store.write
-    calls = []
-
-    async def broken_write(runs, events):
-        calls.append(1)
-        raise StoreError("disk full (simulated)")
-
-    store.write = broken_write
+    store = FaultyStore(tmp_path / "runner.db")
+    srv = serve(store=store)
+    store.failing.set()
     try:
         with srv.client() as c:
             r = c.post("/py/echo?rg=a", headers={"Prefer": "respond-async"})
     finally:
-        store.write = real_write
-    assert calls
+        store.failing.clear()
+    assert store.failed_writes
     assert r.status_code == 503
     assert r.json()["detail"] == "disk full (simulated)"
     with srv.client() as c:
         assert c.post("/py/echo?rg=a", headers={"Prefer": "wait"}).status_code == 200
 
 
-def test_lines_written_while_the_store_fails_are_kept_and_stored_when_it_heals(serve):
+def test_lines_written_while_the_store_fails_are_kept_and_stored_when_it_heals(serve, tmp_path):
     """A store outage mid-run loses no line: followers wait, then get every line once."""
-    srv = serve()
-    store = srv.executor.store
-    real_write = store.write
-    failures = []
-
-    async def broken_write(runs, events):
-        failures.append(len(events))
-        raise StoreError("database is locked (simulated)")
-
+    store = FaultyStore(tmp_path / "runner.db", "database is locked (simulated)")
+    srv = serve(store=store)
     with srv.client() as c:
         run_id = c.post(
             "/py/lines?n=40&every=4&pause=0.05", headers={"Prefer": "respond-async"}
         ).json()["id"]
         time.sleep(0.1)
-        store.write = broken_write
+        store.failing.set()
         time.sleep(0.4)
-        store.write = real_write
+        store.failing.clear()
         events = parse_sse(c.get(f"/_runs/{run_id}/events").text)
+    failures = store.failed_writes
     assert failures, "the outage did not overlap the run"
     lines = [e["data"] for e in events if e["event"] == "output"]
     assert lines == [f"line {i}" for i in range(1, 41)]

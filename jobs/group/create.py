@@ -7,7 +7,7 @@ the one it has is an error. Without `tags`, an existing group keeps its tags.
 
 from __future__ import annotations
 
-from runner.api import Context, JobError
+from runner import Context, JobError
 from runner.azure.naming import Location, ResourceGroupName, Tags, parse_tags
 from runner.azure.operations import find, needs_role
 

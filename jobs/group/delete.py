@@ -5,7 +5,7 @@ Deleting a group that does not exist succeeds and says so (running it twice is s
 
 from __future__ import annotations
 
-from runner.api import Context
+from runner import Context
 from runner.azure.naming import ResourceGroupName
 from runner.azure.operations import DELETE, Operations, find, needs_role
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from runner.api import Context
+from runner import Context
 
 TIMEOUT = 120
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 
-from runner.api import Context
+from runner import Context
 from runner.azure.identity import token_claims
 
 

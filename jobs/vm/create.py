@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from runner.api import Context
+from runner import Context
 from runner.azure.images import Image, resolve
 from runner.azure.naming import (
     AdminPassword,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from runner.api import Context
+from runner import Context
 from runner.azure.naming import ResourceGroupName, VmName
 from runner.azure.operations import DELETE, Operations, find, needs_role
 from runner.azure.vm_layout import VmLayout

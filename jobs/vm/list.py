@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from runner.api import Context
+from runner import Context
 from runner.azure.naming import ResourceGroupName
 
 TIMEOUT = 300

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runner.api import Context
+from runner import Context
 from runner.azure.naming import ResourceGroupName, VmName
 from runner.azure.operations import START, Operations, needs_role
 

@@ -4,7 +4,7 @@ dynamic public IP would be released (vm/create's static one is kept). With
 
 from __future__ import annotations
 
-from runner.api import Context
+from runner import Context
 from runner.azure.naming import ResourceGroupName, VmName
 from runner.azure.operations import DEALLOCATE, POWER_OFF, Operations, needs_role
 

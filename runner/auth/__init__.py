@@ -5,25 +5,23 @@
     htpasswd.py   users: bcrypt htpasswd file, reloaded on change; ``set_password``
     tokens.py     bearer API tokens for CI: stored as SHA-256, limited to job patterns
     principal.py  Principal (user, token, webhook, anonymous), ``may_run``, ``caller``
-    middleware.py AuthMiddleware (pure ASGI): 401 / 403 / 429, principal into the scope
     ratelimit.py  token buckets per principal, bounded memory
     bind.py       check_bind: no unauthenticated listening beyond loopback by accident
     cli.py        ``runner passwd`` and ``runner token``
+
+No HTTP here: the middleware that asks for credentials lives in ``runner.web.auth``.
 """
 
 from __future__ import annotations
 
 from runner.auth.bind import InsecureBindError, check_bind
 from runner.auth.htpasswd import Htpasswd, HtpasswdError, set_password
-from runner.auth.middleware import AuthMiddleware
-from runner.auth.principal import ANONYMOUS, SCOPE_KEY, Principal, principal_of
+from runner.auth.principal import ANONYMOUS, Principal
 from runner.auth.ratelimit import RateLimiter
 from runner.auth.tokens import TokenInfo, TokenStore, TokenStoreError
 
 __all__ = [
     "ANONYMOUS",
-    "SCOPE_KEY",
-    "AuthMiddleware",
     "Htpasswd",
     "HtpasswdError",
     "InsecureBindError",
@@ -33,6 +31,5 @@ __all__ = [
     "TokenStore",
     "TokenStoreError",
     "check_bind",
-    "principal_of",
     "set_password",
 ]

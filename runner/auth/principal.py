@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Literal
 
-from starlette.types import Scope
+from runner.errors import Forbidden
 
-Kind = Literal["user", "token", "webhook", "anonymous"]
+# ``cli``: ``runner run`` in a terminal of the host, by the local account named.
+Kind = Literal["user", "token", "webhook", "cli", "anonymous"]
 
-# The ASGI scope key the authentication middleware (or a webhook verifier before it) sets.
-SCOPE_KEY = "runner.principal"
 EVERYTHING = ("**",)
 _SEGMENT = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
@@ -59,6 +58,16 @@ class Principal:
             return True
         return any(job_matches(p, job_path) for p in self.job_patterns)
 
+    def ensure_may_run(self, job_path: str) -> None:
+        """Raise Forbidden, naming what this principal may run, unless it may run this."""
+        if not self.may_run(job_path):
+            raise Forbidden(
+                f"{self.caller} may not run {job_path}; it may run: "
+                + ", ".join(self.job_patterns),
+                caller=self.caller,
+                job=job_path,
+            )
+
     @property
     def caller(self) -> str:
         """What a run records as who started it: ``user:alice``, ``webhook:github/<id>``…"""
@@ -77,15 +86,14 @@ class Principal:
         return cls("token", name, None, jobs)
 
     @classmethod
+    def cli(cls, account: str) -> Principal:
+        """Whoever runs ``runner run`` on the host (holding its state and config anyway)."""
+        return cls("cli", account)
+
+    @classmethod
     def webhook(cls, source: str, delivery_id: str | None, jobs: tuple[str, ...]) -> Principal:
         """A delivery whose signature a verifier checked: ``source`` is e.g. ``github``."""
         return cls("webhook", source, delivery_id, jobs)
 
 
 ANONYMOUS = Principal("anonymous", "anonymous")
-
-
-def principal_of(scope: Scope) -> Principal:
-    """The request's principal; anonymous when no authentication middleware ran."""
-    found = scope.get(SCOPE_KEY)
-    return found if isinstance(found, Principal) else ANONYMOUS

@@ -5,6 +5,6 @@ the credential, ready async clients (``az.resources``, ``az.network``, ``az.comp
 pointed at the configured endpoint and CA, the subscription and the default location.
 """
 
-from runner.azure.services import Azure, AzureServices
+from runner.azure.services import Azure, AzureExtension
 
-__all__ = ["Azure", "AzureServices"]
+__all__ = ["Azure", "AzureExtension"]

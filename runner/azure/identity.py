@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runner.settings import Settings
+from runner.settings import AzureSettings
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -29,6 +29,8 @@ IDENTITY_ENV = (
     "AZURE_FEDERATED_TOKEN_FILE",
     "AZURE_POD_IDENTITY_AUTHORITY_HOST",
 )
+# Those of them that are credentials: a script's output never shows them.
+SECRET_ENV = ("IDENTITY_HEADER", "MSI_SECRET")
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class IdentitySource:
         }
 
 
-def source(settings: Settings, environ: Mapping[str, str]) -> IdentitySource:
+def source(settings: AzureSettings, environ: Mapping[str, str]) -> IdentitySource:
     """Mirror azure-identity's choice of endpoint (the table in AZURE.md), for display."""
     client_id = settings.client_id or environ.get("AZURE_CLIENT_ID")
     if settings.identity == "workload":
@@ -67,7 +69,7 @@ def source(settings: Settings, environ: Mapping[str, str]) -> IdentitySource:
     return IdentitySource("managed", "imds", host.rstrip("/"), client_id)
 
 
-def make_credential(settings: Settings) -> AsyncTokenCredential:
+def make_credential(settings: AzureSettings) -> AsyncTokenCredential:
     """The one credential of this process (its token cache is what makes it one)."""
     from azure.identity.aio import (
         DefaultAzureCredential,

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
-from runner.api import Param
+from runner.params import Param
 
 __all__ = ["ALIASES", "Image", "ImageRef", "resolve"]
 

@@ -20,7 +20,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BeforeValidator
 from pydantic_core import PydanticCustomError
 
-from runner.api import Param, Secret
+from runner.params import Param, Secret
 
 __all__ = [
     "AdminPassword",

@@ -1,4 +1,5 @@
-"""The process-wide Azure services: credential, ARM clients, subscription and location.
+"""Azure as an extension of the runner: one credential, shared ARM clients, subscription
+and location for every run; words for Azure's failures; identity variables for scripts.
 
 Built lazily on the first ``await ctx.azure()`` (a runner that never runs an Azure job
 never talks to an identity endpoint) and then shared by every run, so the credential's
@@ -15,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from runner.azure import identity
 from runner.errors import ConfigError
-from runner.settings import Settings
+from runner.hooks import Extension
+from runner.settings import AzureSettings
 
 if TYPE_CHECKING:
     # The SDKs take ~1 s to import: only a runner that runs an Azure job pays for it.
@@ -29,7 +31,7 @@ IMDS_METADATA_VERSION = "2021-02-01"
 
 @dataclass(frozen=True)
 class Azure:
-    """What a job gets from ``await ctx.azure()``."""
+    """What a job gets from ``await ctx.azure()`` (a :class:`runner.context.AzureView`)."""
 
     credential: AsyncTokenCredential
     resources: ResourceManagementClient
@@ -45,10 +47,12 @@ class Azure:
         return f"Azure(subscription={self.subscription_id}, location={self.location})"
 
 
-class AzureServices:
-    """Implements :class:`runner.context.Services` for Azure."""
+class AzureExtension(Extension):
+    """Lends jobs :class:`Azure` as ``ctx.azure()``; explains Azure's failures."""
 
-    def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+    name = "azure"
+
+    def __init__(self, settings: AzureSettings, environ: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self.environ = dict(os.environ if environ is None else environ)
         self.source = identity.source(settings, self.environ)
@@ -56,7 +60,7 @@ class AzureServices:
         self._lock: asyncio.Lock | None = None
         self._session: Any = None
 
-    async def for_run(self, ctx: Any) -> Azure:
+    async def lend(self, ctx: Any) -> Azure:
         if self._azure is None:
             if self._lock is None:
                 self._lock = asyncio.Lock()
@@ -159,6 +163,10 @@ class AzureServices:
         if self.settings.subscription_id:
             env["AZURE_SUBSCRIPTION_ID"] = self.settings.subscription_id
         return env
+
+    def script_secrets(self) -> list[str]:
+        """The platform's identity secrets (App Service's header…): masked in every run."""
+        return [self.environ[k] for k in identity.SECRET_ENV if self.environ.get(k)]
 
     async def close(self) -> None:
         if self._azure is not None:

@@ -1,4 +1,4 @@
-"""The Starlette application: routes, error handlers, lifespan."""
+"""The Starlette application: routes, the refusal handler, and the runtime's lifespan."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runner.errors import ParameterError, RequestError, StoreError
-from runner.executor import Executor
+from runner.errors import Refused, StoreError
+from runner.runtime import Runtime
 from runner.web import jobs, openapi, problems, runs
 from runner.web.security import Security
 
@@ -59,55 +59,48 @@ async def health(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    executor: Executor = request.app.state.executor
-    if executor.draining:
+    status = jobs.runs_of(request).status()
+    if not status.ready:
         return JSONResponse({"ready": False, "reason": "draining"}, status_code=503)
-    return JSONResponse(
-        {"ready": True, "running": len(executor.running), "queued": len(executor.queue)}
-    )
+    return JSONResponse({"ready": True, "running": status.running, "queued": status.queued})
 
 
 async def catalogue(request: Request) -> Response:
-    return JSONResponse(jobs.catalogue_json(request.app.state.executor))
+    return JSONResponse({"jobs": [job.describe() for job in jobs.runs_of(request).jobs()]})
 
 
 async def openapi_json(request: Request) -> Response:
-    executor: Executor = request.app.state.executor
-    return JSONResponse(openapi.document(executor.catalogue))
+    return JSONResponse(openapi.document(jobs.runs_of(request).jobs()))
 
 
-async def on_request_error(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, RequestError | ParameterError):
-        return problems.from_error(exc)
+async def on_refused(request: Request, exc: Exception) -> Response:
     if isinstance(exc, StoreError):
         log.error("run store failure: %s", exc)
-        return problems.problem(
-            503, "Run store unavailable", str(exc), headers={"Retry-After": "5"}
-        )
+    if isinstance(exc, Refused | StoreError):
+        return problems.from_error(exc)
     raise exc  # pragma: no cover - only registered for these types
 
 
 def build_app(
-    executor: Executor,
+    runtime: Runtime,
+    security: Security | None = None,
     *,
     hsts: bool = False,
-    manage_executor: bool = True,
-    security: Security | None = None,
+    manage_runtime: bool = True,
 ) -> ASGIApp:
-    """The ASGI app. With ``manage_executor`` the lifespan starts and closes the executor."""
-    security = security or Security()
+    """The ASGI app. With ``manage_runtime`` its lifespan starts and stops the runtime."""
+    settings = runtime.settings
+    security = security or Security(policies=runtime.runs.policies)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if manage_executor:
-            await executor.store.open()
-            await executor.start()
+        if manage_runtime:
+            await runtime.start()
         try:
             yield
         finally:
-            if manage_executor:
-                await executor.close()
-                await executor.store.close()
+            if manage_runtime:
+                await runtime.stop()
 
     routes = [
         Route("/_health", health, methods=["GET", "HEAD"]),
@@ -126,17 +119,17 @@ def build_app(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={
-            RequestError: on_request_error,
-            ParameterError: on_request_error,
-            StoreError: on_request_error,
+            Refused: on_refused,
+            StoreError: on_refused,
             404: _not_found,
             405: _not_allowed,
         },
     )
-    app.state.executor = executor
-    app.state.security = security
+    app.state.runs = runtime.runs
+    app.state.limits = settings.limits
+    app.state.heartbeat = settings.server.heartbeat
     return SecurityHeaders(
-        security.wrap(app), hsts=hsts, max_header_bytes=executor.settings.max_header_bytes
+        security.wrap(app), hsts=hsts, max_header_bytes=settings.limits.max_header_bytes
     )
 
 

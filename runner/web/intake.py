@@ -10,15 +10,16 @@ from typing import Any
 
 from starlette.requests import Request
 
-from runner.catalogue import Job
 from runner.errors import (
+    BadRequest,
     ParameterError,
     ParameterProblem,
-    PayloadTooLarge,
-    RequestError,
-    RequestTimeout,
+    TooLarge,
+    TooSlow,
     UnsupportedMediaType,
 )
+from runner.kinds import Job
+from runner.settings import LimitSettings
 
 MODES = ("sse", "text", "async", "wait")
 # Control options ride in the query string with a leading underscore, apart from parameters.
@@ -40,9 +41,9 @@ async def read_body(request: Request, limit: int, within: float = 30.0) -> bytes
         try:
             size = int(declared)
         except ValueError:
-            raise RequestError("Content-Length is not a number") from None
+            raise BadRequest("Content-Length is not a number") from None
         if size > limit:
-            raise PayloadTooLarge(f"the body is {size} bytes; the limit is {limit}")
+            raise TooLarge(f"the body is {size} bytes; the limit is {limit}")
     chunks, size = [], 0
     try:
         # A client trickling its body (slowloris) is cut off, not waited for.
@@ -50,10 +51,10 @@ async def read_body(request: Request, limit: int, within: float = 30.0) -> bytes
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
-                    raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
+                    raise TooLarge(f"the body is over the limit of {limit} bytes")
                 chunks.append(chunk)
     except TimeoutError:
-        raise RequestTimeout(f"the body did not arrive within {within:g} s") from None
+        raise TooSlow(f"the body did not arrive within {within:g} s") from None
     return b"".join(chunks)
 
 
@@ -67,19 +68,13 @@ def _depth(value: Any, level: int = 0) -> int:
     return level
 
 
-async def parse(
-    request: Request,
-    job: Job,
-    body_limit: int,
-    limits_fields: int = 64,
-    body_timeout: float = 30.0,
-) -> Intake:
+async def parse(request: Request, job: Job, limits: LimitSettings) -> Intake:
     """Parameters from the query string, then a form or JSON object body.
 
     A name given twice is an error rather than a silent choice. A script job's JSON body
     is its ``$1`` (webhook payloads are nested documents), not parameters.
     """
-    body = await read_body(request, body_limit, body_timeout)
+    body = await read_body(request, limits.max_body_bytes, limits.body_timeout)
     problems: list[ParameterProblem] = []
     params: dict[str, Any] = {}
     controls: dict[str, str] = {}
@@ -103,12 +98,12 @@ async def parse(
         put(name, value)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     # A script's body is its $1 whatever its type (webhookd: `curl -d payload`); only a
-    # Python job reads parameters out of a body.
-    if body and job.kind == "python":
+    # job whose kind says so reads parameters out of a body.
+    if body and job.body_is_params:
         if ctype == "application/x-www-form-urlencoded":
             try:
                 pairs = urllib.parse.parse_qsl(
-                    body.decode("utf-8"), keep_blank_values=True, max_num_fields=limits_fields
+                    body.decode("utf-8"), keep_blank_values=True, max_num_fields=limits.max_params
                 )
             except (UnicodeDecodeError, ValueError) as exc:
                 raise ParameterError(job.path, [ParameterProblem("body", str(exc))]) from None

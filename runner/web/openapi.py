@@ -6,10 +6,11 @@ parameters are the same JSON Schema that ``GET /<job>`` shows (OpenAPI 3.1 speak
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from runner import __version__
-from runner.catalogue import Catalogue, Job
+from runner.kinds import Job
 from runner.records import STATES
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
@@ -55,20 +56,7 @@ def _job_operations(job: Job) -> dict[str, Any]:
             "504": {"description": "wait mode: the run timed out", "content": TEXT},
         },
     }
-    if job.kind == "python":
-        post["requestBody"] = {
-            "required": False,
-            "content": {
-                "application/json": {"schema": schema},
-                "application/x-www-form-urlencoded": {"schema": schema},
-            },
-        }
-    else:
-        post["requestBody"] = {
-            "required": False,
-            "content": {"*/*": {"schema": {"type": "string"}}},
-            "description": "passed to the script as $1",
-        }
+    post["requestBody"] = job.body_schema()
     get = {
         "operationId": "describe_" + job.path.replace("/", "_").replace("-", "_"),
         "summary": f"describe {job.path}",
@@ -78,7 +66,7 @@ def _job_operations(job: Job) -> dict[str, Any]:
     return {"post": post, "get": get}
 
 
-def document(catalogue: Catalogue) -> dict[str, Any]:
+def document(jobs: Iterable[Job]) -> dict[str, Any]:
     """The OpenAPI document for this runner's endpoints and jobs."""
     paths: dict[str, Any] = {
         "/_health": {"get": {"operationId": "health", "responses": {"200": _json({}, "alive")}}},
@@ -142,7 +130,7 @@ def document(catalogue: Catalogue) -> dict[str, Any]:
             }
         },
     }
-    for job in catalogue:
+    for job in jobs:
         paths["/" + job.path] = _job_operations(job)
     return {
         "openapi": "3.1.0",

@@ -1,70 +1,15 @@
-"""Encoding a run's events for the wire: plain text lines or server-sent events.
-
-Both encoders take batches of events and return one chunk per batch, so a 100,000-line
-replay is a few hundred writes, not 100,000.
-"""
+"""Streaming a run to an HTTP client: text lines or server-sent events, batch by batch as
+the batches commit (the encoders are :mod:`runner.wire`'s, shared with the CLI)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
 
-from runner.journal import Journal
-from runner.records import EV_DONE, EV_ERROR, EV_OUTPUT, EV_STATUS, Event
-
-
-def result_line(run_id: str, done: dict[str, Any]) -> str:
-    """The fixed, parseable last line of a text stream."""
-    code = done.get("exit_code")
-    duration = done.get("duration") or 0.0
-    return (
-        f"runner: run={run_id} state={done['state']} "
-        f"exit={'-' if code is None else code} duration={duration:.3f}s"
-    )
-
-
-def text_line(event: Event) -> str | None:
-    """One event as a text-mode line; None for events text mode does not show."""
-    if event.kind in (EV_OUTPUT, EV_ERROR):
-        return event.data
-    if event.kind == EV_STATUS:
-        body = event.json()
-        message = body.get("progress") or body.get("message")
-        if message:
-            pct = body.get("percent")
-            return f"runner: {message}" + (f" ({pct:.0f}%)" if pct is not None else "")
-        return None
-    if event.kind == EV_DONE:
-        body = event.json()
-        line = result_line(event.run_id, body)
-        if body.get("reason") and body["state"] != "succeeded":
-            return f"runner: {body['reason']}\n{line}"
-        return line
-    return None
-
-
-def encode_text(batch: list[Event]) -> bytes:
-    lines = [line for e in batch if (line := text_line(e)) is not None]
-    return ("\n".join(lines) + "\n").encode() if lines else b""
-
-
-def encode_sse(batch: list[Event]) -> bytes:
-    """SSE frames: ``id``, ``event`` and ``data`` per event.
-
-    A line may hold a bare CR (progress bars); SSE treats CR as a line end, so it is
-    split into several ``data:`` fields, which clients join with LF.
-    """
-    parts = []
-    for e in batch:
-        data = e.data
-        if "\r" in data:
-            data = data.replace("\r", "\ndata: ")
-        parts.append(f"id: {e.seq}\nevent: {e.kind}\ndata: {data}\n\n")
-    return "".join(parts).encode()
+from runner.records import EV_DONE, Event
+from runner.wire import encode_sse, encode_text
 
 
 class TextStream:
@@ -76,12 +21,8 @@ class TextStream:
     leaves ends this stream, never the run.
     """
 
-    def __init__(
-        self, journal: Journal, run_id: str, headers: dict[str, str], after: int = 0
-    ) -> None:
-        self.journal = journal
-        self.run_id = run_id
-        self.after = after
+    def __init__(self, batches: AsyncIterator[list[Event]], headers: dict[str, str]) -> None:
+        self.batches = batches
         self.headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         self.headers.append((b"content-type", b"text/plain; charset=utf-8"))
 
@@ -91,7 +32,7 @@ class TextStream:
         started = False
         watcher: asyncio.Task[Message] | None = None
         try:
-            async for batch in self.journal.follow(self.run_id, self.after):
+            async for batch in self.batches:
                 if not started:
                     start = {"type": "http.response.start", "status": 200, "headers": self.headers}
                     await send(start)
@@ -114,25 +55,15 @@ class TextStream:
                 watcher.cancel()
 
 
-async def sse_stream(journal: Journal, run_id: str, after: int = 0) -> AsyncIterator[bytes]:
-    async for batch in journal.follow(run_id, after):
+async def sse_chunks(batches: AsyncIterator[list[Event]]) -> AsyncIterator[bytes]:
+    """SSE frames, one chunk per committed batch."""
+    async for batch in batches:
         yield encode_sse(batch)
 
 
-def parse_last_event_id(value: str | None) -> int:
-    """``Last-Event-ID`` as a sequence number; anything unusable replays from the start."""
-    if not value:
-        return 0
-    try:
-        n = int(value.strip())
-    except ValueError:
-        return 0
-    return max(n, 0)
-
-
-def done_body(events: list[Event]) -> dict[str, Any] | None:
-    for e in reversed(events):
-        if e.kind == EV_DONE:
-            body: dict[str, Any] = json.loads(e.data)
-            return body
-    return None
+async def text_chunks(batches: AsyncIterator[list[Event]]) -> AsyncIterator[bytes]:
+    """Text lines, one chunk per batch (empty chunks skipped)."""
+    async for batch in batches:
+        chunk = encode_text(batch)
+        if chunk:
+            yield chunk

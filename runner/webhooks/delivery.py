@@ -34,8 +34,3 @@ class Delivery:
     def runs(self) -> bool:
         """True when the delivery should start a run, False when it is only answered."""
         return self.kind == "run" and self.verified
-
-    @property
-    def source(self) -> str:
-        """Who started a run, for its record: ``"github:<delivery id>"``."""
-        return f"{self.scheme}:{self.delivery_id or '-'}"

@@ -1,18 +1,18 @@
 """Why a webhook delivery was refused, as one small branch of the runner's error tree.
 
-The HTTP layer answers each of these as ``application/problem+json`` with status 403: the
-sender reached us but did not prove it holds the job's secret. (403 rather than 401: a
-webhook sender cannot answer a ``WWW-Authenticate`` challenge, RFC 9110 §15.5.2.)
+The sender reached us but did not prove it holds the job's secret: a refusal of the
+Forbidden kind (the HTTP layer answers 403, see ``runner.web.problems``).
 
 ::
 
     RunnerError
-    └── RequestError
-        └── SignatureError          reason:
-            ├── MissingHeader       "missing_header"    a header the scheme needs is absent
-            ├── MalformedHeader     "malformed_header"  present but not in the scheme's format
-            ├── BadSignature        "bad_signature"     well-formed, but no secret matches
-            └── StaleTimestamp      "stale_timestamp"   signed too long ago, or in the future
+    └── Refused
+        └── Forbidden
+            └── SignatureError      reason:
+                ├── MissingHeader   "missing_header"    a header the scheme needs is absent
+                ├── MalformedHeader "malformed_header"  present but not in its format
+                ├── BadSignature    "bad_signature"     well-formed, no secret matches
+                └── StaleTimestamp  "stale_timestamp"   signed too long ago, or in the future
 
 Messages are written for the sender's administrator (which header, which setting, whose
 clock) and never contain a secret, nor a header that might hold one (``X-Gitlab-Token``,
@@ -23,14 +23,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from runner.errors import RequestError
+from runner.errors import Forbidden
 
 
-class SignatureError(RequestError):
+class SignatureError(Forbidden):
     """A delivery that does not prove it comes from the configured sender."""
 
-    status = 403
-    title = "Webhook delivery refused"
     reason: ClassVar[str] = "bad_signature"
 
     def __init__(self, scheme: str, detail: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.auth.principal import ANONYMOUS, SCOPE_KEY, Principal, job_matches, principal_of
+from runner.auth.principal import ANONYMOUS, Principal, job_matches
 
 
 @pytest.mark.parametrize(
@@ -44,10 +44,3 @@ def test_unrestricted_principals_leave_odd_paths_to_the_router():
     """A user may run anything; a path that is no job is answered 404 later, not 403."""
     assert Principal.user("alice").may_run("Not/A/Job")
     assert not Principal.token("ci", ("**", "x")).may_run("Not/A/Job")
-
-
-def test_principal_of_defaults_to_anonymous():
-    """Without the middleware a scope has the anonymous principal."""
-    assert principal_of({}) is ANONYMOUS
-    alice = Principal.user("alice")
-    assert principal_of({SCOPE_KEY: alice}) is alice

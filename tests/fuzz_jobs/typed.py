@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from runner.api import Context, Param, Secret
+from runner import Context, Param, Secret
 
 
 async def run(

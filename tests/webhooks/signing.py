@@ -8,6 +8,7 @@ import hmac
 
 import pytest
 
+from runner.web.problems import status_of
 from runner.webhooks import Secret, SignatureError
 
 
@@ -50,10 +51,11 @@ def assert_refused(
     *secrets: Secret,
     says: str = "",
 ) -> None:
-    """The refusal is of ``kind``, mentions ``says``, and shows no secret value."""
+    """The refusal is of ``kind``, answered 403 over HTTP, mentions ``says``, and shows no
+    secret value."""
     err = excinfo.value
     assert type(err) is kind
-    assert err.status == 403
+    assert status_of(err) == (403, "Webhook delivery refused")
     text = str(err) + repr(err) + err.detail
     assert says in text
     for secret in secrets:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.errors import ConfigError, RequestError, RunnerError
+from runner.errors import ConfigError, Forbidden, Refused, RunnerError
 from runner.webhooks import SCHEMES, Secret, SignatureError, check_secret, verify
 from tests.webhooks.signing import github_headers
 
@@ -31,8 +31,9 @@ def test_no_secret_is_a_config_error():
 
 
 def test_errors_belong_to_the_runner_tree():
-    """Refusals are RequestErrors (answered as problem+json) under RunnerError."""
-    assert issubclass(SignatureError, RequestError)
+    """Refusals are Forbidden refusals (answered 403 as problem+json) under RunnerError."""
+    assert issubclass(SignatureError, Forbidden)
+    assert issubclass(SignatureError, Refused)
     assert issubclass(SignatureError, RunnerError)
 
 

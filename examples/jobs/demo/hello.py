@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from runner.api import Context, Param
+from runner import Context, Param
 
 
 async def run(

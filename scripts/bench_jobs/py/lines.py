@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from runner.api import Context, Param
+from runner import Context, Param
 
 CHUNK = 1000  # lines handed to ctx.print at once
 

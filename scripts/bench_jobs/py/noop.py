@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runner.api import Context
+from runner import Context
 
 
 async def run(ctx: Context) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from runner.api import Context, JobError
+from runner import Context, JobError
 
 
 async def run(ctx: Context, how: Literal["joberror", "crash", "code"] = "joberror") -> int:

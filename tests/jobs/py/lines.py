@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from runner.api import Context
+from runner import Context
 
 
 async def run(ctx: Context, n: int = 10, every: int = 0, pause: float = 0.0) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runner.api import Context, Secret
+from runner import Context, Secret
 
 
 async def run(ctx: Context, user: str, pw: Secret) -> None:

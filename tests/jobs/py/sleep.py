@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from runner.api import Context
+from runner import Context
 
 LOCK = "key:{key}"
 TIMEOUT = 30

@@ -13,9 +13,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from runner.auth.htpasswd import Htpasswd
-from runner.auth.middleware import AuthMiddleware
-from runner.auth.principal import SCOPE_KEY, Principal, principal_of
+from runner.auth.principal import Principal
 from runner.auth.ratelimit import RateLimiter
+from runner.web.auth import AuthMiddleware
+from runner.web.routing import SCOPE_KEY, principal_of
 
 BOTH = ['Basic realm="runner", charset="UTF-8"', 'Bearer realm="runner"']
 

@@ -25,26 +25,16 @@ import anyio
 import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from runner.auth.htpasswd import Htpasswd
-from runner.auth.principal import ANONYMOUS, SCOPE_KEY, Principal
-from runner.auth.ratelimit import RateLimiter, retry_after
-from runner.auth.tokens import TokenStore
-from runner.web.problems import ProblemResponse, problem
-
-
-def route_path(scope: Scope) -> str:
-    """The request path below the app's mount point (``root_path``)."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    return path[len(root) :] if root and path.startswith(root) else path
+from runner.auth import ANONYMOUS, Htpasswd, Principal, RateLimiter, TokenStore
+from runner.auth.ratelimit import retry_after
+from runner.errors import Forbidden
+from runner.web.problems import ProblemResponse, from_error, problem
+from runner.web.routing import SCOPE_KEY, job_path, route_path
 
 
 def job_of(scope: Scope) -> str | None:
     """The job a request would start: ``POST /<job>`` outside the runner's ``/_`` space."""
-    path = route_path(scope)
-    if scope.get("method") != "POST" or path.startswith("/_"):
-        return None
-    return path.strip("/")
+    return job_path(scope) if scope.get("method") == "POST" else None
 
 
 class AuthMiddleware:
@@ -152,15 +142,11 @@ class AuthMiddleware:
             wait = self.limiter.take(key)
             if wait > 0:
                 return self._too_many(wait, f"too many runs started by {principal.caller}")
-        if job is not None and not principal.may_run(job):
-            return problem(
-                403,
-                "Forbidden",
-                f"{principal.caller} may not run {job}; it may run: "
-                + ", ".join(principal.job_patterns),
-                caller=principal.caller,
-                job=job,
-            )
+        if job is not None:
+            try:
+                principal.ensure_may_run(job)
+            except Forbidden as exc:
+                return from_error(exc)
         return None
 
     def _unauthorized(self, detail: str, *, bearer_error: bool = False) -> ProblemResponse:

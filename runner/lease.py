@@ -1,10 +1,13 @@
-"""Which executor owns a run, and whether it is still alive.
+"""Leases on runs: which executor holds a run, and whether that holder is still alive.
 
+A run records the lease of the executor that queues or runs it (``RunRecord.owner``).
 Several processes may share one state dir: a server and `runner run` in a terminal. At
 start a server marks `interrupted` only the runs whose owner is gone — never a run that a
 live process on this host is still running. An owner is ``host:pid:start-time:n``: the
 start time (from /proc) tells a live owner from a new process that reused its pid, and
 ``n`` tells apart executors of one process (tests start many servers in one process).
+The lease lasts as long as its process: liveness is read from /proc, so no heartbeat is
+needed on one host (replicas on a shared database need one, with a timeout).
 """
 
 from __future__ import annotations

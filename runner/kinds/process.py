@@ -1,4 +1,4 @@
-"""Script jobs, webhookd style: parameters as environment variables, the body as ``$1``.
+"""The process of a script job: started, read, awaited and, on timeout or cancel, ended.
 
 Each script runs in its own session (process group) so that a timeout or a cancel reaches
 every process it started: SIGTERM to the group, then SIGKILL after a grace period.
@@ -12,45 +12,15 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from runner.context import MAX_LINE
-from runner.errors import ParameterProblem
-from runner.params import PARAM_NAME
+from runner.output import MAX_LINE
 from runner.records import EV_ERROR, EV_OUTPUT
 
-# The environment a script starts from: enough to run, nothing of the runner's own secrets.
-BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL")
-# Lower-case names that programs honour anyway (curl, wget, pip read lower-case proxies).
-HONOURED = frozenset(("http_proxy", "https_proxy", "ftp_proxy", "all_proxy", "no_proxy"))
 # How long to wait for pipes to close after the script exits (children may hold them).
 PIPE_GRACE = 2.0
-
-
-def base_env(environ: Mapping[str, str]) -> dict[str, str]:
-    return {k: environ[k] for k in BASE_ENV if k in environ}
-
-
-def check_names(names: list[str], env: Mapping[str, str]) -> list[ParameterProblem]:
-    """Refuse parameter names that would shadow the script's environment.
-
-    Parameter names are already lower-case ``[a-z_][a-z0-9_]*``, which rules out PATH,
-    LD_PRELOAD, BASH_ENV and the like; what is left to refuse is a name equal (ignoring
-    case) to a variable the script gets from the runner, and lower-case names that
-    programs honour.
-    """
-    taken = {k.lower() for k in env}
-    problems = []
-    for name in names:
-        if not PARAM_NAME.match(name):
-            continue  # already reported as a bad name
-        if name in HONOURED or name.lower() in taken or name.startswith("runner_"):
-            problems.append(
-                ParameterProblem(name, "this name is reserved: it would shadow the environment")
-            )
-    return problems
 
 
 async def _read_chunks(fd: int) -> AsyncIterator[bytes]:

@@ -1,0 +1,6 @@
+"""Fixtures for the web layer's tests: the authentication middleware's tests share the
+credential files of ``tests/auth``."""
+
+from tests.auth.conftest import bcrypt_calls, clock, make_htpasswd, token_store
+
+__all__ = ["bcrypt_calls", "clock", "make_htpasswd", "token_store"]
