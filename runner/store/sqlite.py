@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runner.errors import StoreError
-from runner.records import FINAL, Event, RunRecord
+from runner.records import FINAL, Event, RunRecord, Trigger
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS runs (
     reason TEXT,
     last_event INTEGER NOT NULL,
     had_secrets INTEGER NOT NULL DEFAULT 0,
-    owner TEXT NOT NULL DEFAULT ''
+    owner TEXT NOT NULL DEFAULT '',
+    trigger TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_job ON runs (job, id);
 CREATE INDEX IF NOT EXISTS runs_state ON runs (state, id);
@@ -50,10 +51,10 @@ CREATE TABLE IF NOT EXISTS events (
 
 _RUN_COLUMNS = (
     "id, job, state, params, caller, created, timeout, lock_key, started, finished, "
-    "exit_code, reason, last_event, had_secrets, owner"
+    "exit_code, reason, last_event, had_secrets, owner, trigger"
 )
 _UPSERT = (
-    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
     "ON CONFLICT(id) DO UPDATE SET state=excluded.state, started=excluded.started, "
     "finished=excluded.finished, exit_code=excluded.exit_code, reason=excluded.reason, "
     "last_event=excluded.last_event, lock_key=excluded.lock_key, owner=excluded.owner"
@@ -79,6 +80,7 @@ def _row(run: RunRecord) -> tuple[object, ...]:
         run.last_event,
         int(run.had_secrets),
         run.owner,
+        run.trigger.stored(),
     )
 
 
@@ -99,6 +101,7 @@ def _record(row: sqlite3.Row) -> RunRecord:
         last_event=row[12],
         had_secrets=bool(row[13]),
         owner=row[14],
+        trigger=Trigger.loaded(row[15]),
     )
 
 
@@ -125,8 +128,11 @@ class SQLiteStore:
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(SCHEMA)
             columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-            if "owner" not in columns:  # a store made before owners were recorded
+            # Stores made before runs recorded their lease holder and their trigger.
+            if "owner" not in columns:
                 db.execute("ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+            if "trigger" not in columns:
+                db.execute("ALTER TABLE runs ADD COLUMN trigger TEXT")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the run store {self.path}: {exc}") from exc
         self.path.chmod(0o600)

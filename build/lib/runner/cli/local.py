@@ -1,0 +1,145 @@
+"""The commands that work on this host's state dir: run, jobs, runs, logs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import json
+import sys
+import time
+from typing import Any
+
+from runner.auth import Principal
+from runner.catalogue import Catalogue, folders
+from runner.errors import RunnerError
+from runner.journal import Journal
+from runner.records import EV_DONE, EV_OUTPUT, VIA_CLI, Event, Trigger
+from runner.runtime import build
+from runner.service import History, StartRequest
+from runner.settings import Settings
+from runner.store import SQLiteStore
+from runner.wire import text_line
+
+
+def pairs(items: list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` arguments as parameters."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise RunnerError(f"parameters are KEY=VALUE; got {item!r}")
+        out[key] = value
+    return out
+
+
+def print_event(event: Event) -> None:
+    """Output lines to stdout; errors, progress and the result line to stderr."""
+    if event.kind == EV_OUTPUT:
+        print(event.data, flush=True)
+        return
+    line = text_line(event)
+    if line is not None:
+        print(line, file=sys.stderr, flush=True)
+
+
+def exit_code(done: dict[str, Any] | None) -> int:
+    """The run's exit code as the command's (1 when it ended without one)."""
+    code = (done or {}).get("exit_code")
+    return 1 if code is None else int(code)
+
+
+async def run_here(settings: Settings, job_path: str, items: list[str], limit: float | None) -> int:
+    """Run a job in this process, recorded in the state dir like any other run.
+
+    It does not recover the store: a server may be running on the same state dir.
+    """
+    runtime = build(settings)
+    await runtime.start(recover=False)
+    try:
+        job = runtime.runs.find(job_path.strip("/"))
+        if job is None:
+            raise RunnerError(f"no job {job_path!r}; `runner jobs` lists them")
+        request = StartRequest(
+            job.path,
+            pairs(items),
+            Principal.cli(getpass.getuser()),
+            timeout=limit,
+            trigger=Trigger(VIA_CLI),
+        )
+        run = (await runtime.runs.start(request)).run
+        done: dict[str, Any] | None = None
+        try:
+            async for batch in runtime.runs.follow(run.id):
+                for event in batch:
+                    print_event(event)
+                    if event.kind == EV_DONE:
+                        done = event.json()
+        except asyncio.CancelledError:
+            # Ctrl-C: cancel the run and record it, then stop.
+            with contextlib.suppress(RunnerError):
+                await runtime.runs.cancel(run.id, reason="interrupted from the terminal")
+            raise
+        return exit_code(done)
+    finally:
+        await runtime.stop()
+
+
+def list_jobs(settings: Settings, *, as_json: bool) -> int:
+    catalogue = Catalogue.discover(folders(settings.server))
+    if as_json:
+        print(json.dumps([j.describe() for j in catalogue], indent=2))
+        return 0
+    for job in catalogue:
+        first = job.description.splitlines()[0] if job.description else ""
+        print(f"/{job.path:30} {job.kind:7} {first}")
+    return 0
+
+
+async def _history(settings: Settings) -> History:
+    if not settings.db_path.is_file():
+        raise RunnerError(f"no run store at {settings.db_path}; nothing has run here yet")
+    store = SQLiteStore(settings.db_path)
+    await store.open()
+    # No live runs in this process: a run a server holds is followed through the store.
+    return History(store, Journal(store))
+
+
+async def list_runs(settings: Settings, args: argparse.Namespace) -> int:
+    history = await _history(settings)
+    try:
+        page = await history.list_runs(
+            Principal.cli(getpass.getuser()),
+            job=args.job,
+            states=[args.state] if args.state else [],
+            limit=args.limit,
+        )
+    finally:
+        await history.store.close()
+    if args.json:
+        print(json.dumps([r.to_json() for r in page.runs], indent=2))
+        return 0
+    for r in page.runs:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created))
+        dur = f"{r.duration:.2f}s" if r.duration is not None else "-"
+        code = "-" if r.exit_code is None else r.exit_code
+        print(f"{r.id}  {when}  {r.state:11} exit={code!s:4} {dur:>9}  /{r.job}")
+    return 0
+
+
+async def show_log(settings: Settings, run_id: str, *, follow: bool) -> int:
+    """Print a run's log; with ``follow``, until it ends, exiting with the run's code."""
+    history = await _history(settings)
+    try:
+        await history.get(run_id)
+        batches = history.follow(run_id) if follow else history.log(run_id)
+        done: dict[str, Any] | None = None
+        async for batch in batches:
+            for event in batch:
+                print_event(event)
+                if event.kind == EV_DONE:
+                    done = event.json()
+        return exit_code(done) if follow else 0
+    finally:
+        await history.store.close()

@@ -1,0 +1,115 @@
+"""``ctx``: what a Python job gets from the runner.
+
+Output lines, progress, cancellation, and what the runner's extensions lend jobs by name
+— Azure among them: ``await ctx.azure()``. The job-facing types are declared here as
+protocols (:class:`AzureView`), so that this module depends on no extension: the Azure
+extension provides an object of that shape. Secret values are masked out of every line
+before it is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from runner.output import split_lines
+from runner.records import EV_ERROR, EV_OUTPUT, EV_STATUS
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
+    from azure.mgmt.compute.aio import ComputeManagementClient
+    from azure.mgmt.network.aio import NetworkManagementClient
+    from azure.mgmt.resource.resources.aio import ResourceManagementClient
+
+
+class IdentityView(Protocol):
+    """Which identity the runner acts as (no secret in it)."""
+
+    @property
+    def kind(self) -> str: ...  # managed | workload | default
+    @property
+    def endpoint_kind(self) -> str: ...  # imds | app service | azure arc | workload | …
+    @property
+    def endpoint(self) -> str: ...
+    @property
+    def client_id(self) -> str | None: ...
+
+
+class AzureView(Protocol):
+    """What ``await ctx.azure()`` gives: shared by every run of the process."""
+
+    @property
+    def credential(self) -> AsyncTokenCredential: ...
+    @property
+    def resources(self) -> ResourceManagementClient: ...
+    @property
+    def network(self) -> NetworkManagementClient: ...
+    @property
+    def compute(self) -> ComputeManagementClient: ...
+    @property
+    def subscription_id(self) -> str: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def identity(self) -> IdentityView: ...
+    @property
+    def scope(self) -> str: ...  # what to ask tokens for: credential.get_token(az.scope)
+
+
+class Lender(Protocol):
+    """Who lends resources to jobs by name (the runner's extensions)."""
+
+    async def resource(self, name: str, ctx: Any) -> Any: ...
+
+
+class Context:
+    """Handed to ``run(ctx, …)``. One per run."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        job: str,
+        params: Mapping[str, Any],
+        sink: Callable[[str, str], None],
+        mask: Callable[[str], str],
+        resources: Lender,
+        timeout: float,
+    ) -> None:
+        self.run_id = run_id
+        self.job = job
+        #: The run's parameters as recorded (secrets redacted).
+        self.params = dict(params)
+        self.timeout = timeout
+        self._sink = sink
+        self._mask = mask
+        self._resources = resources
+        self.cancelled = asyncio.Event()
+
+    def print(self, *parts: object, sep: str = " ") -> None:
+        """Write output lines (stdout). Several lines at once are split."""
+        for line in split_lines(self._mask(sep.join(str(p) for p in parts))):
+            self._sink(EV_OUTPUT, line)
+
+    def error(self, *parts: object, sep: str = " ") -> None:
+        """Write error lines (stderr)."""
+        for line in split_lines(self._mask(sep.join(str(p) for p in parts))):
+            self._sink(EV_ERROR, line)
+
+    def progress(self, message: str, percent: float | None = None) -> None:
+        """Report progress: a ``status`` event; text mode shows it as a ``runner:`` line."""
+        body: dict[str, Any] = {"progress": self._mask(message)}
+        if percent is not None:
+            body["percent"] = max(0.0, min(100.0, float(percent)))
+        self._sink(EV_STATUS, json.dumps(body))
+
+    async def resource(self, name: str) -> Any:
+        """What the extension ``name`` lends jobs (ConfigError when none is installed)."""
+        return await self._resources.resource(name, self)
+
+    async def azure(self) -> AzureView:
+        """The shared Azure credential, ready ARM clients, subscription and location."""
+        azure: AzureView = await self.resource("azure")
+        return azure

@@ -1,0 +1,377 @@
+"""The executor: queues runs, runs them under limits, and records how they end.
+
+    submit ──► queued ──(slot free and lock key free)──► running ──► succeeded | failed
+                 │                                          │        cancelled | timed_out
+                 └── cancel ─► cancelled                    └── cancel / timeout / drain
+
+Limits: ``max_running`` runs at once; ``max_queued`` waiting (more → Busy, with a
+retry time); runs sharing a lock key run one at a time, in arrival order. A run's task
+belongs to the executor, never to a request: a caller that disconnects stops nothing.
+The job's kind executes it (:meth:`runner.kinds.Job.invoke`); the executor only times it,
+cancels it and records the outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner import lease
+from runner.errors import Busy, Conflict, Draining, JobError, NotFound, RunnerError
+from runner.hooks import Extensions
+from runner.journal import Journal
+from runner.kinds import Host, Submission
+from runner.output import masker
+from runner.records import (
+    CANCELLED,
+    EV_DONE,
+    EV_ERROR,
+    EV_RUN,
+    EV_STATUS,
+    EXIT_CANCELLED,
+    EXIT_TIMED_OUT,
+    FAILED,
+    FINAL,
+    INTERRUPTED,
+    QUEUED,
+    RUNNING,
+    RUNNING_STATUS,
+    SUCCEEDED,
+    TIMED_OUT,
+    RunRecord,
+    Trigger,
+    new_run_id,
+)
+from runner.settings import LimitSettings
+from runner.store.base import Store
+
+log = logging.getLogger("runner.runs")
+
+# Recovery asks, for each queued run found at start, for it again as a Submission — or
+# for the reason it cannot run any more.
+Resubmit = Callable[[RunRecord], "Submission | str"]
+
+
+@dataclass
+class Active:
+    """A run this process is responsible for (queued or running)."""
+
+    run: RunRecord
+    sub: Submission
+    task: asyncio.Task[None] | None = None
+    cancel_reason: str | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _fmt_params(params: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+def label(run: RunRecord) -> str:
+    """How a run is named in log lines: ``<id> vm/create(rg=demo, …)``."""
+    return f"{run.id} {run.job}({_fmt_params(run.params)})"
+
+
+class Executor:
+    """Owns every live run of this process."""
+
+    def __init__(
+        self,
+        limits: LimitSettings,
+        store: Store,
+        journal: Journal,
+        host: Host,
+        extensions: Extensions,
+    ) -> None:
+        self.limits = limits
+        self.store = store
+        self.journal = journal
+        self.host = host
+        self.extensions = extensions
+        self.queue: dict[str, Active] = {}
+        self.running: dict[str, Active] = {}
+        self.locks: set[str] = set()
+        self.draining = False
+        self._hurry = asyncio.Event()
+        # This executor's lease on the runs it holds (see runner.lease).
+        self.owner = lease.claim()
+        self._avg_duration = 1.0
+
+    # -- submission ------------------------------------------------------------------
+
+    async def submit(
+        self,
+        sub: Submission,
+        caller: str,
+        *,
+        trigger: Trigger | None = None,
+        durable: bool = True,
+        run_id: str | None = None,
+    ) -> RunRecord:
+        """Create the run and queue it. Raises Draining or Busy.
+
+        ``durable``: return only once the record is stored (the caller is about to show
+        the id). Without it, the caller must show nothing before the run's first event
+        comes out of ``journal.follow`` — which yields committed events only.
+        """
+        if self.draining:
+            raise Draining(
+                "the runner is shutting down and takes no new runs; retry on another replica",
+                retry_after=5,
+            )
+        can_start = len(self.running) < self.limits.max_running and (
+            sub.lock_key is None or sub.lock_key not in self.locks
+        )
+        if not can_start and len(self.queue) >= self.limits.max_queued:
+            wait = self._avg_duration * (len(self.queue) + 1) / self.limits.max_running
+            retry = max(1, min(60, math.ceil(wait)))
+            raise Busy(
+                f"{len(self.queue)} runs are already waiting (limit {self.limits.max_queued}); "
+                f"retry in {retry} s",
+                retry_after=retry,
+            )
+        run = RunRecord(
+            id=run_id or new_run_id(),
+            job=sub.job.path,
+            state=QUEUED,
+            params=sub.recorded,
+            caller=caller,
+            created=time.time(),
+            timeout=sub.timeout,
+            lock_key=sub.lock_key,
+            had_secrets=sub.had_secrets,
+            owner=self.owner,
+            trigger=trigger or Trigger(),
+        )
+        self.journal.open(run)
+        self.journal.emit(run, EV_RUN, json.dumps(_run_event(run)))
+        # The record must exist before anyone is told its id. While the store is failing,
+        # every caller waits for that, so that it gets the refusal instead of a silent wait.
+        try:
+            if durable or self.journal.failing:
+                await self.journal.sync()
+        except Exception:
+            # Refused to the caller: the run must not be written later, when the store heals.
+            self.journal.discard(run.id)
+            raise
+        self.queue[run.id] = Active(run, sub)
+        self._pump()
+        if run.id in self.queue:
+            # Logged only when it waits: most runs start at once, and "started" says so.
+            log.info("%s queued", label(run), extra={"run_id": run.id, "event": "queued"})
+            why = (
+                f"waiting for lock {run.lock_key}"
+                if run.lock_key in self.locks
+                else f"waiting for a free slot ({self.limits.max_running} runs at once)"
+            )
+            self.journal.emit(run, EV_STATUS, json.dumps({"state": QUEUED, "message": why}))
+        return run
+
+    # -- scheduling ------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Start every queued run that has a slot and whose lock is free, oldest first."""
+        if self.draining:
+            return
+        for run_id, active in list(self.queue.items()):
+            if len(self.running) >= self.limits.max_running:
+                break
+            key = active.run.lock_key
+            if key is not None and key in self.locks:
+                continue
+            del self.queue[run_id]
+            if key is not None:
+                self.locks.add(key)
+            self.running[run_id] = active
+            active.task = asyncio.get_running_loop().create_task(self._execute(active))
+
+    async def _execute(self, active: Active) -> None:
+        run, sub = active.run, active.sub
+        run.state = RUNNING
+        run.started = time.time()
+        self.journal.emit(run, EV_STATUS, RUNNING_STATUS)
+        log.info("%s started", label(run), extra={"run_id": run.id, "event": "started"})
+        mask = masker(sub.secrets + list(self.host.masked))
+
+        def sink(kind: str, data: str) -> None:
+            self.journal.emit(run, kind, data)
+
+        state, code, reason = FAILED, 1, None
+        try:
+            async with asyncio.timeout(run.timeout):
+                code = await sub.job.invoke(sub, run, sink, mask, self.host)
+            state = SUCCEEDED if code == 0 else FAILED
+            if code != 0:
+                reason = f"exited with code {code}"
+        except TimeoutError:
+            state, code = TIMED_OUT, EXIT_TIMED_OUT
+            reason = f"timed out after {run.timeout:g} s"
+        except asyncio.CancelledError:
+            state, code = CANCELLED, EXIT_CANCELLED
+            reason = active.cancel_reason or "cancelled"
+        except JobError as exc:
+            state, code, reason = FAILED, exc.exit_code, str(exc)
+            sink(EV_ERROR, mask(str(exc)))
+        except Exception as exc:
+            state, code = FAILED, 1
+            explained = self._explain(exc)
+            if explained is not None:
+                # A known failure (no identity, a missing role…): words, not a traceback.
+                reason = mask(explained.splitlines()[0])
+                for line in explained.splitlines():
+                    sink(EV_ERROR, mask(line))
+            else:
+                reason = mask(f"{type(exc).__name__}: {exc}")
+                for line in traceback.format_exception(exc):
+                    for part in line.rstrip("\n").split("\n"):
+                        sink(EV_ERROR, mask(part))
+            log.warning("%s raised %s", label(run), reason, extra={"run_id": run.id})
+        self._finish(active, state, code, reason)
+
+    def _explain(self, exc: BaseException) -> str | None:
+        if isinstance(exc, RunnerError):
+            return str(exc)
+        return self.extensions.explain(exc)
+
+    def _finish(self, active: Active, state: str, code: int | None, reason: str | None) -> None:
+        run = active.run
+        run.state = state
+        run.exit_code = code
+        run.reason = reason
+        run.finished = time.time()
+        duration = run.duration or 0.0
+        self.journal.emit(
+            run,
+            EV_DONE,
+            json.dumps({"state": state, "exit_code": code, "duration": duration, "reason": reason}),
+        )
+        self.running.pop(run.id, None)
+        self.queue.pop(run.id, None)
+        if run.lock_key is not None and active.task is not None:
+            self.locks.discard(run.lock_key)
+        self._avg_duration = 0.9 * self._avg_duration + 0.1 * duration
+        active.done.set()
+        log.info(
+            "%.3fs %s %s%s",
+            duration,
+            label(run),
+            state,
+            f" ({reason})" if reason else "",
+            extra={"run_id": run.id, "event": state, "duration": duration},
+        )
+        self._pump()
+
+    # -- control ---------------------------------------------------------------------
+
+    def live(self, run_id: str) -> RunRecord | None:
+        """The live record of a run this process holds (fresher than the store's)."""
+        active = self.running.get(run_id) or self.queue.get(run_id)
+        return active.run if active is not None else None
+
+    async def cancel(self, run_id: str, reason: str = "cancelled by request") -> RunRecord:
+        """Cancel a queued or running run; Conflict if it already ended."""
+        active = self.queue.get(run_id) or self.running.get(run_id)
+        if active is None:
+            run = await self.store.get(run_id)
+            if run is None:
+                raise NotFound(f"no run {run_id}")
+            if run.state in FINAL:
+                raise Conflict(f"run {run_id} already ended: {run.state}")
+            raise Conflict(f"run {run_id} is not handled by this runner process")
+        active.cancel_reason = reason
+        if active.task is None:
+            self._finish(active, CANCELLED, EXIT_CANCELLED, reason)
+        else:
+            active.task.cancel()
+            await asyncio.shield(active.done.wait())
+        await self.journal.sync()
+        return active.run
+
+    async def recover(self, resubmit: Resubmit) -> None:
+        """Runs found running are ``interrupted``; queued ones are queued again.
+
+        Only runs whose lease holder is gone: a live process on this host (``runner run``
+        in a terminal) keeps its runs.
+        """
+        now = time.time()
+        for run in await self.store.list_runs(states=[RUNNING], limit=1_000_000):
+            if lease.alive(run.owner):
+                continue
+            reason = "the runner process stopped while this run was running"
+            self._interrupt(run, now, reason)
+            log.warning("%s interrupted", label(run), extra={"run_id": run.id})
+        queued = await self.store.list_runs(states=[QUEUED], limit=1_000_000)
+        for run in reversed(queued):  # oldest first
+            if lease.alive(run.owner):
+                continue  # queued in another live process: it will run it
+            run.owner = self.owner
+            again = resubmit(run)
+            if isinstance(again, str):
+                self._interrupt(run, now, again)
+                continue
+            self.journal.open(run)
+            self.journal.save(run)  # records the new lease holder
+            self.queue[run.id] = Active(run, again)
+            log.info("%s queued again after restart", label(run), extra={"run_id": run.id})
+        await self.journal.sync()
+        self._pump()
+
+    def _interrupt(self, run: RunRecord, now: float, reason: str) -> None:
+        """End a run this process found at start and cannot run (its duration: None if it
+        never started)."""
+        run.state, run.finished, run.reason = INTERRUPTED, now, reason
+        body = {"state": INTERRUPTED, "exit_code": None, "duration": run.duration}
+        body["reason"] = reason
+        self.journal.emit(run, EV_DONE, json.dumps(body))
+
+    async def drain(self, deadline: float) -> None:
+        """Stop taking runs; let running ones finish for ``deadline`` s; cancel the rest.
+
+        Queued runs stay queued in the store and run after the next start.
+        """
+        self.draining = True
+        running = [a for a in self.running.values() if a.task is not None]
+        log.info("draining: %d running, %d queued", len(running), len(self.queue))
+        if running:
+            waiters = [asyncio.ensure_future(a.done.wait()) for a in running]
+            # A second signal (hurry) ends the wait early; the runs are cancelled below.
+            hurry = asyncio.ensure_future(self._hurry.wait())
+            all_done = asyncio.ensure_future(asyncio.wait(waiters))
+            await asyncio.wait([all_done, hurry], timeout=deadline, return_when="FIRST_COMPLETED")
+            for w in [*waiters, hurry, all_done]:
+                w.cancel()
+        for active in list(self.running.values()):
+            await self.cancel(
+                active.run.id,
+                f"the runner shut down before the run finished ({deadline:g} s drain)",
+            )
+        await self.journal.sync()
+
+    def hurry(self) -> None:
+        """End a drain's wait now: running runs are cancelled and recorded at once."""
+        self._hurry.set()
+
+    async def close(self) -> None:
+        """Cancel and record what still runs; give the lease back."""
+        for active in list(self.running.values()):
+            await self.cancel(active.run.id, "the runner stopped")
+        await self.journal.sync()
+        lease.release(self.owner)
+
+
+def _run_event(run: RunRecord) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "job": run.job,
+        "state": run.state,
+        "params": run.params,
+        "timeout": run.timeout,
+        "links": run.links(),
+    }

@@ -1,0 +1,215 @@
+"""The journal: numbers events, commits them in batches, then wakes live followers.
+
+The one rule: **an event is stored before anyone can see it.** ``emit`` only queues; a
+flush (scheduled for the next loop turn, so events emitted together share one
+transaction) writes the batch and only then publishes it to followers. A client can
+therefore never have read a line that a ``kill -9`` takes out of the stored log.
+
+Followers read from a per-run ring of recent committed events while they keep up, and
+from the store when they fall behind or re-attach later, so replay and live use one path.
+The lifecycle hooks of the extensions (:mod:`runner.hooks`) are called at the same point
+as followers are woken: after the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+
+from runner.hooks import Extensions
+from runner.records import EV_DONE, Event, RunRecord
+from runner.store.base import Store
+
+log = logging.getLogger("runner.journal")
+
+RING = 4096  # recent events kept per live run for followers that keep up
+PAGE = 5000  # events read from the store at a time when replaying
+
+
+class Channel:
+    """Live state of one run: recent committed events and a wake-up for followers."""
+
+    __slots__ = ("_wake", "last", "recent")
+
+    def __init__(self) -> None:
+        self.recent: deque[Event] = deque(maxlen=RING)
+        self.last = 0
+        self._wake = asyncio.Event()
+
+    def publish(self, events: list[Event]) -> None:
+        self.recent.extend(events)
+        self.last = events[-1].seq
+        self._wake.set()
+        self._wake = asyncio.Event()
+
+    def since(self, after: int) -> list[Event] | None:
+        """Events with seq > after from the ring, or None if the ring no longer has them."""
+        if not self.recent:
+            return None if after < self.last else []
+        first = self.recent[0].seq
+        if after + 1 < first:
+            return None
+        return list(itertools.islice(self.recent, after + 1 - first, None))
+
+    async def wait(self, after: int) -> None:
+        """Return once an event with seq > ``after`` has been published."""
+        if self.last <= after:
+            await self._wake.wait()
+
+
+class Journal:
+    """Single writer of events for this process."""
+
+    def __init__(self, store: Store, extensions: Extensions | None = None) -> None:
+        self.store = store
+        self.extensions = extensions or Extensions()
+        self.channels: dict[str, Channel] = {}
+        self._events: list[Event] = []
+        self._runs: dict[str, RunRecord] = {}
+        self._flushing: asyncio.Task[None] | None = None
+        # sync(): how many changes were emitted, and how many of them are committed.
+        self._emitted = 0
+        self._committed = 0
+        self._syncers: list[tuple[int, asyncio.Future[BaseException | None]]] = []
+        self.failing = False  # the last write failed: the store is down
+        self._flush_soon = False
+
+    def open(self, run: RunRecord) -> None:
+        """Start live tracking of a run (before its first event)."""
+        self.channels.setdefault(run.id, Channel())
+
+    def emit(self, run: RunRecord, kind: str, data: str) -> Event:
+        """Append an event to ``run``'s log; stored at the next flush, then published."""
+        run.last_event += 1
+        event = Event(run.id, run.last_event, kind, data, time.time())
+        self._events.append(event)
+        self._runs[run.id] = run
+        self._schedule()
+        return event
+
+    def save(self, run: RunRecord) -> None:
+        """Record a change of ``run`` that comes with no event."""
+        self._runs[run.id] = run
+        self._schedule()
+
+    def _schedule(self) -> None:
+        self._emitted += 1
+        if self._flushing is None and not self._flush_soon:
+            # One loop turn later than "now": tasks made ready in this turn (a new run's
+            # first step) emit into the same batch, so a short run costs one commit.
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._flush_soon = False
+        if self._flushing is None:
+            self._flushing = asyncio.get_running_loop().create_task(self._flush_loop())
+
+    async def sync(self) -> None:
+        """Return once everything emitted so far is committed.
+
+        Raises the store's error if a write failed meanwhile (the events stay pending and
+        are written when the store heals).
+        """
+        if self._committed >= self._emitted:
+            return
+        waiter: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        self._syncers.append((self._emitted, waiter))
+        failed = await waiter
+        if failed is not None:
+            raise failed
+
+    async def _flush_loop(self) -> None:
+        backoff = 0.05
+        try:
+            while self._events or self._runs:
+                mark = self._emitted
+                events, self._events = self._events, []
+                runs, self._runs = list(self._runs.values()), {}
+                try:
+                    await self.store.write(runs, events)
+                except Exception as exc:
+                    # Nothing unstored is ever shown, and nothing is dropped: the batch goes
+                    # back in front of what came since and is written when the store heals.
+                    # Followers wait meanwhile; sync() tells its waiters about the failure.
+                    log.error("store write failed (%s); retrying in %.2fs", exc, backoff)
+                    self._events[:0] = events
+                    self._runs = {r.id: r for r in runs} | self._runs
+                    self.failing = True
+                    self._resolve(exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                backoff = 0.05
+                self.failing = False
+                self._committed = mark
+                self._publish(events, runs)
+                self._resolve(None)
+        finally:
+            self._flushing = None
+
+    def _resolve(self, failed: BaseException | None) -> None:
+        """Wake sync() waiters: all of them on a failure, the covered ones on success."""
+        keep = []
+        for target, waiter in self._syncers:
+            if waiter.done():
+                continue
+            if failed is not None:
+                waiter.set_result(failed)
+            elif target <= self._committed:
+                waiter.set_result(None)
+            else:
+                keep.append((target, waiter))
+        self._syncers = keep
+
+    def discard(self, run_id: str) -> None:
+        """Forget a run that was refused before anyone saw it (its writes failed)."""
+        self._events = [e for e in self._events if e.run_id != run_id]
+        self._runs.pop(run_id, None)
+        self.channels.pop(run_id, None)
+
+    def _publish(self, events: list[Event], runs: list[RunRecord]) -> None:
+        hooks = self.extensions if self.extensions.watching else None
+        records = {r.id: r for r in runs} if hooks is not None else {}
+        for run_id, group in itertools.groupby(events, key=lambda e: e.run_id):
+            batch = list(group)
+            channel = self.channels.get(run_id)
+            if channel is not None:
+                channel.publish(batch)
+                if batch[-1].kind == EV_DONE:
+                    del self.channels[run_id]
+            if hooks is not None and run_id in records:
+                hooks.committed(records[run_id], batch)
+
+    async def follow(self, run_id: str, after: int = 0) -> AsyncIterator[list[Event]]:
+        """Batches of a run's events with seq > ``after``: replay, then live, until done.
+
+        Ends after the ``done`` event; for a run that is neither live here nor finished
+        (another replica's, later) it polls the store.
+        """
+        last = after
+        channel = self.channels.get(run_id)
+        while True:
+            # Once found, the channel is kept: its ring still holds the final batch after
+            # _publish dropped it from self.channels, sparing a re-read from the store.
+            channel = channel or self.channels.get(run_id)
+            batch = channel.since(last) if channel is not None else None
+            if batch is None:
+                batch = await self.store.events(run_id, last, PAGE)
+            if batch:
+                yield batch
+                last = batch[-1].seq
+                if batch[-1].kind == EV_DONE:
+                    return
+                continue
+            if channel is not None:
+                await channel.wait(last)
+            elif run_id not in self.channels:
+                run = await self.store.get(run_id)
+                if run is None or (run.last_event <= last and run.finished is not None):
+                    return
+                await asyncio.sleep(0.2)

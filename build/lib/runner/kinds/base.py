@@ -1,0 +1,140 @@
+"""What every kind of job is: one protocol, so a new kind is one new class.
+
+    Job                      a path, a file, a description, a timeout, a lock template
+    ├── PythonJob (python.py)  ``async def run(ctx, …)``: typed parameters, ``check``
+    └── ScriptJob (script.py)  an executable, webhookd style: env parameters, body as $1
+
+A kind says which files it claims and how it loads them (:meth:`Job.name_of`,
+:meth:`Job.load`), what parameters it takes (:meth:`Job.schema`), how a request's
+parameters become validated values (:meth:`Job.admit`), and how a run of it executes
+(:meth:`Job.invoke`). Nothing outside the kinds asks which kind a job is.
+"""
+
+from __future__ import annotations
+
+import string
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from runner.context import Lender
+from runner.errors import ParameterProblem
+from runner.records import RunRecord
+from runner.settings import LimitSettings
+
+# Where a run's events go: ``sink(kind, data)``, the journal bound to one run.
+Sink = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class Host:
+    """What the engine lends a run while it executes."""
+
+    resources: Lender  # what extensions lend Python jobs by name (``ctx.azure()``)
+    # The environment scripts start from: minimal, plus what extensions add (identity).
+    script_env: Mapping[str, str]
+    # Values no run may show: credentials the platform hands this process and its scripts
+    # (App Service's identity header…). Not parameters, so a queued run can still resume.
+    masked: tuple[str, ...]
+    kill_grace: float
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A kind's verdict on a request's parameters: all of them checked."""
+
+    values: dict[str, Any]  # what the job gets (Python values; strings for scripts)
+    recorded: dict[str, Any]  # the same with secrets redacted: what may be stored or shown
+    secrets: list[str]  # the secret parameter values given
+
+
+@dataclass
+class Submission:
+    """A validated request for a run: nothing here is unchecked."""
+
+    job: Job
+    values: dict[str, Any]
+    recorded: dict[str, Any]
+    secrets: list[str]  # values to mask out of the run's output and records
+    timeout: float
+    lock_key: str | None
+    body: bytes = b""
+    had_secrets: bool = False  # a secret *parameter* was given (it is never stored)
+
+
+def lock_fields(template: str) -> tuple[str, ...]:
+    """The parameter names a lock template such as ``rg:{rg}`` uses."""
+    return tuple(name for _, name, _, _ in string.Formatter().parse(template) if name)
+
+
+@dataclass(frozen=True, eq=False)
+class Job(ABC):
+    """One job: its URL path, file, description and run-time declarations."""
+
+    kind: ClassVar[str]
+    # Python jobs read parameters out of a form or JSON body; a script's body is its $1.
+    body_is_params: ClassVar[bool]
+
+    path: str
+    file: Path
+    description: str
+    timeout: float | None
+    lock: str | None
+
+    @property
+    def lock_fields(self) -> tuple[str, ...]:
+        return lock_fields(self.lock) if self.lock else ()
+
+    @classmethod
+    @abstractmethod
+    def name_of(cls, file: Path) -> str | None:
+        """The job name ``file`` serves if this kind claims it (else None)."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, path: str, file: Path) -> Job:
+        """Load ``file`` as the job at ``path``; JobLoadError says why it cannot be."""
+
+    @abstractmethod
+    def schema(self) -> dict[str, Any]:
+        """JSON Schema of the parameters; secrets carry ``writeOnly`` and ``x-secret``."""
+
+    @abstractmethod
+    def body_schema(self) -> dict[str, Any]:
+        """OpenAPI ``requestBody`` of ``POST /<job>``."""
+
+    @abstractmethod
+    def admit(
+        self,
+        raw: Mapping[str, Any],
+        body: bytes,
+        limits: LimitSettings,
+        script_env: Mapping[str, str],
+        problems: list[ParameterProblem],
+    ) -> Admitted:
+        """Validate ``raw`` (and ``body``) on top of the ``problems`` found already; raise
+        ParameterError listing all of them, or return the checked values."""
+
+    @abstractmethod
+    async def invoke(
+        self,
+        sub: Submission,
+        run: RunRecord,
+        sink: Sink,
+        mask: Callable[[str], str],
+        host: Host,
+    ) -> int:
+        """Execute one run; return its exit code (exceptions fail it)."""
+
+    def describe(self) -> dict[str, Any]:
+        """What ``GET /<job>`` and ``GET /_jobs`` show."""
+        return {
+            "path": "/" + self.path,
+            "kind": self.kind,
+            "description": self.description,
+            "timeout": self.timeout,
+            "lock": self.lock,
+            "parameters": self.schema(),
+        }

@@ -1,0 +1,171 @@
+"""Script jobs, webhookd style: any executable; parameters as environment variables, the
+request body as ``$1``, the exit code decides the run's state.
+
+Leading comments describe it and declare its settings::
+
+    #!/bin/sh
+    # Deploy the site.
+    # runner-timeout: 300
+    # runner-lock: site:{site}
+    # runner-secret: token
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from runner.errors import JobLoadError, ParameterError, ParameterProblem
+from runner.kinds.base import Admitted, Host, Job, Sink, Submission
+from runner.kinds.process import run_script
+from runner.params import PARAM_NAME, REDACTED
+from runner.records import RunRecord
+from runner.settings import LimitSettings
+
+# The environment a script starts from: enough to run, nothing of the runner's own secrets.
+BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL")
+# Lower-case names that programs honour anyway (curl, wget, pip read lower-case proxies).
+HONOURED = frozenset(("http_proxy", "https_proxy", "ftp_proxy", "all_proxy", "no_proxy"))
+HEADER_LINES = 50
+
+
+def base_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The few variables of the runner's environment that a script inherits."""
+    return {k: environ[k] for k in BASE_ENV if k in environ}
+
+
+def check_names(names: list[str], env: Mapping[str, str]) -> list[ParameterProblem]:
+    """Refuse parameter names that would shadow the script's environment.
+
+    Parameter names are already lower-case ``[a-z_][a-z0-9_]*``, which rules out PATH,
+    LD_PRELOAD, BASH_ENV and the like; what is left to refuse is a name equal (ignoring
+    case) to a variable the script gets from the runner, and lower-case names that
+    programs honour.
+    """
+    taken = {k.lower() for k in env}
+    problems = []
+    for name in names:
+        if not PARAM_NAME.match(name):
+            continue  # already reported as a bad name
+        if name in HONOURED or name.lower() in taken or name.startswith("runner_"):
+            problems.append(
+                ParameterProblem(name, "this name is reserved: it would shadow the environment")
+            )
+    return problems
+
+
+@dataclass(frozen=True, eq=False)
+class ScriptJob(Job):
+    """A job that is an executable file."""
+
+    kind: ClassVar[str] = "script"
+    body_is_params: ClassVar[bool] = False
+
+    secrets: frozenset[str] = frozenset()  # ``# runner-secret:`` names
+
+    @classmethod
+    def name_of(cls, file: Path) -> str | None:
+        if file.suffix == ".py" or not (file.is_file() and os.access(file, os.X_OK)):
+            return None  # READMEs, data files: not jobs
+        return file.name.split(".", 1)[0]
+
+    @classmethod
+    def load(cls, path: str, file: Path) -> ScriptJob:
+        """Description from the leading comment block; ``# runner-…:`` settings."""
+        lines: list[str] = []
+        timeout: float | None = None
+        lock: str | None = None
+        secrets: set[str] = set()
+        try:
+            with file.open(encoding="utf-8", errors="replace") as fh:
+                head = [fh.readline() for _ in range(HEADER_LINES)]
+        except OSError as exc:
+            raise JobLoadError(f"{file}: cannot be read: {exc}") from exc
+        for i, line in enumerate(head):
+            if i == 0 and line.startswith("#!"):
+                continue
+            if not line.startswith("#"):
+                break
+            text = line[1:].strip()
+            key, _, value = text.partition(":")
+            if key == "runner-timeout":
+                try:
+                    timeout = float(value)
+                except ValueError:
+                    raise JobLoadError(f"{file}: runner-timeout must be seconds") from None
+            elif key == "runner-lock":
+                lock = value.strip()
+            elif key == "runner-secret":
+                secrets.update(n.strip() for n in value.split(",") if n.strip())
+            else:
+                lines.append(text)
+        description = "\n".join(lines).strip()
+        return cls(path, file, description, timeout, lock, frozenset(secrets))
+
+    def schema(self) -> dict[str, Any]:
+        # Any webhookd-style parameters, passed as environment variables.
+        schema: dict[str, Any] = {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "propertyNames": {"pattern": "^[a-z][a-z0-9_]*$"},
+        }
+        if self.secrets:
+            schema["properties"] = {
+                name: {"type": "string", "writeOnly": True, "x-secret": True}
+                for name in sorted(self.secrets)
+            }
+        return schema
+
+    def body_schema(self) -> dict[str, Any]:
+        return {
+            "required": False,
+            "content": {"*/*": {"schema": {"type": "string"}}},
+            "description": "passed to the script as $1",
+        }
+
+    def admit(
+        self,
+        raw: Mapping[str, Any],
+        body: bytes,
+        limits: LimitSettings,
+        script_env: Mapping[str, str],
+        problems: list[ParameterProblem],
+    ) -> Admitted:
+        if b"\x00" in body:
+            # $1 is a C string: a NUL cannot be passed, and would cut the body short.
+            problems.append(ParameterProblem("body", "a script's body cannot contain a NUL byte"))
+        if len(body) > limits.max_script_body_bytes:
+            problems.append(
+                ParameterProblem(
+                    "body", f"a script's body is at most {limits.max_script_body_bytes} bytes"
+                )
+            )
+        problems += check_names(list(raw), script_env)
+        if problems:
+            raise ParameterError(self.path, problems)
+        values = {k: str(v) for k, v in raw.items()}
+        recorded = {k: REDACTED if k in self.secrets else v for k, v in values.items()}
+        secrets = [v for k, v in values.items() if k in self.secrets and v]
+        return Admitted(values, recorded, secrets)
+
+    async def invoke(
+        self,
+        sub: Submission,
+        run: RunRecord,
+        sink: Sink,
+        mask: Callable[[str], str],
+        host: Host,
+    ) -> int:
+        env = dict(host.script_env)
+        env.update(sub.values)
+        env.update(RUNNER_RUN_ID=run.id, RUNNER_JOB=run.job)
+
+        def emit(kind: str, line: str) -> None:
+            sink(kind, mask(line))
+
+        return await run_script(
+            self.file, env=env, body=sub.body, emit=emit, kill_grace=host.kill_grace
+        )

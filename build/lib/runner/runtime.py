@@ -1,0 +1,205 @@
+"""The runtime: every part of one runner, built from settings, started and stopped as one.
+
+    build(settings) ─► catalogue (job folders)          Runtime.start ─► store open
+                     ─► store (unless one is given)                      extensions start
+                     ─► extensions (Azure unless given)                  recovery, pruning
+                     ─► journal → executor → Runs        Runtime.stop  ─► runs cancelled
+                     ─► with --sandbox: the emulated                     and recorded,
+                        Azure in a thread, settings                      extensions close,
+                        pointed at it                                    store close
+
+The server's lifespan and ``runner run`` in a terminal share it, so both start and stop
+the same way. Production differs from a sandbox run only in endpoints and CA: the sandbox
+wiring produces the same settings a user would write for real Azure, plus the environment
+variables azure-identity reads to find its endpoint (as the platform sets them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+
+from runner.admission import Rules
+from runner.catalogue import Catalogue, folders
+from runner.executor import Executor
+from runner.hooks import Extension, Extensions
+from runner.journal import Journal
+from runner.kinds import Host
+from runner.kinds.script import base_env
+from runner.policy import Policies
+from runner.service import Runs
+from runner.settings import Settings
+from runner.store import Store, store_for
+from runner.webhooks import MemoryReplayGuard
+
+log = logging.getLogger("runner.runtime")
+
+PRUNE_EVERY = 3600.0
+# azure-identity endpoint kinds in the sandbox, by the runner's identity setting.
+_SANDBOX_KIND = {"managed": "imds", "workload": "workload", "default": "imds"}
+
+
+class Runtime:
+    """The parts of one runner; ``async with runtime:`` runs them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalogue: Catalogue,
+        store: Store,
+        extensions: Sequence[Extension] = (),
+        *,
+        environ: Mapping[str, str] | None = None,
+        resources: contextlib.ExitStack | None = None,
+    ) -> None:
+        self.settings = settings
+        self.catalogue = catalogue
+        self.store = store
+        self.extensions = Extensions(extensions)
+        self.journal = Journal(store, self.extensions)
+        environ = os.environ if environ is None else environ
+        script_env = base_env(environ) | self.extensions.script_env()
+        host = Host(
+            resources=self.extensions,
+            script_env=script_env,
+            masked=self.extensions.script_secrets(),
+            kill_grace=settings.limits.kill_grace,
+        )
+        self.executor = Executor(settings.limits, store, self.journal, host, self.extensions)
+        policies = Policies(settings.security.policies, [job.path for job in catalogue])
+        self.runs = Runs(
+            catalogue,
+            self.executor,
+            self.journal,
+            store,
+            Rules(settings.limits, script_env),
+            policies,
+            MemoryReplayGuard(),
+        )
+        # What lives as long as the runtime outside the event loop (the sandbox's thread).
+        self.resources = resources or contextlib.ExitStack()
+        self._pruner: asyncio.Task[None] | None = None
+
+    async def start(self, *, recover: bool = True) -> None:
+        """Open the store, start the extensions; with ``recover``, take over the runs a
+        stopped process left and keep the history pruned (``runner run`` does neither: a
+        server may be running on the same state dir)."""
+        await self.store.open()
+        await self.extensions.start()
+        if recover:
+            await self.executor.recover(self.runs.resubmit)
+            self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())
+
+    async def stop(self) -> None:
+        """Cancel and record what still runs, then close extensions, store and resources."""
+        if self._pruner is not None:
+            self._pruner.cancel()
+        try:
+            await self.executor.close()
+        finally:
+            await self.extensions.close()
+            await self.store.close()
+            self.resources.close()
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def _prune_forever(self) -> None:
+        days = self.settings.limits.retention_days
+        while True:
+            try:
+                removed = await self.store.prune(time.time() - days * 86400)
+            except Exception:
+                log.exception("pruning old runs failed")
+            else:
+                if removed:
+                    log.info("pruned %d runs older than %g days", removed, days)
+            await asyncio.sleep(PRUNE_EVERY)
+
+
+def build(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    extensions: Sequence[Extension] | None = None,
+) -> Runtime:
+    """Jobs, store and extensions from ``settings``; with ``settings.sandbox.enabled`` the
+    emulated Azure starts first (in a thread) and the settings point at it.
+
+    ``store`` and ``extensions`` replace the ones the settings name: tests pass a faulty
+    store or a recording extension this way. Raises RunnerError with a message in words.
+    """
+    catalogue = Catalogue.discover(folders(settings.server))
+    settings.server.state_dir.mkdir(parents=True, exist_ok=True)
+    resources = contextlib.ExitStack()
+    try:
+        if settings.sandbox.enabled:
+            settings = _with_sandbox(settings, resources)
+        if extensions is None:
+            from runner.azure import AzureExtension
+
+            extensions = [AzureExtension(settings.azure, os.environ)]
+        return Runtime(
+            settings,
+            catalogue,
+            store or store_for(settings),
+            extensions,
+            resources=resources,
+        )
+    except BaseException:
+        resources.close()
+        raise
+
+
+def _with_sandbox(settings: Settings, stack: contextlib.ExitStack) -> Settings:
+    """Start the sandbox in a thread (stopped when ``stack`` closes); settings pointing at it."""
+    from runner.sandbox import IDENTITY_ENV_VARS, Sandbox
+
+    sandbox = Sandbox(settings.server.state_dir / "sandbox")
+    stack.enter_context(sandbox.in_thread())
+    if settings.sandbox.latency > 0:
+        x = settings.sandbox.latency
+        sandbox.controls.set_latency(
+            {"Microsoft.Network/*": x, "Microsoft.Compute/virtualMachines": 5 * x}
+        )
+    # azure-identity reads its endpoint from the environment, as on Azure itself.
+    saved = {name: os.environ.get(name) for name in IDENTITY_ENV_VARS}
+    for name in IDENTITY_ENV_VARS:
+        os.environ.pop(name, None)
+    os.environ.update(sandbox.env(_SANDBOX_KIND[settings.azure.identity]))
+    stack.callback(_restore_environ, saved)
+    azure = settings.azure
+    pointed = azure.model_copy(
+        update={
+            "arm_endpoint": sandbox.arm_url,
+            "arm_ca": sandbox.ca_path,
+            "imds_endpoint": sandbox.identity_url,
+            "subscription_id": azure.subscription_id or sandbox.subscription_id,
+            "location": azure.location or sandbox.world.location,
+            # The sandbox sends no Retry-After; poll briskly instead of the SDK's 30 s.
+            "arm_polling_interval": min(azure.arm_polling_interval, 0.1),
+        }
+    )
+    return settings.model_copy(update={"azure": pointed})
+
+
+def _restore_environ(saved: dict[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

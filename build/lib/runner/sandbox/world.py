@@ -1,0 +1,264 @@
+"""The sandbox's in-memory Azure: identities, role assignments, resources, operations.
+
+One ``World`` per sandbox. Handlers run synchronously inside the event loop and hold
+``world.lock`` for a whole request, so each request sees and leaves a consistent world;
+the lock (not the loop) also guards calls made from a test's thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+
+from .errors import Forbidden, NotFound
+from .tokens import Claims
+
+__all__ = [
+    "ROLES",
+    "Identity",
+    "Operation",
+    "Resource",
+    "RoleAssignment",
+    "World",
+    "scope_covers",
+]
+
+# Actions granted by each built-in role (NotActions are not modelled).
+ROLES: dict[str, tuple[str, ...]] = {
+    "Owner": ("*",),
+    "Contributor": ("*",),
+    "Reader": ("*/read",),
+    "Network Contributor": ("Microsoft.Network/*", "Microsoft.Resources/*/read"),
+    "Virtual Machine Contributor": (
+        "Microsoft.Compute/*",
+        "Microsoft.Network/*/read",
+        "Microsoft.Network/*/join/action",
+        "Microsoft.Resources/*/read",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A principal that can get tokens: a managed identity or a workload app registration."""
+
+    name: str
+    kind: str  # "system", "user" or "workload"
+    principal_id: str
+    client_id: str
+    resource_id: str
+
+
+@dataclass(frozen=True)
+class RoleAssignment:
+    """``role`` granted to ``principal_id`` at ``scope`` (a subscription or resource group)."""
+
+    principal_id: str
+    role: str
+    scope: str
+
+
+def scope_covers(assigned: str, requested: str) -> bool:
+    """Whether an assignment at ``assigned`` applies to ``requested`` (same or beneath)."""
+    a, r = assigned.lower().rstrip("/"), requested.lower().rstrip("/")
+    return r == a or r.startswith(a + "/")
+
+
+@dataclass
+class Resource:
+    """One stored ARM resource (mutable world state, not a value)."""
+
+    id: str
+    name: str
+    type: str
+    location: str | None
+    properties: dict[str, Any]
+    tags: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    provisioning_state: str = "Succeeded"
+    etag: str = field(default_factory=lambda: f'W/"{uuid.uuid4()}"')
+    # Runtime state ARM does not show in the resource body (e.g. a VM's power state).
+    hidden: dict[str, Any] = field(default_factory=dict)
+
+    def render(self) -> dict[str, Any]:
+        """The resource as ARM returns it."""
+        body: dict[str, Any] = {"id": self.id, "name": self.name, "type": self.type}
+        if self.location is not None:
+            body["location"] = self.location
+            body["tags"] = dict(self.tags)
+        if self.type.lower().startswith("microsoft.network/"):
+            body["etag"] = self.etag
+        body.update(self.extra)
+        body["properties"] = {**self.properties, "provisioningState": self.provisioning_state}
+        return body
+
+
+@dataclass
+class Operation:
+    """A long-running operation: completes ``ready_at``, running one of two callbacks."""
+
+    id: str
+    action: str
+    location: str
+    namespace: str
+    ready_at: float
+    fail: bool
+    on_success: Callable[[], None]
+    on_failure: Callable[[], None]
+    started: float
+    status: str = "InProgress"
+    # POST actions and deletes have no resource to GET afterwards: the Location URL
+    # answers 200 with no body once done.
+
+
+class World:
+    """All state of one sandbox."""
+
+    def __init__(self, subscription_id: str, tenant_id: str, location: str) -> None:
+        self.lock = threading.RLock()
+        self.subscription_id = subscription_id
+        self.tenant_id = tenant_id
+        self.location = location
+        self.subscriptions: dict[str, str] = {subscription_id.lower(): subscription_id}
+        self.identities: list[Identity] = []
+        self.assignments: list[RoleAssignment] = []
+        self.resources: dict[str, Resource] = {}
+        self.operations: dict[str, Operation] = {}
+
+    # -- identities and roles -----------------------------------------------------------
+    def add_identity(self, identity: Identity) -> Identity:
+        """Register a principal that token endpoints may issue tokens for."""
+        with self.lock:
+            self.identities.append(identity)
+        return identity
+
+    def find_identity(self, **ids: str) -> Identity | None:
+        """The identity whose ``client_id``, ``principal_id`` or ``resource_id`` match."""
+        with self.lock:
+            for identity in self.identities:
+                if all(str(getattr(identity, k)).lower() == v.lower() for k, v in ids.items()):
+                    return identity
+        return None
+
+    def grant(self, principal_id: str, role: str, scope: str) -> RoleAssignment:
+        """Assign a built-in role (see ``ROLES``) at a scope."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; known: {', '.join(ROLES)}")
+        assignment = RoleAssignment(principal_id, role, scope)
+        with self.lock:
+            if assignment not in self.assignments:
+                self.assignments.append(assignment)
+        return assignment
+
+    def revoke(self, principal_id: str, role: str | None = None, scope: str | None = None) -> int:
+        """Remove a principal's assignments (all, or of one role and/or scope); return count."""
+        with self.lock:
+            keep = [
+                a
+                for a in self.assignments
+                if not (
+                    a.principal_id.lower() == principal_id.lower()
+                    and (role is None or a.role == role)
+                    and (scope is None or a.scope.lower().rstrip("/") == scope.lower().rstrip("/"))
+                )
+            ]
+            removed = len(self.assignments) - len(keep)
+            self.assignments = keep
+        return removed
+
+    def authorize(self, claims: Claims, action: str, scope: str) -> None:
+        """Raise 403 AuthorizationFailed unless a role of the caller covers action at scope."""
+        with self.lock:
+            for assignment in self.assignments:
+                if assignment.principal_id.lower() != claims.object_id.lower():
+                    continue
+                if not scope_covers(assignment.scope, scope):
+                    continue
+                if any(fnmatchcase(action.lower(), p.lower()) for p in ROLES[assignment.role]):
+                    return
+        raise Forbidden(
+            "AuthorizationFailed",
+            f"The client '{claims.app_id}' with object id '{claims.object_id}' does not have "
+            f"authorization to perform action '{action}' over scope '{scope}' or the scope is "
+            "invalid. If access was recently granted, please refresh your credentials.",
+        )
+
+    # -- resources ----------------------------------------------------------------------
+    def get(self, resource_id: str) -> Resource | None:
+        """The resource with this id (any casing), if present."""
+        return self.resources.get(resource_id.lower().rstrip("/"))
+
+    def put(self, resource: Resource) -> Resource:
+        """Store or replace a resource."""
+        self.resources[resource.id.lower()] = resource
+        return resource
+
+    def remove_tree(self, resource_id: str) -> None:
+        """Delete a resource and everything beneath it (children, RG contents)."""
+        key = resource_id.lower().rstrip("/")
+        for k in [k for k in self.resources if k == key or k.startswith(key + "/")]:
+            del self.resources[k]
+
+    def of_type(self, type_: str, under: str | None = None) -> list[Resource]:
+        """Resources of ``type_`` (case-insensitive), optionally beneath an id prefix."""
+        prefix = under.lower().rstrip("/") + "/" if under else ""
+        return [
+            r
+            for k, r in self.resources.items()
+            if r.type.lower() == type_.lower() and k.startswith(prefix)
+        ]
+
+    def resource_group(self, subscription_id: str, name: str) -> Resource:
+        """The resource group, or 404 ResourceGroupNotFound."""
+        rg = self.get(f"/subscriptions/{subscription_id}/resourceGroups/{name}")
+        if rg is None:
+            raise NotFound("ResourceGroupNotFound", f"Resource group '{name}' could not be found.")
+        return rg
+
+    # -- long-running operations --------------------------------------------------------
+    def start_operation(
+        self,
+        *,
+        action: str,
+        latency: float,
+        fail: bool,
+        on_success: Callable[[], None],
+        on_failure: Callable[[], None],
+        now: float | None = None,
+    ) -> Operation:
+        """Record an operation that completes after ``latency`` seconds."""
+        started = now if now is not None else time.time()
+        namespace = action.split("/", 1)[0]
+        operation = Operation(
+            id=str(uuid.uuid4()),
+            action=action,
+            location=self.location,
+            namespace=namespace,
+            ready_at=started + latency,
+            fail=fail,
+            on_success=on_success,
+            on_failure=on_failure,
+            started=started,
+        )
+        self.operations[operation.id] = operation
+        if latency <= 0:
+            self.settle(started)
+        return operation
+
+    def settle(self, now: float | None = None) -> None:
+        """Complete every operation whose time has come (called before each request)."""
+        current = now if now is not None else time.time()
+        with self.lock:
+            for op in sorted(self.operations.values(), key=lambda o: o.ready_at):
+                if op.status == "InProgress" and op.ready_at <= current:
+                    if op.fail:
+                        op.status = "Failed"
+                        op.on_failure()
+                    else:
+                        op.status = "Succeeded"
+                        op.on_success()

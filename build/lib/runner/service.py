@@ -1,0 +1,250 @@
+"""The Runs service: the one set of use cases under every way in.
+
+HTTP handlers, ``runner run`` in a terminal, and the clients, chat adapters and web page
+built on them call these operations and nothing below them::
+
+    jobs / job          the catalogue; one job (NotFound)
+    (History: reading only, what ``runner runs``/``logs`` use beside a running server)
+    start(request)      policy, admission, replay lookup, submit   → Started | Refused
+    get / list_runs     one run, the history (only what the principal may see)
+    follow(id, after)   committed events after ``after``: replay, then live, until done
+    log(id)             the stored events, as they are now
+    cancel(id)          a queued or running run
+    status()            ready or draining; runs running and queued
+
+Refusals are domain errors (:mod:`runner.errors`); each transport says them its own way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner import admission
+from runner.admission import Rules
+from runner.auth.principal import Principal
+from runner.catalogue import Catalogue
+from runner.errors import Forbidden, NotFound, ParameterError, ParameterProblem
+from runner.executor import Executor
+from runner.journal import PAGE, Journal
+from runner.kinds import Job, Submission
+from runner.policy import Policies
+from runner.records import STATES, Event, RunRecord, Trigger, new_run_id
+from runner.store.base import Store
+from runner.webhooks import ReplayGuard
+
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    """Everything a way in knows about a run it wants started."""
+
+    job: str
+    params: Mapping[str, Any]
+    principal: Principal
+    body: bytes = b""
+    timeout: Any = None  # as asked (text from a query string…); admission checks it
+    trigger: Trigger = field(default_factory=Trigger)
+    # A verified delivery's (scheme, id): a copy seen before answers with the original run.
+    replay_key: tuple[str, str] | None = None
+    # Return once the record is stored (see Executor.submit).
+    durable: bool = True
+
+
+@dataclass(frozen=True)
+class Started:
+    """The run a start request got; ``replayed``: started earlier by a copy of it."""
+
+    run: RunRecord
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """One page of the history, newest first; ``next_before`` continues it."""
+
+    runs: list[RunRecord]
+    next_before: str | None
+
+
+@dataclass(frozen=True)
+class Status:
+    ready: bool
+    running: int
+    queued: int
+
+
+class History:
+    """Reading runs: what needs only the store and the journal (``runner runs`` and
+    ``runner logs`` use it alone, beside a server that may hold the runs)."""
+
+    def __init__(
+        self,
+        store: Store,
+        journal: Journal,
+        live: Callable[[str], RunRecord | None] = lambda run_id: None,
+    ) -> None:
+        self.store = store
+        self.journal = journal
+        self._live = live
+
+    async def get(self, run_id: str, principal: Principal | None = None) -> RunRecord:
+        """A run's record — the live one when this process holds it — if ``principal``
+        may see it (NotFound otherwise: whether it exists is not told)."""
+        run = self._live(run_id) or await self.store.get(run_id)
+        if run is None or (principal is not None and not principal.may_run(run.job)):
+            raise NotFound(f"no run {run_id}")
+        return run
+
+    async def list_runs(
+        self,
+        principal: Principal,
+        *,
+        job: str | None = None,
+        states: Sequence[str] = (),
+        before: str | None = None,
+        limit: int = 50,
+    ) -> RunPage:
+        """The history, newest first, of the runs ``principal`` may see."""
+        problems = []
+        bad = [s for s in states if s not in STATES]
+        if bad:
+            problems.append(ParameterProblem("state", f"unknown state(s) {', '.join(bad)}"))
+        if not 1 <= limit <= MAX_PAGE:
+            problems.append(
+                ParameterProblem("limit", f"must be a whole number from 1 to {MAX_PAGE}")
+            )
+        if problems:
+            raise ParameterError("_runs", problems)
+        runs = await self.store.list_runs(
+            job=job.strip("/") if job else None, states=states, before=before, limit=limit
+        )
+        # An API token sees the runs of the jobs it may run, and only those.
+        visible = [r for r in runs if principal.may_run(r.job)]
+        return RunPage(visible, runs[-1].id if len(runs) == limit else None)
+
+    def follow(self, run_id: str, after: int = 0) -> AsyncIterator[list[Event]]:
+        """Batches of committed events after ``after``: replay, then live, until done."""
+        return self.journal.follow(run_id, after)
+
+    async def log(self, run_id: str) -> AsyncIterator[list[Event]]:
+        """The run's stored events in pages, as they are now."""
+        last = 0
+        while batch := await self.store.events(run_id, last, PAGE):
+            last = batch[-1].seq
+            yield batch
+
+
+class Runs(History):
+    """Use cases over the catalogue, the executor and the store."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        executor: Executor,
+        journal: Journal,
+        store: Store,
+        rules: Rules,
+        policies: Policies,
+        replays: ReplayGuard,
+    ) -> None:
+        super().__init__(store, journal, executor.live)
+        self.catalogue = catalogue
+        self.executor = executor
+        self.rules = rules
+        self.policies = policies
+        self.replays = replays
+
+    # -- jobs ------------------------------------------------------------------------
+
+    def jobs(self) -> Iterator[Job]:
+        return iter(self.catalogue)
+
+    def find(self, path: str) -> Job | None:
+        """The job at ``path`` (``vm/create``, spelled exactly), or None."""
+        return self.catalogue.get(path)
+
+    def job(self, path: str) -> Job:
+        found = self.find(path)
+        if found is None:
+            raise NotFound(f"no job at /{path}; GET /_jobs lists them")
+        return found
+
+    # -- starting --------------------------------------------------------------------
+
+    async def start(self, req: StartRequest) -> Started:
+        """Start a run, or find the one an earlier copy of this request started."""
+        job = self.job(req.job)
+        self._authorize(job, req.principal)
+        sub = admission.prepare(job, req.params, self.rules, body=req.body, timeout=req.timeout)
+        run_id = new_run_id()
+        if req.replay_key is not None:
+            original = await self._delivered_before(job.path, req.replay_key, run_id)
+            if original is not None:
+                try:
+                    return Started(await self.get(original), replayed=True)
+                except NotFound:
+                    raise NotFound(
+                        f"the original run {original} of this delivery is gone"
+                    ) from None
+        try:
+            run = await self.executor.submit(
+                sub,
+                req.principal.caller,
+                trigger=req.trigger,
+                durable=req.durable,
+                run_id=run_id,
+            )
+        except Exception:
+            if req.replay_key is not None:
+                await self.replays.release(job.path, *req.replay_key)
+            raise
+        return Started(run)
+
+    def _authorize(self, job: Job, principal: Principal) -> None:
+        policy = self.policies.for_job(job.path)
+        if policy is not None and not policy.allows(principal.kind, principal.name):
+            raise Forbidden(
+                f"{principal.caller} may not run /{job.path} (runner.toml allows: "
+                f"{', '.join(policy.allow)})"
+            )
+        principal.ensure_may_run(job.path)
+
+    async def _delivered_before(self, job: str, key: tuple[str, str], run_id: str) -> str | None:
+        """The run an earlier copy of this delivery started, or None (then it is claimed).
+
+        The store remembers across restarts (a run records its delivery as its caller);
+        the guard covers two copies arriving at once.
+        """
+        scheme, delivery_id = key
+        caller = Principal.webhook(scheme, delivery_id, (job,)).caller
+        earlier = await self.store.find_run(job, caller)
+        if earlier is not None:
+            return earlier.id
+        return await self.replays.claim(job, scheme, delivery_id, run_id)
+
+    def resubmit(self, run: RunRecord) -> Submission | str:
+        """A queued run found at start, admitted again — or why it cannot run any more."""
+        job = self.catalogue.get(run.job)
+        if job is None:
+            return f"job /{run.job} no longer exists"
+        if run.had_secrets:
+            return "secret parameters are never stored, so it cannot resume; start it again"
+        try:
+            return admission.prepare(job, run.params, self.rules, timeout=run.timeout)
+        except ParameterError as exc:
+            return f"its parameters are no longer valid: {exc}"
+
+    # -- control ---------------------------------------------------------------------
+
+    async def cancel(
+        self, run_id: str, principal: Principal | None = None, reason: str = "cancelled by request"
+    ) -> RunRecord:
+        run = await self.get(run_id, principal)
+        return await self.executor.cancel(run.id, reason)
+
+    def status(self) -> Status:
+        e = self.executor
+        return Status(not e.draining, len(e.running), len(e.queue))

@@ -1,0 +1,160 @@
+"""The sections of the settings, each handed to the part of the runner that needs it.
+
+Each field is a key of ``runner.toml`` (in its ``[server]`` table), a ``RUNNER_<KEY>``
+environment variable and, for some, a flag: the key is the field's name, or its alias
+where the section's own name would repeat (``sandbox`` → ``SandboxSettings.enabled``).
+A field's description is its documentation.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from runner.policy import JobPolicy
+
+
+def _not_bool(value: Any) -> Any:
+    # pydantic takes true as 1; a number that was written as true is a mistake.
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true or false")
+    return value
+
+
+def _items(sep: str) -> BeforeValidator:
+    """Lists also given as one string (an environment variable): split on ``sep``."""
+
+    def split(value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(sep) if v.strip()]
+        return value
+
+    return BeforeValidator(split)
+
+
+def _none_if_empty(value: Any) -> Any:
+    return None if value == "" else value
+
+
+def _expand(value: Any) -> Any:
+    if isinstance(value, str | Path) and str(value):
+        return Path(str(value)).expanduser()
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Number = Annotated[float, BeforeValidator(_not_bool)]
+Seconds = Annotated[float, BeforeValidator(_not_bool), Field(gt=0)]
+Folder = Annotated[Path, BeforeValidator(_expand)]
+OptionalPath = Annotated[Path | None, BeforeValidator(_none_if_empty), BeforeValidator(_expand)]
+OptionalText = Annotated[str | None, BeforeValidator(_none_if_empty)]
+Folders = Annotated[tuple[Annotated[Path, BeforeValidator(_expand)], ...], _items(os.pathsep)]
+Texts = Annotated[tuple[str, ...], _items(",")]
+
+
+class Section(BaseModel):
+    """A frozen group of settings; unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class ServerSettings(Section):
+    """Where and how the server listens, where its state lives, how it logs."""
+
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: Int = Field(8443, ge=0, le=65535, description="TCP port (0 picks a free one)")
+    jobs: Folders = Field((), description="job folders served besides the built-in ones")
+    builtin_jobs: bool = Field(True, description="serve the built-in Azure jobs")
+    state_dir: Folder = Field(Path(".runner"), description="run store and TLS files")
+    tls: bool = Field(True, description="serve HTTPS (a self-signed pair unless given one)")
+    tls_cert: OptionalPath = Field(None, description="certificate (PEM)")
+    tls_key: OptionalPath = Field(None, description="private key (PEM) of tls_cert")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="auto: JSON lines when stderr is not a terminal"
+    )
+    log_level: str = Field("info", description="debug, info, warning or error")
+    heartbeat: Seconds = Field(15.0, description="seconds between SSE heartbeat comments")
+    loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        "auto", description="event loop: auto uses uvloop when installed"
+    )
+
+    @model_validator(mode="after")
+    def _pair(self) -> ServerSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both or neither")
+        return self
+
+
+class LimitSettings(Section):
+    """Concurrency, timeouts and the size of what a request may carry."""
+
+    max_running: Int = Field(16, ge=1, description="runs executing at once")
+    max_queued: Int = Field(256, ge=0, description="runs waiting; more → 429 Retry-After")
+    default_timeout: Seconds = Field(3600.0, description="a job's timeout if it declares none")
+    max_timeout: Seconds = Field(6 * 3600.0, description="ceiling on every job's timeout")
+    max_body_bytes: Int = Field(1024 * 1024, ge=1, description="request body limit (413)")
+    max_script_body_bytes: Int = Field(64 * 1024, ge=0, description="a script's $1 limit")
+    max_params: Int = Field(64, ge=1, description="parameters per request")
+    max_param_bytes: Int = Field(8192, ge=1, description="bytes per parameter value")
+    max_header_bytes: Int = Field(32 * 1024, ge=1, description="request headers (431)")
+    body_timeout: Seconds = Field(30.0, description="seconds to send a request body (408)")
+    drain_timeout: Seconds = Field(30.0, description="SIGTERM: seconds runs may finish in")
+    kill_grace: Seconds = Field(5.0, description="script jobs: SIGTERM → SIGKILL seconds")
+    retention_days: Number = Field(30.0, ge=0, description="finished runs older are pruned")
+
+
+class AzureSettings(Section):
+    """Which identity the runner acts as, and where Azure is."""
+
+    identity: Literal["managed", "workload", "default"] = Field(
+        "managed", description="managed (IMDS, App Service, Arc), workload (AKS) or default"
+    )
+    client_id: OptionalText = Field(None, description="a user-assigned identity's client id")
+    subscription_id: OptionalText = Field(None, description="else from IMDS metadata")
+    location: OptionalText = Field(None, description="else from IMDS metadata")
+    arm_endpoint: str = Field("https://management.azure.com", description="ARM base URL")
+    arm_audience: str = Field("https://management.azure.com", description="token audience")
+    arm_ca: OptionalPath = Field(None, description="CA bundle for ARM/identity HTTPS")
+    imds_endpoint: str = Field("http://169.254.169.254", description="instance metadata")
+    arm_polling_interval: Number = Field(
+        5.0, ge=0, description="seconds between polls of long operations (unless Retry-After)"
+    )
+    arm_retry_total: Int = Field(10, ge=0, description="retries of a failed ARM call")
+    # azure-identity's own default backs off for 24-75 s on an IMDS 5xx/410; a few quick
+    # retries keep "no identity here" an answer within seconds.
+    identity_retry_total: Int = Field(3, ge=0, description="retries of a token request")
+
+
+class SecuritySettings(Section):
+    """Who may call, which webhooks are verified, and the guards in front of the jobs."""
+
+    htpasswd: OptionalPath = Field(None, description="users (htpasswd file, bcrypt)")
+    token_store: OptionalPath = Field(None, description="API tokens; state_dir/tokens.json")
+    insecure_no_auth: bool = Field(False, description="allow an open server beyond loopback")
+    rate_limit: Number = Field(10.0, ge=0, description="runs started per second per caller")
+    rate_burst: Int = Field(40, ge=1, description="runs started at once per caller")
+    trusted_proxies: Texts = Field((), description="proxies whose X-Forwarded-For is believed")
+    cors_origins: Texts = Field((), description="browser origins allowed to call the API")
+    # From runner.toml's [jobs."path"] tables, not from [server] keys.
+    policies: tuple[JobPolicy, ...] = Field((), exclude=True)
+
+
+class SandboxSettings(Section):
+    """``--sandbox``: the emulated Azure in this process."""
+
+    enabled: bool = Field(False, alias="sandbox", description="run on the emulated Azure")
+    latency: Number = Field(
+        0.0, ge=0, alias="sandbox_latency", description="seconds a network resource takes"
+    )
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "server": ServerSettings,
+    "limits": LimitSettings,
+    "azure": AzureSettings,
+    "security": SecuritySettings,
+    "sandbox": SandboxSettings,
+}

@@ -1,0 +1,45 @@
+"""The store interface: the seam where PostgreSQL will plug in for scale-out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from runner.records import Event, RunRecord
+
+
+class Store(Protocol):
+    """Durable runs and events. ``write`` is atomic: all of a batch or none of it."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def write(self, runs: Sequence[RunRecord], events: Sequence[Event]) -> None:
+        """Upsert ``runs`` and append ``events`` in one transaction, durable on return."""
+        ...
+
+    async def get(self, run_id: str) -> RunRecord | None: ...
+
+    async def list_runs(
+        self,
+        *,
+        job: str | None = None,
+        states: Sequence[str] = (),
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        """Newest first; ``before`` is a run id cursor for the next page."""
+        ...
+
+    async def find_run(self, job: str, caller: str) -> RunRecord | None:
+        """The newest run of ``job`` started by ``caller`` (a webhook delivery's replay)."""
+        ...
+
+    async def events(self, run_id: str, after: int = 0, limit: int = 10_000) -> list[Event]:
+        """Events of one run with ``seq > after``, in order, at most ``limit``."""
+        ...
+
+    async def prune(self, created_before: float) -> int:
+        """Delete finished runs created before the time given, with their events."""
+        ...

@@ -1,0 +1,1 @@
+"""The HTTP face of the runner: job endpoints, the run API, streams."""

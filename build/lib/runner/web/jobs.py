@@ -1,0 +1,125 @@
+"""``POST /<job>`` starts a run and answers in the chosen mode; ``GET /<job>`` describes it.
+
+Thin: read the request (intake), call the Runs service once, render the answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from runner.errors import NotFound
+from runner.kinds import Job
+from runner.records import (
+    CANCELLED,
+    FAILED,
+    INTERRUPTED,
+    SUCCEEDED,
+    TIMED_OUT,
+    VIA_HTTP,
+    RunRecord,
+    Trigger,
+)
+from runner.service import Runs, StartRequest
+from runner.web import intake, streams
+from runner.web.gate import DELIVERY_KEY
+from runner.web.routing import job_path, principal_of
+from runner.webhooks import Delivery
+from runner.wire import done_body, encode_text
+
+# Wait mode: a run that did not succeed answers non-2xx, so `curl --fail` fails a CI step.
+WAIT_STATUS = {SUCCEEDED: 200, FAILED: 500, TIMED_OUT: 504, CANCELLED: 409, INTERRUPTED: 503}
+NO_STORE = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+
+
+def runs_of(request: Request) -> Runs:
+    runs: Runs = request.app.state.runs
+    return runs
+
+
+def lookup(request: Request) -> Job:
+    """The job a request names, or 404 (see :func:`runner.web.routing.job_path`)."""
+    path = job_path(request.scope)
+    if path is None:
+        raise NotFound("no such job")
+    return runs_of(request).job(path)
+
+
+async def describe(request: Request) -> Response:
+    return JSONResponse(lookup(request).describe())
+
+
+def run_headers(run: RunRecord) -> dict[str, str]:
+    return {"X-Run-Id": run.id, "Location": f"/_runs/{run.id}", **NO_STORE}
+
+
+def trigger_of(request: Request, delivery: Delivery | None) -> Trigger:
+    """Where the run comes from: a verified delivery, or a plain HTTP call."""
+    address = request.client.host if request.client else None
+    if delivery is None:
+        return Trigger(VIA_HTTP, address=address)
+    return Trigger(delivery.scheme, delivery.delivery_id, delivery.event, address)
+
+
+async def start(request: Request) -> Response | streams.TextStream:
+    runs = runs_of(request)
+    job = lookup(request)
+    got = await intake.parse(request, job, request.app.state.limits)
+    mode = intake.choose_mode(request, got.controls)
+    delivery: Delivery | None = request.scope.get(DELIVERY_KEY)
+    key = (delivery.scheme, delivery.delivery_id) if delivery and delivery.delivery_id else None
+    started = await runs.start(
+        StartRequest(
+            job.path,
+            got.params,
+            principal_of(request.scope),
+            body=got.body,
+            timeout=got.controls.get("_timeout"),
+            trigger=trigger_of(request, delivery),
+            replay_key=key,
+            # Text mode shows the run id only with its first stored event; the rest wait
+            # for the record to be stored before answering.
+            durable=mode != "text",
+        )
+    )
+    run = started.run
+    if started.replayed:
+        return _replayed(run, mode)
+    headers = run_headers(run)
+    if mode == "async":
+        body = {"id": run.id, "job": run.job, "state": run.state, "links": run.links()}
+        headers["Preference-Applied"] = "respond-async"
+        return JSONResponse(body, status_code=202, headers=headers)
+    if mode == "sse":
+        return EventSourceResponse(
+            streams.sse_chunks(runs.follow(run.id)),
+            headers=headers,
+            ping=request.app.state.heartbeat,
+        )
+    if mode == "wait":
+        chunks: list[bytes] = []
+        done: dict[str, Any] | None = None
+        async for batch in runs.follow(run.id):
+            chunks.append(encode_text(batch))
+            done = done_body(batch) or done
+        state = done["state"] if done else INTERRUPTED
+        headers["Preference-Applied"] = "wait"
+        headers["X-Run-State"] = state
+        return PlainTextResponse(
+            b"".join(chunks).decode(), status_code=WAIT_STATUS.get(state, 500), headers=headers
+        )
+    return streams.TextStream(runs.follow(run.id), headers)
+
+
+def _replayed(record: RunRecord, mode: str) -> Response:
+    """The answer to a replayed delivery: its original run, in the asked mode's shape."""
+    headers = run_headers(record) | {"X-Replayed": "true"}
+    body = {"id": record.id, "job": record.job, "state": record.state, "replayed": True,
+            "links": record.links()}  # fmt: skip
+    return JSONResponse(body, status_code=200 if mode != "async" else 202, headers=headers)
+
+
+__all__ = ["describe", "start"]

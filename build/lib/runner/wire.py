@@ -1,0 +1,84 @@
+"""How a run's events look outside: plain text lines or server-sent events.
+
+Shared by every way out — the HTTP streams, ``runner run`` in a terminal, the remote
+client — so that a text line means the same wherever it is read. The encoders take
+batches of events and return one chunk per batch, so a 100,000-line replay is a few
+hundred writes, not 100,000.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from runner.records import EV_DONE, EV_ERROR, EV_OUTPUT, EV_STATUS, Event
+
+
+def result_line(run_id: str, done: dict[str, Any]) -> str:
+    """The fixed, parseable last line of a text stream."""
+    code = done.get("exit_code")
+    duration = done.get("duration") or 0.0
+    return (
+        f"runner: run={run_id} state={done['state']} "
+        f"exit={'-' if code is None else code} duration={duration:.3f}s"
+    )
+
+
+def text_line(event: Event) -> str | None:
+    """One event as a text-mode line; None for events text mode does not show."""
+    if event.kind in (EV_OUTPUT, EV_ERROR):
+        return event.data
+    if event.kind == EV_STATUS:
+        body = event.json()
+        message = body.get("progress") or body.get("message")
+        if message:
+            pct = body.get("percent")
+            return f"runner: {message}" + (f" ({pct:.0f}%)" if pct is not None else "")
+        return None
+    if event.kind == EV_DONE:
+        body = event.json()
+        line = result_line(event.run_id, body)
+        if body.get("reason") and body["state"] != "succeeded":
+            return f"runner: {body['reason']}\n{line}"
+        return line
+    return None
+
+
+def encode_text(batch: list[Event]) -> bytes:
+    lines = [line for e in batch if (line := text_line(e)) is not None]
+    return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+def encode_sse(batch: list[Event]) -> bytes:
+    """SSE frames: ``id``, ``event`` and ``data`` per event.
+
+    A line may hold a bare CR (progress bars); SSE treats CR as a line end, so it is
+    split into several ``data:`` fields, which clients join with LF.
+    """
+    parts = []
+    for e in batch:
+        data = e.data
+        if "\r" in data:
+            data = data.replace("\r", "\ndata: ")
+        parts.append(f"id: {e.seq}\nevent: {e.kind}\ndata: {data}\n\n")
+    return "".join(parts).encode()
+
+
+def parse_last_event_id(value: str | None) -> int:
+    """``Last-Event-ID`` as a sequence number; anything unusable replays from the start."""
+    if not value:
+        return 0
+    try:
+        n = int(value.strip())
+    except ValueError:
+        return 0
+    return max(n, 0)
+
+
+def done_body(events: list[Event]) -> dict[str, Any] | None:
+    """The body of the ``done`` event among ``events``, if there is one."""
+    for e in reversed(events):
+        if e.kind == EV_DONE:
+            body: dict[str, Any] = json.loads(e.data)
+            return body
+    return None
