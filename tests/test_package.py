@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -35,8 +36,15 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel built offline and installed into a fresh venv outside the checkout; its
     dependencies come from the test's own environment (a path file), not from an index."""
     where = tmp_path_factory.mktemp("wheel")
+    # Built from a copy: setuptools leaves build/ and *.egg-info beside the sources.
+    source = where / "source"
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for part in ("runner", "jobs"):
+        shutil.copytree(ROOT / part, source / part, ignore=skip)
+    for part in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / part, source / part)
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
          "--no-index", "-q", "-w", str(where / "dist")],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip

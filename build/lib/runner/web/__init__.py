@@ -1,1 +1,0 @@
-"""The HTTP face of the runner: job endpoints, the run API, streams."""
