@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from runner.errors import ParameterError, ParameterProblem
@@ -26,10 +26,11 @@ class Rules:
 
     limits: LimitSettings
     script_env: Mapping[str, str]
+    param_limits: Limits = field(init=False)
 
-    @property
-    def param_limits(self) -> Limits:
-        return Limits(self.limits.max_params, self.limits.max_param_bytes)
+    def __post_init__(self) -> None:
+        limits = Limits(self.limits.max_params, self.limits.max_param_bytes)
+        object.__setattr__(self, "param_limits", limits)
 
 
 def prepare(

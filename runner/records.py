@@ -114,8 +114,10 @@ class RunRecord:
     # The executor holding it (queued or running): a lease, see runner.lease.
     owner: str = ""
     trigger: Trigger = field(default_factory=Trigger)
-    # ``params`` as JSON, made once by the store (they never change after creation).
+    # ``params`` and ``trigger`` as JSON, made once by the store (they never change after
+    # creation, and a run is written at every batch that holds its events).
     params_json: str = ""
+    trigger_json: str = ""
 
     @property
     def duration(self) -> float | None:

@@ -64,6 +64,7 @@ _UPSERT = (
 def _row(run: RunRecord) -> tuple[object, ...]:
     if not run.params_json:
         run.params_json = json.dumps(run.params)
+        run.trigger_json = run.trigger.stored()
     return (
         run.id,
         run.job,
@@ -80,7 +81,7 @@ def _row(run: RunRecord) -> tuple[object, ...]:
         run.last_event,
         int(run.had_secrets),
         run.owner,
-        run.trigger.stored(),
+        run.trigger_json,
     )
 
 
