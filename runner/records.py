@@ -169,3 +169,20 @@ class Event:
 
     def json(self) -> Any:
         return json.loads(self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A request key taken by a run: a webhook delivery id or an ``Idempotency-Key``.
+
+    ``fingerprint`` digests the request that took it (job, recorded parameters, body), so
+    a key reused for another request is told apart; ``owner`` is the lease of the executor
+    that was starting the run (a claim whose run never got stored, by a holder now gone,
+    may be taken over).
+    """
+
+    key: str
+    run_id: str
+    fingerprint: str
+    owner: str
+    created: float

@@ -35,7 +35,6 @@ from runner.policy import Policies
 from runner.service import Runs
 from runner.settings import Settings
 from runner.store import Store, store_for
-from runner.webhooks import MemoryReplayGuard
 
 log = logging.getLogger("runner.runtime")
 
@@ -79,7 +78,7 @@ class Runtime:
             store,
             Rules(settings.limits, script_env),
             policies,
-            MemoryReplayGuard(),
+            settings.limits.replay_ttl,
         )
         # What lives as long as the runtime outside the event loop (the sandbox's thread).
         self.resources = resources or contextlib.ExitStack()
@@ -122,7 +121,10 @@ class Runtime:
         days = self.settings.limits.retention_days
         while True:
             try:
-                removed = await self.store.prune(time.time() - days * 86400)
+                now = time.time()
+                removed = await self.store.prune(
+                    now - days * 86400, claims_before=now - self.settings.limits.replay_ttl
+                )
             except Exception:
                 log.exception("pruning old runs failed")
             else:

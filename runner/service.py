@@ -5,7 +5,8 @@ built on them call these operations and nothing below them::
 
     jobs / job          the catalogue; one job (NotFound)
     (History: reading only, what ``runner runs``/``logs`` use beside a running server)
-    start(request)      policy, admission, replay lookup, submit   → Started | Refused
+    start(request)      policy, admission, replays (delivery ids, Idempotency-Key),
+                        submit                                     → Started | Refused
     get / list_runs     one run, the history (only what the principal may see)
     follow(id, after)   committed events after ``after``: replay, then live, until done
     log(id)             the stored events, as they are now
@@ -31,8 +32,8 @@ from runner.journal import PAGE, Journal
 from runner.kinds import Job, Submission
 from runner.policy import Policies
 from runner.records import STATES, Event, RunRecord, Trigger, new_run_id
+from runner.replays import Key, Replays, fingerprint
 from runner.store.base import Store
-from runner.webhooks import ReplayGuard
 
 MAX_PAGE = 500
 
@@ -47,8 +48,8 @@ class StartRequest:
     body: bytes = b""
     timeout: Any = None  # as asked (text from a query string…); admission checks it
     trigger: Trigger = field(default_factory=Trigger)
-    # A verified delivery's (scheme, id): a copy seen before answers with the original run.
-    replay_key: tuple[str, str] | None = None
+    # A delivery id or an Idempotency-Key: a repeat answers with the original run.
+    replay: Key | None = None
     # Return once the record is stored (see Executor.submit).
     durable: bool = True
 
@@ -148,14 +149,14 @@ class Runs(History):
         store: Store,
         rules: Rules,
         policies: Policies,
-        replays: ReplayGuard,
+        replay_ttl: float,
     ) -> None:
         super().__init__(store, journal, executor.live)
         self.catalogue = catalogue
         self.executor = executor
         self.rules = rules
         self.policies = policies
-        self.replays = replays
+        self.replays = Replays(store, executor.owner, self._find, ttl=replay_ttl)
 
     # -- jobs ------------------------------------------------------------------------
 
@@ -180,15 +181,11 @@ class Runs(History):
         self._authorize(job, req.principal)
         sub = admission.prepare(job, req.params, self.rules, body=req.body, timeout=req.timeout)
         run_id = new_run_id()
-        if req.replay_key is not None:
-            original = await self._delivered_before(job.path, req.replay_key, run_id)
+        if req.replay is not None:
+            request = fingerprint(job.path, sub.recorded, req.body)
+            original = await self.replays.claim(req.replay, request, run_id, job.path)
             if original is not None:
-                try:
-                    return Started(await self.get(original), replayed=True)
-                except NotFound:
-                    raise NotFound(
-                        f"the original run {original} of this delivery is gone"
-                    ) from None
+                return Started(original, replayed=True)
         try:
             run = await self.executor.submit(
                 sub,
@@ -198,8 +195,8 @@ class Runs(History):
                 run_id=run_id,
             )
         except Exception:
-            if req.replay_key is not None:
-                await self.replays.release(job.path, *req.replay_key)
+            if req.replay is not None:
+                await self.replays.release(req.replay, run_id)
             raise
         return Started(run)
 
@@ -212,18 +209,8 @@ class Runs(History):
             )
         principal.ensure_may_run(job.path)
 
-    async def _delivered_before(self, job: str, key: tuple[str, str], run_id: str) -> str | None:
-        """The run an earlier copy of this delivery started, or None (then it is claimed).
-
-        The store remembers across restarts (a run records its delivery as its caller);
-        the guard covers two copies arriving at once.
-        """
-        scheme, delivery_id = key
-        caller = Principal.webhook(scheme, delivery_id, (job,)).caller
-        earlier = await self.store.find_run(job, caller)
-        if earlier is not None:
-            return earlier.id
-        return await self.replays.claim(job, scheme, delivery_id, run_id)
+    async def _find(self, run_id: str) -> RunRecord | None:
+        return self.executor.live(run_id) or await self.store.get(run_id)
 
     def resubmit(self, run: RunRecord) -> Submission | str:
         """A queued run found at start, admitted again — or why it cannot run any more."""

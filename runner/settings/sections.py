@@ -104,6 +104,12 @@ class LimitSettings(Section):
     drain_timeout: Seconds = Field(30.0, description="SIGTERM: seconds runs may finish in")
     kill_grace: Seconds = Field(5.0, description="script jobs: SIGTERM → SIGKILL seconds")
     retention_days: Number = Field(30.0, ge=0, description="finished runs older are pruned")
+    replay_ttl: Seconds = Field(
+        86400.0, description="how long a delivery id or Idempotency-Key answers with its run"
+    )
+    max_wait: Seconds = Field(
+        6 * 3600.0, description="Prefer: wait without a number: 202 + Location after this"
+    )
 
 
 class AzureSettings(Section):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from runner.records import Event, RunRecord
+from runner.records import Claim, Event, RunRecord
 
 
 class Store(Protocol):
@@ -32,14 +32,21 @@ class Store(Protocol):
         """Newest first; ``before`` is a run id cursor for the next page."""
         ...
 
-    async def find_run(self, job: str, caller: str) -> RunRecord | None:
-        """The newest run of ``job`` started by ``caller`` (a webhook delivery's replay)."""
+    async def claim(self, claim: Claim, *, ttl: float, replacing: str | None = None) -> Claim:
+        """Take ``claim.key`` for ``claim.run_id`` unless a claim younger than ``ttl``
+        seconds holds it (``replacing``: unless it is the one naming that run). Returns the
+        claim that holds the key now: the new one, or the one found. Atomic, durable."""
+        ...
+
+    async def release(self, key: str, run_id: str) -> None:
+        """Drop the claim of ``key`` if it still names ``run_id`` (its run was refused)."""
         ...
 
     async def events(self, run_id: str, after: int = 0, limit: int = 10_000) -> list[Event]:
         """Events of one run with ``seq > after``, in order, at most ``limit``."""
         ...
 
-    async def prune(self, created_before: float) -> int:
-        """Delete finished runs created before the time given, with their events."""
+    async def prune(self, created_before: float, claims_before: float | None = None) -> int:
+        """Delete finished runs created before the time given, with their events (and
+        claims taken before ``claims_before``)."""
         ...

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runner.errors import StoreError
-from runner.records import FINAL, Event, RunRecord, Trigger
+from runner.records import FINAL, Claim, Event, RunRecord, Trigger
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -46,6 +46,13 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL,
     ts REAL NOT NULL,
     PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    created REAL NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -190,13 +197,36 @@ class SQLiteStore:
         args.append(str(limit))
         return [_record(r) for r in self.db.execute(sql, args)]
 
-    async def find_run(self, job: str, caller: str) -> RunRecord | None:
-        row = self.db.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE job = ? AND caller = ? "
-            "ORDER BY id DESC LIMIT 1",
-            (job, caller),
-        ).fetchone()
-        return None if row is None else _record(row)
+    async def claim(self, claim: Claim, *, ttl: float, replacing: str | None = None) -> Claim:
+        db = self.db
+        try:
+            # One transaction on the loop thread: no other claim can come between the
+            # look and the write.
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute(
+                "SELECT key, run_id, fingerprint, owner, created FROM claims WHERE key = ?",
+                (claim.key,),
+            ).fetchone()
+            held = Claim(*row) if row is not None else None
+            if held is None or held.created < claim.created - ttl or held.run_id == replacing:
+                db.execute(
+                    "INSERT OR REPLACE INTO claims (key, run_id, fingerprint, owner, created) "
+                    "VALUES (?,?,?,?,?)",
+                    (claim.key, claim.run_id, claim.fingerprint, claim.owner, claim.created),
+                )
+                held = claim
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StoreError(f"cannot write to the run store {self.path}: {exc}") from exc
+        return held
+
+    async def release(self, key: str, run_id: str) -> None:
+        try:
+            self.db.execute("DELETE FROM claims WHERE key = ? AND run_id = ?", (key, run_id))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to the run store {self.path}: {exc}") from exc
 
     async def events(self, run_id: str, after: int = 0, limit: int = 10_000) -> list[Event]:
         rows = self.db.execute(
@@ -206,7 +236,7 @@ class SQLiteStore:
         )
         return [Event(run_id, seq, kind, data, ts) for seq, kind, data, ts in rows]
 
-    async def prune(self, created_before: float) -> int:
+    async def prune(self, created_before: float, claims_before: float | None = None) -> int:
         db = self.db
         final = tuple(FINAL)
         marks = ",".join("?" * len(final))
@@ -221,6 +251,8 @@ class SQLiteStore:
                 f"DELETE FROM runs WHERE created < ? AND state IN ({marks})",
                 (created_before, *final),
             )
+            if claims_before is not None:
+                db.execute("DELETE FROM claims WHERE created < ?", (claims_before,))
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             db.execute("ROLLBACK")

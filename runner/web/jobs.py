@@ -11,7 +11,7 @@ from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from runner.errors import NotFound
+from runner.errors import NotFound, ParameterError, ParameterProblem
 from runner.kinds import Job
 from runner.records import (
     CANCELLED,
@@ -23,6 +23,7 @@ from runner.records import (
     RunRecord,
     Trigger,
 )
+from runner.replays import KEY_HEADER, Key
 from runner.service import Runs, StartRequest
 from runner.web import intake, streams
 from runner.web.gate import DELIVERY_KEY
@@ -64,22 +65,39 @@ def trigger_of(request: Request, delivery: Delivery | None) -> Trigger:
     return Trigger(delivery.scheme, delivery.delivery_id, delivery.event, address)
 
 
+def replay_key(request: Request, job: str, caller: str, delivery: Delivery | None) -> Key | None:
+    """A verified delivery's id, else the caller's ``Idempotency-Key`` (quoted as the
+    draft's structured-field string, or bare as most clients send it), else none."""
+    if delivery is not None and delivery.delivery_id:
+        return Key.delivery(job, delivery.scheme, delivery.delivery_id)
+    value = request.headers.get("idempotency-key")
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    if not 1 <= len(value) <= 255 or not value.isprintable() or not value.isascii():
+        problem = ParameterProblem(KEY_HEADER, "must be 1 to 255 printable ASCII characters")
+        raise ParameterError(job, [problem])
+    return Key.idempotency(caller, value)
+
+
 async def start(request: Request) -> Response | streams.TextStream:
     runs = runs_of(request)
     job = lookup(request)
     got = await intake.parse(request, job, request.app.state.limits)
     mode = intake.choose_mode(request, got.controls)
     delivery: Delivery | None = request.scope.get(DELIVERY_KEY)
-    key = (delivery.scheme, delivery.delivery_id) if delivery and delivery.delivery_id else None
+    principal = principal_of(request.scope)
     started = await runs.start(
         StartRequest(
             job.path,
             got.params,
-            principal_of(request.scope),
+            principal,
             body=got.body,
             timeout=got.controls.get("_timeout"),
             trigger=trigger_of(request, delivery),
-            replay_key=key,
+            replay=replay_key(request, job.path, principal.caller, delivery),
             # Text mode shows the run id only with its first stored event; the rest wait
             # for the record to be stored before answering.
             durable=mode != "text",

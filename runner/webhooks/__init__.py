@@ -1,6 +1,7 @@
 """Webhook deliveries verified before anything runs: GitHub, GitLab, Slack, Microsoft
 Teams and Standard Webhooks signatures, checked over the raw body in constant time, with
-the time window and a replay guard (issue 4, item 2).
+the time window (issue 4, item 2). A delivery seen before is recognised by its id
+(:mod:`runner.replays`, the same mechanism as Idempotency-Key).
 
 Pure and framework-independent: the HTTP layer passes headers, raw body and clock in,
 and gets a :class:`Delivery` back or a :class:`SignatureError` to answer with::
@@ -8,7 +9,6 @@ and gets a :class:`Delivery` back or a :class:`SignatureError` to answer with::
     delivery = verify("github", secret, request.headers, body, now=time.time())
     if not delivery.runs:            # ping, ssl_check, url_verification: answer only
         ...
-    earlier = await guard.claim(job, delivery.scheme, delivery.delivery_id, run_id)
 """
 
 from runner.webhooks.delivery import Delivery, Kind
@@ -19,7 +19,6 @@ from runner.webhooks.errors import (
     SignatureError,
     StaleTimestamp,
 )
-from runner.webhooks.replay import MemoryReplayGuard, ReplayGuard
 from runner.webhooks.secret import Secret, load_secret
 from runner.webhooks.verify import DEFAULT_WINDOW, SCHEMES, check_secret, verify
 
@@ -30,9 +29,7 @@ __all__ = [
     "Delivery",
     "Kind",
     "MalformedHeader",
-    "MemoryReplayGuard",
     "MissingHeader",
-    "ReplayGuard",
     "Secret",
     "SignatureError",
     "StaleTimestamp",

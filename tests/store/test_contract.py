@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from runner.records import Event, RunRecord, Trigger, new_run_id
+from runner.records import Claim, Event, RunRecord, Trigger, new_run_id
 from runner.store import SQLiteStore
 
 pytestmark = pytest.mark.anyio
@@ -88,15 +88,39 @@ async def test_list_filters_and_pages_newest_first(store):
     assert {r.id for r in queued} == {runs[3].id, runs[4].id}
 
 
-async def test_find_run_by_job_and_caller(store):
-    """find_run gives the newest run of a job started by one caller, or None."""
-    a, b = _run(job="ci/deploy"), _run(job="ci/deploy")
-    a.caller = b.caller = "webhook:github/d-1"
-    other = _run(job="ci/other")
-    other.caller = "webhook:github/d-1"
-    await store.write([a, b, other], [])
-    assert (await store.find_run("ci/deploy", "webhook:github/d-1")).id == b.id
-    assert await store.find_run("ci/deploy", "webhook:github/d-2") is None
+async def test_a_claim_is_taken_once_and_found_by_the_next_taker(store):
+    """The first claim of a key holds it; a second gets the first back; release frees it."""
+    first = Claim("k:1", "run-a", "fp-a", "owner-a", 1000.0)
+    assert await store.claim(first, ttl=60) == first
+    second = Claim("k:1", "run-b", "fp-b", "owner-b", 1001.0)
+    assert await store.claim(second, ttl=60) == first
+    await store.release("k:1", "run-b")  # not its claim: nothing changes
+    assert await store.claim(second, ttl=60) == first
+    await store.release("k:1", "run-a")
+    assert await store.claim(second, ttl=60) == second
+
+
+async def test_an_expired_claim_is_replaced_and_a_named_one_taken_over(store):
+    """Past the ttl a key is free again; ``replacing`` takes over the claim of one run."""
+    old = Claim("k:2", "run-a", "fp", "owner-a", 1000.0)
+    await store.claim(old, ttl=60)
+    later = Claim("k:2", "run-b", "fp", "owner-b", 1061.0)
+    assert await store.claim(later, ttl=60) == later
+    again = Claim("k:2", "run-c", "fp", "owner-c", 1062.0)
+    assert await store.claim(again, ttl=60, replacing="run-x") == later
+    assert await store.claim(again, ttl=60, replacing="run-b") == again
+
+
+async def test_pruning_drops_old_claims(store):
+    """Claims older than the cutoff go with the prune; younger ones stay."""
+    await store.claim(Claim("k:old", "run-a", "fp", "o", 100.0), ttl=1e9)
+    await store.claim(Claim("k:new", "run-b", "fp", "o", 5000.0), ttl=1e9)
+    await store.prune(created_before=0.0, claims_before=1000.0)
+    fresh = Claim("k:old", "run-c", "fp", "o", 6000.0)
+    assert await store.claim(fresh, ttl=1e9) == fresh
+    assert (
+        await store.claim(Claim("k:new", "run-d", "fp", "o", 6000.0), ttl=1e9)
+    ).run_id == "run-b"
 
 
 async def test_prune_removes_old_finished_runs_only(store):
