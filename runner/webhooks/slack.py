@@ -114,7 +114,7 @@ def _form(body: bytes, limit: int) -> dict[str, str]:
     if len(body) > limit:
         return {}
     try:
-        fields = parse_qs(body.decode("ascii"), keep_blank_values=True, max_num_fields=100)
+        fields = parse_qs(body.decode("ascii"), max_num_fields=100)
     except (UnicodeDecodeError, ValueError):
         return {}
     return {name: values[0] for name, values in fields.items()}

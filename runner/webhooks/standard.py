@@ -58,8 +58,10 @@ def verify_standard(
     received: list[bytes] = []
     for entry in listed:
         version, _, value = entry.partition(",")
-        if version != "v1":
-            continue  # other versions (v1a: asymmetric) may come alongside; not ours to check
+        if version != "v1" or not value:
+            # Other versions (v1a: asymmetric) may come alongside; not ours to check. An
+            # empty "v1," is no signature: counting it would call the header well-formed.
+            continue
         try:
             received.append(base64.b64decode(value, validate=True))
         except binascii.Error:
