@@ -61,23 +61,24 @@ class MemoryReplayGuard:
     async def claim(self, job: str, scheme: str, delivery_id: str, run_id: str) -> str | None:
         """See :meth:`ReplayGuard.claim`. Atomic: no await between the check and the set."""
         now = self._clock()
-        self._expire(now)
+        self._forget(now)
         key = (job, scheme, delivery_id)
         found = self._seen.get(key)
         if found is not None:
             return found[0]
         self._seen[key] = (run_id, now + self.ttl)
-        while len(self._seen) > self.max_entries:
-            self._seen.popitem(last=False)
+        self._forget(now)
         return None
 
     async def release(self, job: str, scheme: str, delivery_id: str) -> None:
         """See :meth:`ReplayGuard.release`."""
         self._seen.pop((job, scheme, delivery_id), None)
 
-    def _expire(self, now: float) -> None:
+    def _forget(self, now: float) -> None:
+        """Drop the entries expired at ``now``, then the oldest past ``max_entries``: both
+        are at the front, in insertion order."""
         while self._seen:
             _, (_, expires) = next(iter(self._seen.items()))
-            if expires > now:
+            if expires > now and len(self._seen) <= self.max_entries:
                 return
             self._seen.popitem(last=False)

@@ -9,10 +9,8 @@ before verifying; so do we, as ``verified=False`` — it can only ever earn a 20
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
 from urllib.parse import parse_qs
 
 from runner.webhooks._checks import (
@@ -21,6 +19,7 @@ from runner.webhooks._checks import (
     check_window,
     delivery_id,
     hmac_sha256,
+    json_object,
     require,
     unix_time,
 )
@@ -65,7 +64,7 @@ def verify_slack(
 
 def _classify(body: bytes, timestamp: int, signature: str) -> Delivery:
     """What the verified body is; its parsing happens only now that it is authentic."""
-    payload = _json(body)
+    payload = json_object(body)
     if payload is not None:
         kind = payload.get("type")
         if kind == "url_verification":
@@ -97,16 +96,6 @@ def _classify(body: bytes, timestamp: int, signature: str) -> Delivery:
     # signature itself identifies the request, so an identical replay within the window
     # is caught by the replay guard.
     return Delivery("slack", f"v0={signature}", float(timestamp), form.get("command"))
-
-
-def _json(body: bytes) -> dict[str, Any] | None:
-    if not body.lstrip().startswith(b"{"):
-        return None
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    return payload if isinstance(payload, dict) else None
 
 
 def _form(body: bytes, limit: int) -> dict[str, str]:
