@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import copy
 import json
 import re
 import shutil
@@ -229,8 +230,11 @@ _FUNCTION = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
 def _body(function: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.AST:
-    """The function without its (mangled) name: signature defaults are mutated too."""
-    return ast.Tuple(elts=[function.args, *function.body], ctx=ast.Load())
+    """The function under a plain name: mutmut renames each copy, and mutates signature
+    defaults as well as the body."""
+    renamed = copy.copy(function)
+    renamed.name = "f"
+    return renamed
 
 
 def _order(name: str) -> tuple[str, int]:
@@ -251,14 +255,12 @@ def _differences(a: ast.AST, b: ast.AST) -> list[tuple[ast.AST, ast.AST]]:
         if len(xs) != len(ys):
             return [(a, b)]
         for p, q in zip(xs, ys, strict=True):
-            if (
-                isinstance(p, ast.AST)
-                and isinstance(q, ast.AST)
-                and (p._fields or type(p) is type(q))
-            ):
+            if isinstance(p, ast.AST) and isinstance(q, ast.AST) and p._fields:
                 found += _differences(p, q)
-            elif p != q and not (isinstance(p, ast.AST) and type(p) is type(q)):
-                return [(a, b)]
+            elif isinstance(p, ast.AST) and type(p) is type(q):
+                continue  # the same operator or context (Add, Load: nodes without fields)
+            elif p != q:
+                return [(a, b)]  # a plain value, an operator or a missing node changed here
     return found
 
 

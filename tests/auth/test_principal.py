@@ -19,6 +19,8 @@ from runner.auth.principal import ANONYMOUS, Principal, job_matches
         ("deploy/**/site", "deploy/eu/other", False),
         ("/deploy/*/", "/deploy/site/", True),
         ("deploy/*", "/deploy/site", True),
+        ("deploy", "deploy/X", False),
+        ("deploy/X", "deploy", False),
         ("**", "vm/create", True),
         ("vm/create", "vm/create", True),
         ("vm/create", "vm/created", False),

@@ -148,7 +148,12 @@ def test_an_unchanged_store_is_not_read_again(token_store, monkeypatch):
 
 @pytest.mark.parametrize(
     ("name", "jobs", "reason"),
-    [("CI Deploy", ["**"], "token name"), ("ci", [], "job patterns"), ("ci", ["a b"], "job")],
+    [
+        ("CI Deploy", ["**"], "token name"),
+        ("ci", [], "job patterns"),
+        ("ci", ["a b"], "job patterns"),
+        ("ci", ["deploy/X"], "job patterns"),
+    ],
 )
 def test_bad_names_and_patterns_are_refused(token_store, name, jobs, reason):
     """Names and patterns that could not be matched or listed cleanly are refused."""
