@@ -36,7 +36,7 @@ def test_pinned_signature_verifies():
     """The pinned HMAC of a sample activity verifies, with its id, type and time."""
     got = verify("teams", SECRET, PINNED, BODY, now=SENT + 2)
     assert (got.delivery_id, got.event, got.timestamp) == ("1485983408511", "message", SENT)
-    assert (got.scheme, got.kind, got.source) == ("teams", "run", "teams:1485983408511")
+    assert (got.scheme, got.kind, got.runs) == ("teams", "run", True)
 
 
 def test_signer_agrees_with_the_pinned_value():
