@@ -34,7 +34,8 @@ log = logging.getLogger("runner.auth")
 
 DEFAULT_COST = 12
 _BCRYPT = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
-_USER = re.compile(r"[^\s:\x00-\x1f\x7f]{1,255}")
+# No ':' (the separator), blanks or controls, and no leading '#': that line is a comment.
+_USER = re.compile(r"[^\s:#\x00-\x1f\x7f][^\s:\x00-\x1f\x7f]{0,254}")
 # bcrypt hashes the first 72 bytes only; bcrypt>=5 refuses longer input rather than truncate.
 _MAX_PASSWORD = 72
 
@@ -98,12 +99,11 @@ class Htpasswd:
         self.path = Path(path)
         self._lock = threading.Lock()  # checks run in worker threads
         self._cache: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
-        self._cache_key = secrets.token_bytes(32)
+        self._cache_key = secrets.token_bytes()
         self._cache_ttl = cache_ttl
         self._cache_size = cache_size
         self._clock = clock
         self._dummies: dict[int, bytes] = {}
-        self._entries: dict[str, str] = {}
         self._version = file_version(self.path)
         if self._version is None:
             raise HtpasswdError(f"htpasswd file {self.path} does not exist")
@@ -141,8 +141,7 @@ class Htpasswd:
         """A hash at the same cost as real entries, so unknown users take as long."""
         with self._lock:
             if cost not in self._dummies:
-                salt = bcrypt.gensalt(cost, prefix=b"2b")
-                self._dummies[cost] = bcrypt.hashpw(secrets.token_bytes(16), salt)
+                self._dummies[cost] = bcrypt.hashpw(secrets.token_bytes(), bcrypt.gensalt(cost))
             return self._dummies[cost]
 
     def check(self, user: str, password: str) -> bool:
@@ -151,7 +150,7 @@ class Htpasswd:
         Blocking (bcrypt): call it from a worker thread in async code.
         """
         entries = self._refresh()
-        secret = password.encode("utf-8")[:_MAX_PASSWORD]
+        secret = password.encode()[:_MAX_PASSWORD]
         # Length-prefixed, so no (user, password) split can collide with another.
         message = f"{len(user)}:{user}".encode() + secret
         key = hmac.new(self._cache_key, message, hashlib.sha256).digest()
@@ -176,15 +175,15 @@ class Htpasswd:
 
 def hash_password(password: str, *, cost: int = DEFAULT_COST) -> str:
     """A ``$2y$`` bcrypt hash (the prefix Apache's ``htpasswd -B`` writes; same algorithm)."""
-    secret = password.encode("utf-8")
+    secret = password.encode()
     if not secret:
         raise ValueError("the password is empty")
     if len(secret) > _MAX_PASSWORD:
         raise ValueError(f"the password is longer than {_MAX_PASSWORD} bytes (bcrypt's limit)")
     if b"\0" in secret:
         raise ValueError("the password contains a NUL character")
-    hashed = bcrypt.hashpw(secret, bcrypt.gensalt(cost, prefix=b"2b")).decode()
-    return "$2y$" + hashed[4:]
+    hashed = bcrypt.hashpw(secret, bcrypt.gensalt(cost)).decode()
+    return "$2y$" + hashed[4:]  # bcrypt writes $2b$, the same algorithm
 
 
 def set_password(path: Path, user: str, password: str, *, cost: int = DEFAULT_COST) -> bool:
@@ -194,7 +193,9 @@ def set_password(path: Path, user: str, password: str, *, cost: int = DEFAULT_CO
     """
     path = Path(path)
     if not _USER.fullmatch(user):
-        raise ValueError(f"user name {user!r} is empty, too long, or has ':' or blanks")
+        raise ValueError(
+            f"user name {user!r} is empty, too long, starts with '#', or has ':' or blanks"
+        )
     line = f"{user}:{hash_password(password, cost=cost)}"
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -203,12 +204,13 @@ def set_password(path: Path, user: str, password: str, *, cost: int = DEFAULT_CO
     kept: list[str] = []
     new = True
     for old in lines:
-        if old.strip().partition(":")[0] != user or old.lstrip().startswith("#"):
+        # A comment's first field starts with '#', which no user name does: it is kept.
+        if old.strip().partition(":")[0] != user:
             kept.append(old)
         elif new:  # the first line of this user is replaced, any later one dropped
             kept.append(line)
             new = False
     if new:
         kept.append(line)
-    atomic_write(path, ("\n".join(kept) + "\n").encode("utf-8"))
+    atomic_write(path, ("\n".join(kept) + "\n").encode())
     return new

@@ -71,7 +71,7 @@ def parse_expiry(text: str, now: datetime) -> datetime:
 
 
 def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class TokenStore:
@@ -128,7 +128,7 @@ class TokenStore:
             for digest, info in entries
         ]
         body = json.dumps({"version": 1, "tokens": tokens}, indent=2) + "\n"
-        atomic_write(self.path, body.encode("utf-8"))
+        atomic_write(self.path, body.encode())
         self._refresh()
 
     def create(self, name: str, jobs: Sequence[str], expires: datetime | None = None) -> str:

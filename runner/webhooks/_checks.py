@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from runner.webhooks.errors import BadSignature, MalformedHeader, MissingHeader, StaleTimestamp
 from runner.webhooks.secret import Secret
@@ -93,6 +95,16 @@ def header_bytes(value: str) -> bytes:
         return value.encode("latin-1")
     except UnicodeEncodeError:
         return value.encode("utf-8")
+
+
+def json_object(body: bytes) -> dict[str, Any] | None:
+    """The verified body's fields when it is a JSON object, else None (a form, an array,
+    bad JSON). A form fails at its first byte, so trying JSON first costs nothing."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return payload if isinstance(payload, dict) else None
 
 
 def sources(secrets: Sequence[Secret]) -> str:

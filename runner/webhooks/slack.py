@@ -9,10 +9,8 @@ before verifying; so do we, as ``verified=False`` — it can only ever earn a 20
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
 from urllib.parse import parse_qs
 
 from runner.webhooks._checks import (
@@ -21,6 +19,7 @@ from runner.webhooks._checks import (
     check_window,
     delivery_id,
     hmac_sha256,
+    json_object,
     require,
     unix_time,
 )
@@ -65,7 +64,7 @@ def verify_slack(
 
 def _classify(body: bytes, timestamp: int, signature: str) -> Delivery:
     """What the verified body is; its parsing happens only now that it is authentic."""
-    payload = _json(body)
+    payload = json_object(body)
     if payload is not None:
         kind = payload.get("type")
         if kind == "url_verification":
@@ -99,22 +98,12 @@ def _classify(body: bytes, timestamp: int, signature: str) -> Delivery:
     return Delivery("slack", f"v0={signature}", float(timestamp), form.get("command"))
 
 
-def _json(body: bytes) -> dict[str, Any] | None:
-    if not body.lstrip().startswith(b"{"):
-        return None
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    return payload if isinstance(payload, dict) else None
-
-
 def _form(body: bytes, limit: int) -> dict[str, str]:
     """A urlencoded form's first value per name; empty when it is not one (or too big)."""
     if len(body) > limit:
         return {}
     try:
-        fields = parse_qs(body.decode("ascii"), keep_blank_values=True, max_num_fields=100)
+        fields = parse_qs(body.decode("ascii"), max_num_fields=100)
     except (UnicodeDecodeError, ValueError):
         return {}
     return {name: values[0] for name, values in fields.items()}

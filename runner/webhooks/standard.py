@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping, Sequence
 
 from runner.webhooks._checks import (
@@ -19,6 +18,7 @@ from runner.webhooks._checks import (
     check_window,
     delivery_id,
     hmac_sha256,
+    json_object,
     require,
     unix_time,
 )
@@ -58,8 +58,10 @@ def verify_standard(
     received: list[bytes] = []
     for entry in listed:
         version, _, value = entry.partition(",")
-        if version != "v1":
-            continue  # other versions (v1a: asymmetric) may come alongside; not ours to check
+        if version != "v1" or not value:
+            # Other versions (v1a: asymmetric) may come alongside; not ours to check. An
+            # empty "v1," is no signature: counting it would call the header well-formed.
+            continue
         try:
             received.append(base64.b64decode(value, validate=True))
         except binascii.Error:
@@ -84,11 +86,5 @@ def verify_standard(
 
 def _event_type(body: bytes) -> str | None:
     """The payload's ``type`` (the spec's envelope), read only after verification."""
-    if not body.lstrip().startswith(b"{"):
-        return None
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    kind = payload.get("type") if isinstance(payload, dict) else None
+    kind = (json_object(body) or {}).get("type")
     return kind if isinstance(kind, str) else None

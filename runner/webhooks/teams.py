@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
@@ -21,6 +20,7 @@ from runner.webhooks._checks import (
     check_window,
     delivery_id,
     hmac_sha256,
+    json_object,
     require,
 )
 from runner.webhooks.delivery import Delivery
@@ -59,7 +59,7 @@ def verify_teams(
     expected = [hmac_sha256(teams_key(s), body) for s in secrets]
     if not any_equal(expected, [received]):
         raise bad_signature("teams", "the Authorization HMAC", secrets, _SETTINGS)
-    activity = _activity(body)
+    activity = json_object(body) or {}
     sent = _timestamp(activity.get("timestamp"))
     if sent is not None:
         check_window("teams", sent, now=now, window=window)
@@ -71,14 +71,6 @@ def verify_teams(
         timestamp=sent,
         event=kind if isinstance(kind, str) else None,
     )
-
-
-def _activity(body: bytes) -> dict[str, object]:
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        return {}
-    return payload if isinstance(payload, dict) else {}
 
 
 def _timestamp(value: object) -> float | None:

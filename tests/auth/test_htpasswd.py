@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import stat
 from types import SimpleNamespace
@@ -14,6 +15,9 @@ from runner.auth.cli import passwd_command
 from runner.auth.htpasswd import Htpasswd, HtpasswdError, set_password
 
 from .conftest import FAST
+
+# hash_password("s3cret", cost=12), made once: hashing at cost 12 takes a quarter second.
+PINNED_12 = "$2y$12$OoRdt9ucen898QCyEl6JgeqjDarHmxciV9GgdCLIwwv.N393FmcNu"
 
 
 def test_right_password_is_accepted(make_htpasswd):
@@ -40,11 +44,13 @@ def test_unknown_user_still_costs_a_bcrypt_check(make_htpasswd, bcrypt_calls):
 @pytest.mark.parametrize(
     ("entry", "named"),
     [
-        ("bob:$apr1$Vt4/8TKL$9L/MvQ9Eu3EH7bj0fOHbR/", "MD5"),
-        ("bob:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=", "SHA-1"),
-        ("bob:$6$salt$IxDD3jeSOb5eB1CX5LBsqZFVkJdido3OUILO5Ifz5iwMu", "crypt"),
-        ("bob:rl0uE0yJXfyAw", "DES"),
-        ("bob:letmein", "plain-text"),
+        ("bob:$apr1$Vt4/8TKL$9L/MvQ9Eu3EH7bj0fOHbR/", "an MD5 ($apr1$) hash"),
+        ("bob:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=", "an unsalted SHA-1 ({SHA}) hash"),
+        ("bob:$1$salt$qJH7.N4xYta3aEG/dfqo/0", "a crypt ($1$) hash"),
+        ("bob:$5$salt$Gcm6FsVtF/Qa77ZKD.iwsJlCVPY0XSMgLJL0Hnww/c1", "a crypt ($5$) hash"),
+        ("bob:$6$salt$IxDD3jeSOb5eB1CX5LBsqZFVkJdido3OUILO5Ifz5iwMu", "a crypt ($6$) hash"),
+        ("bob:rl0uE0yJXfyAw", "a DES crypt hash"),
+        ("bob:letmein", "an unrecognised or plain-text password"),
     ],
 )
 def test_weak_entries_are_refused_naming_the_line(tmp_path, make_htpasswd, entry, named):
@@ -55,9 +61,18 @@ def test_weak_entries_are_refused_naming_the_line(tmp_path, make_htpasswd, entry
         Htpasswd(path)
     message = str(caught.value)
     assert f"{path} line 3" in message
-    assert named in message and "brute-force" in message
+    assert f"user 'bob' has {named}, which is fast to brute-force" in message
     assert f"runner passwd {path} bob" in message
     assert entry.split(":", 1)[1] not in message  # the hash itself is not echoed
+
+
+@pytest.mark.parametrize("line", ["carol", "bad user:" + PINNED_12, ":" + PINNED_12])
+def test_a_line_that_is_not_user_and_hash_is_refused(make_htpasswd, line):
+    """A line without a colon, or whose user name is empty or has a blank, stops start-up."""
+    path = make_htpasswd(alice="s3cret")
+    path.write_text(path.read_text() + line + "\n")
+    with pytest.raises(HtpasswdError, match=f"{path} line 2: expected USER:BCRYPT-HASH"):
+        Htpasswd(path)
 
 
 def test_duplicate_user_is_refused(make_htpasswd):
@@ -120,6 +135,7 @@ def test_set_password_leaves_the_old_file_when_the_write_fails(make_htpasswd, mo
     [
         ("al:ice", "pw", "user name"),
         ("", "pw", "user name"),
+        ("#alice", "pw", "starts with '#'"),
         ("alice", "", "empty"),
         ("alice", "x" * 73, "72 bytes"),
         ("alice", "a\0b", "NUL"),
@@ -131,6 +147,31 @@ def test_set_password_refuses_unusable_input(tmp_path, user, password, reason):
         set_password(tmp_path / "htpasswd", user, password, cost=FAST)
 
 
+def test_a_user_name_may_hold_a_hash_sign_after_its_first_character(make_htpasswd):
+    """Only a leading '#' makes a comment; 'ops#1' is a user like any other."""
+    users = Htpasswd(make_htpasswd(**{"ops#1": "pw"}))
+    assert users.check("ops#1", "pw") and users.users == ("ops#1",)
+
+
+def test_passwords_up_to_72_bytes_are_set_and_checked(make_htpasswd):
+    """A 72-byte password (bcrypt's limit) is accepted whole, and only it passes."""
+    password = "é" * 36
+    users = Htpasswd(make_htpasswd(alice=password))
+    assert users.check("alice", password)
+    assert not users.check("alice", "é" * 35 + "e")
+
+
+def test_passwd_repairs_a_broken_line_of_the_user(make_htpasswd):
+    """Setting the password of a user whose line lost its hash replaces that line."""
+    path = make_htpasswd(alice="one")
+    path.write_text(path.read_text() + "bob\n")
+    with pytest.raises(HtpasswdError):
+        Htpasswd(path)
+    assert set_password(path, "bob", "two", cost=FAST) is False
+    users = Htpasswd(path)
+    assert users.check("bob", "two") and users.users == ("alice", "bob")
+
+
 def test_a_changed_file_is_reloaded(make_htpasswd):
     """A user added while the server runs can log in at the next request."""
     path = make_htpasswd(alice="one")
@@ -139,6 +180,66 @@ def test_a_changed_file_is_reloaded(make_htpasswd):
     set_password(path, "bob", "two", cost=FAST)
     assert users.check("bob", "two")
     assert users.users == ("alice", "bob")
+
+
+def test_after_a_reload_logins_are_cached_again(make_htpasswd, bcrypt_calls, caplog):
+    """A reload clears the cache once; the next logins are cached as before, not each one
+    re-read and re-hashed."""
+    path = make_htpasswd(alice="one")
+    users = Htpasswd(path)
+    set_password(path, "bob", "two", cost=FAST)
+    with caplog.at_level(logging.INFO, logger="runner.auth"):
+        for _ in range(3):
+            assert users.check("alice", "one")
+    assert len(bcrypt_calls) == 1
+    assert caplog.messages == ["htpasswd reloaded: 2 users"]
+
+
+def test_a_cached_login_is_trusted_for_five_minutes(make_htpasswd, bcrypt_calls, clock):
+    """By default a successful login is remembered for 300 s, then checked again."""
+    users = Htpasswd(make_htpasswd(alice="one"), clock=clock.monotonic)
+    assert users.check("alice", "one") and len(bcrypt_calls) == 1
+    clock.advance(299.9)
+    assert users.check("alice", "one") and len(bcrypt_calls) == 1
+    clock.advance(0.1)
+    assert users.check("alice", "one") and len(bcrypt_calls) == 2
+
+
+def test_the_cache_forgets_the_least_recent_login(make_htpasswd, bcrypt_calls):
+    """Past cache_size logins, the least recently used one costs a bcrypt check again."""
+    users = Htpasswd(make_htpasswd(alice="a", bob="b", carol="c"), cache_size=2)
+    for user in ("alice", "bob", "carol"):
+        assert users.check(user, user[0])
+    assert len(bcrypt_calls) == 3
+    assert users.check("carol", "c") and users.check("bob", "b")
+    assert len(bcrypt_calls) == 3
+    assert users.check("alice", "a")
+    assert len(bcrypt_calls) == 4
+
+
+def test_unknown_users_cost_a_full_cost_12_check(tmp_path, bcrypt_calls):
+    """At the production cost an unknown user is checked against a cost-12 hash, on a file
+    with no users yet and after one with a cost-12 user is loaded: no timing tells names
+    apart. (Two bcrypt operations at cost 12: about half a second.)"""
+    path = tmp_path / "htpasswd"
+    path.write_text("# no users yet\n")
+    users = Htpasswd(path)
+    path.write_text(f"alice:{PINNED_12}\n")
+    assert not users.check("mallory", "s3cret")
+    assert [h[:7] for h in bcrypt_calls] == [b"$2b$12$"]
+
+
+def test_a_reload_keeps_unknown_users_as_slow_as_the_costliest_entry(make_htpasswd, bcrypt_calls):
+    """When a costlier entry is added the dummy check follows it up; when all users are
+    removed it stays where it was."""
+    path = make_htpasswd(alice="one")
+    users = Htpasswd(path)
+    set_password(path, "bob", "two", cost=FAST + 1)
+    assert not users.check("mallory", "x")
+    path.write_text("# everyone removed\n")
+    assert not users.check("mallory", "x")
+    assert not users.check("alice", "one")
+    assert [h[4:6] for h in bcrypt_calls] == [b"05", b"05", b"05"]
 
 
 def test_a_changed_password_invalidates_the_cache(make_htpasswd, bcrypt_calls):
@@ -159,6 +260,7 @@ def test_a_file_turned_invalid_refuses_everyone(make_htpasswd, caplog):
     path.write_text(path.read_text() + "bob:$apr1$x$y\n")
     assert not users.check("alice", "one")
     assert "refusing every user" in caplog.text
+    assert f"{path} line 2: user 'bob' has an MD5" in caplog.text
     set_password(path, "bob", "two", cost=FAST)
     assert users.check("alice", "one")
 
@@ -166,7 +268,7 @@ def test_a_file_turned_invalid_refuses_everyone(make_htpasswd, caplog):
 def test_repr_shows_no_hash(make_htpasswd):
     """The repr names the file and a count, nothing secret."""
     users = Htpasswd(make_htpasswd(alice="one"))
-    assert repr(users).endswith("users=1)") and "$2" not in repr(users)
+    assert repr(users) == f"Htpasswd({str(users.path)!r}, users=1)"
 
 
 def _args(path, user, *, from_stdin):

@@ -18,6 +18,33 @@ def test_burst_then_steady_rate(clock):
     assert limiter.take("a") > 0
 
 
+def test_the_wait_is_the_time_to_refill_one_request(clock):
+    """A part-refilled bucket asks to wait only for the missing part, as Retry-After says."""
+    limiter = RateLimiter(rate=2, burst=3, clock=clock.monotonic)
+    assert limiter.wait("a") == 0
+    for _ in range(3):
+        limiter.take("a")
+    clock.advance(0.25)
+    assert limiter.wait("a") == pytest.approx(0.25)
+    assert limiter.take("a") == pytest.approx(0.25)
+    clock.advance(0.5)  # 1.5 requests refilled: one may go now
+    assert limiter.wait("a") == 0
+    assert limiter.take("a") == 0
+    assert limiter.take("a") == pytest.approx(0.25)
+
+
+def test_by_default_ten_thousand_keys_are_remembered(clock):
+    """The default limiter keeps the buckets of the 10,000 most recent keys."""
+    limiter = RateLimiter(rate=1, burst=1, clock=clock.monotonic)
+    limiter.take("first")
+    limiter.take("second")
+    for i in range(9_998):
+        limiter.take(f"address:{i}")
+    assert limiter.wait("first") > 0  # 10,000 keys: still limited, and now the most recent
+    limiter.take("one more")
+    assert limiter.wait("second") == 0  # the least recent was forgotten: a fresh bucket
+
+
 def test_wait_spends_nothing(clock):
     """Looking at a bucket does not use it up."""
     limiter = RateLimiter(rate=1, burst=1, clock=clock.monotonic)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import stat
 from datetime import UTC, datetime, timedelta
@@ -55,6 +56,27 @@ def test_an_expired_token_is_refused(token_store, clock):
     assert token_store.verify(token) is None
 
 
+def test_an_expiry_in_another_time_zone_is_kept_as_that_instant(token_store, clock):
+    """``--expires 2030-01-01T12:00+02:00`` ends the token at 10:00 UTC, not at 12:00 UTC."""
+    expires = parse_expiry("2030-01-01T12:00:00+02:00", clock.now())
+    assert expires == datetime(2030, 1, 1, 10, tzinfo=UTC)
+    token = token_store.create("ci", ["**"], expires=expires)
+    clock.advance(10 * 3600 - 1)
+    assert token_store.verify(token) is not None
+    clock.advance(1)
+    assert token_store.verify(token) is None
+
+
+def test_create_in_a_store_file_keeps_the_expiry(tmp_path, clock):
+    """A token created through the module-level create() expires as asked."""
+    path = tmp_path / "tokens.json"
+    token = create(path, "ci", ["**"], expires=clock.now() + timedelta(hours=1))
+    server = TokenStore(path, now=clock.now)
+    assert server.verify(token) is not None
+    clock.advance(3600)
+    assert server.verify(token) is None
+
+
 def test_revoke_takes_effect_in_a_running_server(tmp_path, clock):
     """Revoking through another store object (the CLI) is seen by the server's at once."""
     path = tmp_path / "tokens.json"
@@ -73,11 +95,65 @@ def test_list_never_shows_tokens_or_hashes(token_store):
     (info,) = token_store.list()
     assert (info.name, info.jobs, info.expires) == ("ci", ("deploy/*",), None)
     assert token not in repr(info) and digest not in repr(info)
+    assert repr(token_store) == f"TokenStore({str(token_store.path)!r})"
+
+
+def test_patterns_are_stored_without_outer_slashes(token_store):
+    """'/deploy/*/' is stored and listed as deploy/*, and matches as it."""
+    token = token_store.create("ci", ["/deploy/*/", "vm/create/"])
+    assert token_store.list()[0].jobs == ("deploy/*", "vm/create")
+    assert token_store.verify(token).jobs == ("deploy/*", "vm/create")
+
+
+def test_creation_time_is_recorded_to_the_second(token_store, clock):
+    """A token's creation time is the clock's, without its fraction of a second."""
+    clock.wall = clock.wall.replace(microsecond=654321)
+    token_store.create("ci", ["**"])
+    assert token_store.list()[0].created == clock.wall.replace(microsecond=0)
+
+
+def test_store_file_is_versioned_indented_json(token_store, clock):
+    """The store is JSON an operator can read and diff, with a format version first."""
+    token_store.create("ci", ["deploy/*"], expires=clock.now() + timedelta(days=1))
+    text = token_store.path.read_text()
+    assert text.startswith('{\n  "version": 1,\n  "tokens": [\n    {\n      "name": "ci",')
+    (row,) = json.loads(text)["tokens"]
+    assert (row["jobs"], row["created"], row["expires"]) == (
+        ["deploy/*"],
+        "2030-01-01T00:00:00+00:00",
+        "2030-01-02T00:00:00+00:00",
+    )
+
+
+def test_an_unchanged_store_is_not_read_again(token_store, monkeypatch):
+    """Verifying tokens re-reads the store file only when it has changed."""
+    token = token_store.create("ci", ["**"])
+    reads: list[object] = []
+    read_text = type(token_store.path).read_text
+
+    def counting(self, *args, **kwargs):
+        reads.append(self)
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(token_store.path), "read_text", counting)
+    for _ in range(3):
+        assert token_store.verify(token) is not None
+    assert reads == []
+    TokenStore(token_store.path).create("other", ["**"])
+    reads.clear()
+    for _ in range(3):
+        assert token_store.verify(token) is not None
+    assert reads == [token_store.path]
 
 
 @pytest.mark.parametrize(
     ("name", "jobs", "reason"),
-    [("CI Deploy", ["**"], "token name"), ("ci", [], "job patterns"), ("ci", ["a b"], "job")],
+    [
+        ("CI Deploy", ["**"], "token name"),
+        ("ci", [], "job patterns"),
+        ("ci", ["a b"], "job patterns"),
+        ("ci", ["deploy/X"], "job patterns"),
+    ],
 )
 def test_bad_names_and_patterns_are_refused(token_store, name, jobs, reason):
     """Names and patterns that could not be matched or listed cleanly are refused."""
@@ -92,11 +168,15 @@ def test_a_name_is_used_once(token_store):
         token_store.create("ci", ["**"])
 
 
-def test_a_damaged_store_refuses_every_token(token_store):
+def test_a_damaged_store_refuses_every_token(token_store, caplog):
     """A store that cannot be read fails closed, it may be hiding a revocation."""
     token = token_store.create("ci", ["**"])
     token_store.path.write_text("{not json")
-    assert token_store.verify(token) is None
+    with caplog.at_level(logging.ERROR, logger="runner.auth"):
+        assert token_store.verify(token) is None
+    assert f"refusing every token until fixed: token store {token_store.path} is damaged" in (
+        caplog.text
+    )
     with pytest.raises(TokenStoreError, match="damaged"):
         token_store.list()
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 
 import pytest
 
 from runner.web.problems import status_of
-from runner.webhooks import Secret, SignatureError
+from runner.webhooks import SCHEMES, Secret, SignatureError
 
 
 def hmac256(key: bytes, data: bytes) -> bytes:
@@ -49,15 +50,20 @@ def assert_refused(
     excinfo: pytest.ExceptionInfo[SignatureError],
     kind: type[SignatureError],
     *secrets: Secret,
-    says: str = "",
+    says: str | tuple[str, ...] = (),
+    scheme: str | None = None,
 ) -> None:
-    """The refusal is of ``kind``, answered 403 over HTTP, mentions ``says``, and shows no
-    secret value."""
+    """The refusal is of ``kind``, answered 403 over HTTP, opens with its scheme's name,
+    names each of ``says`` as a whole word (``-301 s`` does not say ``301 s``), and shows
+    no secret value."""
     err = excinfo.value
     assert type(err) is kind
     assert status_of(err) == (403, "Webhook delivery refused")
+    assert err.scheme in SCHEMES and err.scheme == (scheme or err.scheme)
+    assert err.detail.startswith(f"{err.scheme} webhook refused: ")
     text = str(err) + repr(err) + err.detail
-    assert says in text
+    for words in (says,) if isinstance(says, str) else says:
+        assert re.search(rf"(?<![\w-]){re.escape(words)}(?![\w-])", text), (words, text)
     for secret in secrets:
         value = secret.reveal()
         for shown in (value, base64.b64encode(value), value.removeprefix(b"whsec_")):

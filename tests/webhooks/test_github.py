@@ -47,7 +47,7 @@ def test_tampered_body_is_refused():
     headers = {"X-Hub-Signature-256": DOCS_SIGNATURE}
     with pytest.raises(SignatureError) as e:
         verify("github", DOCS_SECRET, headers, b"Hello, World?", now=NOW)
-    assert_refused(e, BadSignature, DOCS_SECRET, says="env:GH")
+    assert_refused(e, BadSignature, DOCS_SECRET, says=("env:GH", "X-Hub-Signature-256"))
 
 
 def test_wrong_secret_is_refused():
@@ -91,5 +91,23 @@ def test_uppercase_hex_is_accepted():
 def test_overlong_delivery_id_is_refused():
     """A delivery id too long to be GitHub's cannot fill the replay guard."""
     headers = {"X-Hub-Signature-256": DOCS_SIGNATURE, "X-GitHub-Delivery": "x" * 10_000}
+    with pytest.raises(SignatureError) as e:
+        verify("github", DOCS_SECRET, headers, DOCS_BODY, now=NOW)
+    assert_refused(e, MalformedHeader, DOCS_SECRET, says="X-GitHub-Delivery")
+
+
+def test_delivery_ids_up_to_256_characters_are_accepted():
+    """256 characters is the longest delivery id kept; one more is refused."""
+    headers = {"X-Hub-Signature-256": DOCS_SIGNATURE, "X-GitHub-Delivery": "d" * 256}
+    assert verify("github", DOCS_SECRET, headers, DOCS_BODY, now=NOW).delivery_id == "d" * 256
+    headers["X-GitHub-Delivery"] += "d"
     with pytest.raises(MalformedHeader):
         verify("github", DOCS_SECRET, headers, DOCS_BODY, now=NOW)
+
+
+def test_rotated_secrets_either_may_match():
+    """While a secret is rotated, a delivery signed with the old one or the new one verifies."""
+    new = Secret("the new secret", source="env:GH_NEW")
+    for secrets in ([DOCS_SECRET, new], [new, DOCS_SECRET]):
+        headers = {"X-Hub-Signature-256": DOCS_SIGNATURE}
+        assert verify("github", secrets, headers, DOCS_BODY, now=NOW).runs

@@ -6,6 +6,7 @@ import pytest
 
 from runner.webhooks import (
     BadSignature,
+    MalformedHeader,
     MissingHeader,
     Secret,
     SignatureError,
@@ -59,7 +60,7 @@ def test_missing_token_is_refused():
     """A delivery without X-Gitlab-Token is refused, saying where to set it."""
     with pytest.raises(SignatureError) as e:
         verify("gitlab", TOKEN, BASE, BODY, now=NOW)
-    assert_refused(e, MissingHeader, TOKEN, says="X-Gitlab-Token")
+    assert_refused(e, MissingHeader, TOKEN, says=("X-Gitlab-Token", "Settings → Webhooks"))
 
 
 def test_signing_token_reference_vector_verifies():
@@ -96,7 +97,7 @@ def test_tampered_signed_body_is_refused():
     """A signed body changed on the way is refused."""
     with pytest.raises(SignatureError) as e:
         verify("gitlab", SIGNING, dict(BASE, **signed()), BODY + b" ", now=NOW)
-    assert_refused(e, BadSignature, SIGNING, says="Webhooks")
+    assert_refused(e, BadSignature, SIGNING, says="Settings → Webhooks", scheme="gitlab")
 
 
 def test_wrong_signing_token_is_refused():
@@ -118,4 +119,25 @@ def test_future_signed_delivery_is_refused():
     """A signed delivery dated beyond the window ahead is refused."""
     with pytest.raises(SignatureError) as e:
         verify("gitlab", SIGNING, dict(BASE, **signed()), BODY, now=NOW - 301)
-    assert_refused(e, StaleTimestamp, SIGNING, says="in the future")
+    assert_refused(e, StaleTimestamp, SIGNING, says="in the future", scheme="gitlab")
+
+
+@pytest.mark.parametrize("name", ["Idempotency-Key", "webhook-id", "X-Gitlab-Event-UUID"])
+def test_overlong_delivery_id_is_refused_naming_its_header(name):
+    """Whichever header carries the delivery id, one too long to be GitLab's is refused."""
+    headers = {"X-Gitlab-Token": "gl-hook-token-4f1c", name: "u" * 300}
+    with pytest.raises(SignatureError) as e:
+        verify("gitlab", TOKEN, headers, BODY, now=NOW)
+    assert_refused(e, MalformedHeader, TOKEN, says=f"the {name} header", scheme="gitlab")
+
+
+def test_token_beyond_latin_1_verifies_however_the_header_was_decoded():
+    """A secret token with '€' matches whether the server decoded the header as latin-1
+    (as ASGI does) or as UTF-8."""
+    token = "gl-€-token"
+    secret = Secret(token, source="env:GL")
+    as_asgi = token.encode().decode("latin-1")
+    for sent in (as_asgi, token):
+        assert verify("gitlab", secret, {"X-Gitlab-Token": sent}, BODY, now=NOW).runs
+    with pytest.raises(BadSignature):
+        verify("gitlab", secret, {"X-Gitlab-Token": "gl-€-tokem"}, BODY, now=NOW)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,7 @@ def test_relative_file_is_taken_from_the_config_folder(tmp_path):
 
 def test_missing_file_is_a_clear_error(tmp_path):
     """A file that does not exist is a ConfigError naming the path."""
-    with pytest.raises(ConfigError, match="no such file"):
+    with pytest.raises(ConfigError, match=re.escape(f"secret file:{tmp_path}/nope: no such file")):
         load_secret(f"file:{tmp_path / 'nope'}", {})
 
 
@@ -85,7 +86,52 @@ def test_world_readable_file_is_used_with_a_warning(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="runner.webhooks"):
         assert load_secret(f"file:{path}", {}).reveal() == VALUE.encode()
     assert "readable by every user" in caplog.text
+    assert f"secret file:{path}: {path} is readable" in caplog.text
     assert VALUE not in caplog.text
+
+
+def test_private_file_is_used_without_a_warning(tmp_path, caplog):
+    """A 0600 or 0640 secret file raises no warning."""
+    path = tmp_path / "hook"
+    path.write_text(VALUE)
+    for mode in (0o600, 0o640):
+        path.chmod(mode)
+        with caplog.at_level(logging.WARNING, logger="runner.webhooks"):
+            assert load_secret(f"file:{path}", {}).reveal() == VALUE.encode()
+    assert caplog.text == ""
+
+
+def test_relative_file_without_a_config_folder_is_taken_from_the_working_folder(
+    tmp_path, monkeypatch
+):
+    """With no runner.toml folder given, a relative path is read from where runner runs."""
+    (tmp_path / "hook").write_text(VALUE)
+    (tmp_path / "hook").chmod(0o600)
+    monkeypatch.chdir(tmp_path)
+    assert load_secret("file:hook", {}).reveal() == VALUE.encode()
+
+
+def test_file_path_may_contain_a_colon(tmp_path):
+    """Only the first colon separates the kind from the path."""
+    path = tmp_path / "a:b"
+    path.write_text(VALUE)
+    path.chmod(0o600)
+    secret = load_secret(f"file:{path}", {})
+    assert secret.reveal() == VALUE.encode()
+    assert str(secret) == f"<secret from file:{path}>"
+
+
+def test_file_up_to_64_kib_is_read(tmp_path):
+    """A secret file of 64 KiB is read; one byte more is refused as not a secret."""
+    path = tmp_path / "hook"
+    path.write_bytes(b"k" * 65536)
+    path.chmod(0o600)
+    assert len(load_secret(f"file:{path}", {}).reveal()) == 65536
+    path.write_bytes(b"k" * 65537)
+    with pytest.raises(
+        ConfigError, match=rf"secret file:{re.escape(str(path))}: .* larger than 65536 bytes"
+    ):
+        load_secret(f"file:{path}", {})
 
 
 @pytest.mark.parametrize("spec", ["vault:x", "env:", "file:", "ENV:X"])
@@ -108,6 +154,7 @@ def test_repr_and_str_hide_the_value():
     secret = Secret(VALUE, source="env:HOOK")
     shown = [repr(secret), str(secret), f"{secret}", repr([secret]), repr({"s": secret})]
     assert all(VALUE not in text and "env:HOOK" in text for text in shown)
+    assert str(Secret(VALUE)) == "<secret from inline>"
 
 
 def test_settings_holding_a_secret_can_still_be_copied():

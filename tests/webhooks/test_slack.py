@@ -49,7 +49,7 @@ def test_tampered_body_is_refused():
     body = DOCS_BODY.replace(b"text=", b"text=rm")
     with pytest.raises(SignatureError) as e:
         verify("slack", DOCS_SECRET, DOCS_HEADERS, body, now=DOCS_TS)
-    assert_refused(e, BadSignature, DOCS_SECRET, says="Signing Secret")
+    assert_refused(e, BadSignature, DOCS_SECRET, says=("Signing Secret", "X-Slack-Signature"))
 
 
 def test_wrong_secret_is_refused():
@@ -78,7 +78,8 @@ def test_future_timestamp_is_refused():
     """A request signed more than 5 minutes ahead of our clock is refused."""
     with pytest.raises(SignatureError) as e:
         verify("slack", DOCS_SECRET, DOCS_HEADERS, DOCS_BODY, now=DOCS_TS - 301)
-    assert_refused(e, StaleTimestamp, DOCS_SECRET, says="in the future")
+    assert_refused(e, StaleTimestamp, DOCS_SECRET, says=("301 s in the future", "NTP"))
+    assert isinstance(e.value, StaleTimestamp) and e.value.skew == 301
 
 
 def test_edges_of_the_window_are_accepted():
@@ -93,7 +94,7 @@ def test_missing_header_is_refused(missing):
     headers = {k: v for k, v in DOCS_HEADERS.items() if k != missing}
     with pytest.raises(SignatureError) as e:
         verify("slack", DOCS_SECRET, headers, DOCS_BODY, now=DOCS_TS)
-    assert_refused(e, MissingHeader, DOCS_SECRET, says=missing)
+    assert_refused(e, MissingHeader, DOCS_SECRET, says=(missing, "Signing Secret"))
 
 
 @pytest.mark.parametrize(
@@ -110,7 +111,7 @@ def test_garbled_header_is_malformed(name, value):
     headers = dict(DOCS_HEADERS, **{name: value})
     with pytest.raises(SignatureError) as e:
         verify("slack", DOCS_SECRET, headers, DOCS_BODY, now=DOCS_TS)
-    assert_refused(e, MalformedHeader, DOCS_SECRET, says=name)
+    assert_refused(e, MalformedHeader, DOCS_SECRET, says=f"the {name} header")
 
 
 def test_url_verification_is_answered_with_its_challenge():
@@ -119,6 +120,21 @@ def test_url_verification_is_answered_with_its_challenge():
     raw = body.encode()
     got = verify("slack", DOCS_SECRET, slack_headers(SECRET, raw, DOCS_TS), raw, now=DOCS_TS)
     assert (got.kind, got.challenge, got.runs) == ("url_verification", "3eZbrw1aBm2r", False)
+    assert (got.scheme, got.timestamp, got.event) == ("slack", DOCS_TS, "url_verification")
+
+
+def test_url_verification_with_leading_blanks_is_recognised():
+    """A JSON body is recognised as JSON even after leading blank lines."""
+    raw = b'\n  {"type": "url_verification", "challenge": "c-1"}'
+    got = verify("slack", DOCS_SECRET, slack_headers(SECRET, raw, DOCS_TS), raw, now=DOCS_TS)
+    assert (got.kind, got.challenge) == ("url_verification", "c-1")
+
+
+def test_a_challenge_that_is_not_text_is_not_echoed():
+    """Only a string challenge is answered back; anything else is dropped."""
+    raw = b'{"type": "url_verification", "challenge": {"x": 1}}'
+    got = verify("slack", DOCS_SECRET, slack_headers(SECRET, raw, DOCS_TS), raw, now=DOCS_TS)
+    assert (got.kind, got.challenge) == ("url_verification", None)
 
 
 def test_unsigned_url_verification_is_refused():
@@ -133,12 +149,14 @@ def test_signed_ssl_check_is_answered_not_run():
     raw = b"ssl_check=1&token=xyzz0WbapA4vBCDEFasx0q6G"
     got = verify("slack", DOCS_SECRET, slack_headers(SECRET, raw, DOCS_TS), raw, now=DOCS_TS)
     assert (got.kind, got.verified, got.runs) == ("ssl_check", True, False)
+    assert (got.scheme, got.timestamp, got.delivery_id) == ("slack", DOCS_TS, None)
 
 
 def test_unsigned_ssl_check_is_answered_unverified():
     """An unsigned ssl_check (Slack may send one) is recognised as unverified, never run."""
     got = verify("slack", DOCS_SECRET, {}, b"ssl_check=1&token=x", now=DOCS_TS)
     assert (got.kind, got.verified, got.runs) == ("ssl_check", False, False)
+    assert (got.scheme, got.timestamp, got.delivery_id) == ("slack", None, None)
 
 
 def test_unsigned_command_dressed_as_ssl_check_is_refused():
@@ -148,6 +166,9 @@ def test_unsigned_command_dressed_as_ssl_check_is_refused():
         verify("slack", DOCS_SECRET, headers, b"ssl_check=1", now=DOCS_TS)
     with pytest.raises(MissingHeader):
         verify("slack", DOCS_SECRET, {}, b"ssl_check=1&text=" + b"x" * 2000, now=DOCS_TS)
+    headers = {"X-Slack-Request-Timestamp": str(DOCS_TS)}
+    with pytest.raises(MissingHeader):
+        verify("slack", DOCS_SECRET, headers, b"ssl_check=1", now=DOCS_TS)
 
 
 def test_events_api_retry_keeps_its_delivery_id():
@@ -161,3 +182,70 @@ def test_events_api_retry_keeps_its_delivery_id():
     )
     assert first.delivery_id == retry.delivery_id == "Ev08MFMKH6"
     assert first.event == "app_mention"
+
+
+def signed_json(payload: object, ts: int = DOCS_TS) -> tuple[dict[str, str], bytes]:
+    """Slack's headers and the body for a JSON payload signed at ``ts``."""
+    raw = json.dumps(payload).encode()
+    return slack_headers(SECRET, raw, ts), raw
+
+
+def test_event_without_event_id_is_identified_by_its_signature():
+    """A signed JSON body with no event_id still gets an id, so a copy of it is a replay."""
+    headers, raw = signed_json({"type": "event_callback", "event": {"type": "message"}})
+    first = verify("slack", DOCS_SECRET, headers, raw, now=DOCS_TS)
+    copy = verify("slack", DOCS_SECRET, dict(headers), raw, now=DOCS_TS + 30)
+    assert first.delivery_id == copy.delivery_id == headers["X-Slack-Signature"]
+    assert (first.scheme, first.timestamp, first.event, first.runs) == (
+        "slack",
+        DOCS_TS,
+        "message",
+        True,
+    )
+    other_headers, other = signed_json({"type": "event_callback", "event": {"type": "reaction"}})
+    assert verify("slack", DOCS_SECRET, other_headers, other, now=DOCS_TS).delivery_id not in (
+        None,
+        first.delivery_id,
+    )
+
+
+def test_event_id_that_is_not_text_falls_back_to_the_signature():
+    """A non-string event_id is not used as the delivery id; the signature is."""
+    headers, raw = signed_json({"type": "event_callback", "event_id": 42})
+    got = verify("slack", DOCS_SECRET, headers, raw, now=DOCS_TS)
+    assert got.delivery_id == headers["X-Slack-Signature"]
+
+
+def test_overlong_event_id_is_refused():
+    """An event_id too long to be Slack's cannot fill the replay guard."""
+    headers, raw = signed_json({"type": "event_callback", "event_id": "E" * 300})
+    with pytest.raises(SignatureError) as e:
+        verify("slack", DOCS_SECRET, headers, raw, now=DOCS_TS)
+    assert_refused(e, MalformedHeader, DOCS_SECRET, says="the event_id header")
+
+
+@pytest.mark.parametrize(
+    ("payload", "event"),
+    [
+        ({"type": "event_callback", "event": "app_mention"}, "event_callback"),
+        ({"type": "event_callback", "event": {"type": 7}}, "event_callback"),
+        ({"type": "block_actions"}, "block_actions"),
+        ({"type": 7, "event": {}}, None),
+        ({"token": "t"}, None),
+    ],
+)
+def test_event_names_the_inner_event_else_the_outer_type(payload, event):
+    """The event is the inner event's type, else the payload's type, else none: odd shapes
+    are accepted, not a crash."""
+    headers, raw = signed_json(payload)
+    got = verify("slack", DOCS_SECRET, headers, raw, now=DOCS_TS)
+    assert (got.event, got.kind, got.scheme, got.timestamp) == (event, "run", "slack", DOCS_TS)
+
+
+def test_form_fields_are_read_up_to_a_hundred():
+    """A form of up to 100 fields is read; a bigger one is not parsed at all."""
+    for count, command in ((99, "/deploy"), (100, None)):
+        raw = "&".join([f"f{n}=x" for n in range(count)] + ["command=/deploy"]).encode()
+        headers = slack_headers(SECRET, raw, DOCS_TS)
+        got = verify("slack", DOCS_SECRET, headers, raw, now=DOCS_TS)
+        assert (got.event, got.delivery_id) == (command, headers["X-Slack-Signature"])

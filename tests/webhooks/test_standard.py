@@ -43,7 +43,7 @@ def test_reference_invalid_signature_is_refused():
     headers = dict(HEADERS, **{"webhook-signature": SIGNATURE[:-2] + "A="})
     with pytest.raises(SignatureError) as e:
         verify("standard", SECRET, headers, BODY, now=TS)
-    assert_refused(e, BadSignature, SECRET, says="env:WH")
+    assert_refused(e, BadSignature, SECRET, says=("env:WH", "webhook-signature"))
 
 
 def test_any_listed_signature_may_match():
@@ -65,6 +65,20 @@ def test_rotated_secrets_any_may_match():
     """While a secret is rotated, a delivery signed with either the old or new one verifies."""
     old = Secret("whsec_" + "A" * 43 + "=", source="env:OLD")
     assert verify("standard", [old, SECRET], HEADERS, BODY, now=TS).kind == "run"
+    assert verify("standard", [SECRET, old], HEADERS, BODY, now=TS).kind == "run"
+
+
+def test_a_listed_signature_that_is_not_base64_does_not_hide_a_good_one():
+    """A garbled v1 entry before the valid one is skipped, not the end of the list."""
+    headers = dict(HEADERS, **{"webhook-signature": "v1,not*base64 " + SIGNATURE})
+    assert verify("standard", SECRET, headers, BODY, now=TS).delivery_id == MSG_ID
+
+
+def test_up_to_32_signatures_are_checked():
+    """A sender may list 32 signatures; the 33rd is refused before any HMAC is computed."""
+    listed = " ".join(["v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc="] * 31 + [SIGNATURE])
+    headers = dict(HEADERS, **{"webhook-signature": listed})
+    assert verify("standard", SECRET, headers, BODY, now=TS).runs
 
 
 def test_tampered_body_is_refused():
@@ -94,6 +108,7 @@ def test_future_timestamp_is_refused():
     with pytest.raises(SignatureError) as e:
         verify("standard", SECRET, HEADERS, BODY, now=TS - 301)
     assert_refused(e, StaleTimestamp, SECRET, says="in the future")
+    assert isinstance(e.value, StaleTimestamp) and e.value.skew == 301
 
 
 def test_fresh_signature_from_the_signer_verifies():
@@ -104,13 +119,39 @@ def test_fresh_signature_from_the_signer_verifies():
     assert (got.delivery_id, got.event) == ("msg_2", "invoice.paid")
 
 
+@pytest.mark.parametrize(
+    ("body", "event"),
+    [
+        (b'\n {"type": "invoice.paid"}', "invoice.paid"),
+        (b'{"type": 3}', None),
+        (b'{"type": "x"', None),
+        (b"[1]", None),
+        (b"type=x", None),
+    ],
+)
+def test_event_type_is_read_from_a_json_envelope(body, event):
+    """The event is the envelope's string ``type`` (after any blanks); else there is none."""
+    headers = standard_headers(WHSEC, "msg_3", 1_700_000_000, body)
+    got = verify("standard", SECRET, headers, body, now=1_700_000_000)
+    assert (got.event, got.delivery_id, got.runs) == (event, "msg_3", True)
+
+
+def test_overlong_message_id_is_refused():
+    """A signed webhook-id too long to be a real one cannot fill the replay guard."""
+    headers = standard_headers(WHSEC, "m" * 300, TS, BODY)
+    with pytest.raises(SignatureError) as e:
+        verify("standard", SECRET, headers, BODY, now=TS)
+    assert_refused(e, MalformedHeader, SECRET, says="the webhook-id header")
+
+
 @pytest.mark.parametrize("missing", ["webhook-id", "webhook-timestamp", "webhook-signature"])
 def test_missing_header_is_refused(missing):
     """Each of the three headers is required, and the refusal names it."""
     headers = {k: v for k, v in HEADERS.items() if k != missing}
     with pytest.raises(SignatureError) as e:
         verify("standard", SECRET, headers, BODY, now=TS)
-    assert_refused(e, MissingHeader, SECRET, says=missing)
+    assert_refused(e, MissingHeader, SECRET, says=f"{missing} header is missing")
+    assert e.value.detail == f"standard webhook refused: the {missing} header is missing"
 
 
 @pytest.mark.parametrize(
@@ -121,6 +162,9 @@ def test_missing_header_is_refused(missing):
         ("webhook-signature", "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
         ("webhook-signature", "v1a,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
         ("webhook-signature", "v1,not*base64"),
+        ("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKt!SyZlE3uFJELVlNIOLJ1OE="),
+        ("webhook-signature", "v1,"),
+        ("webhook-signature", "v1"),
         ("webhook-signature", " ".join([SIGNATURE] * 33)),
     ],
 )
@@ -129,7 +173,7 @@ def test_garbled_header_is_malformed(name, value):
     headers = dict(HEADERS, **{name: value})
     with pytest.raises(SignatureError) as e:
         verify("standard", SECRET, headers, BODY, now=TS)
-    assert_refused(e, MalformedHeader, SECRET, says=name)
+    assert_refused(e, MalformedHeader, SECRET, says=f"the {name} header")
 
 
 def test_secret_that_is_not_base64_is_a_config_error():
@@ -138,3 +182,10 @@ def test_secret_that_is_not_base64_is_a_config_error():
     with pytest.raises(ConfigError, match="file:/etc/runner/wh") as e:
         check_secret("standard", bad)
     assert "not*base64" not in str(e.value)
+
+
+@pytest.mark.parametrize("key", [WHSEC[:20] + " " + WHSEC[20:], WHSEC + "!", "whsec_", "whsec_=="])
+def test_secret_with_a_stray_character_or_no_key_is_a_config_error(key):
+    """A key with a character outside base64, or none at all, is refused at start-up."""
+    with pytest.raises(ConfigError, match="env:WH"):
+        check_secret("standard", Secret(key, source="env:WH"))

@@ -36,6 +36,7 @@ def test_pinned_signature_verifies():
     """The pinned HMAC of a sample activity verifies, with its id, type and time."""
     got = verify("teams", SECRET, PINNED, BODY, now=SENT + 2)
     assert (got.delivery_id, got.event, got.timestamp) == ("1485983408511", "message", SENT)
+    assert (got.scheme, got.kind, got.runs) == ("teams", "run", True)
 
 
 def test_signer_agrees_with_the_pinned_value():
@@ -47,7 +48,7 @@ def test_tampered_body_is_refused():
     """A changed message text fails the HMAC."""
     with pytest.raises(SignatureError) as e:
         verify("teams", SECRET, PINNED, BODY.replace(b"deploy", b"destroy"), now=SENT)
-    assert_refused(e, BadSignature, SECRET, says="security token")
+    assert_refused(e, BadSignature, SECRET, says=("security token", "Authorization"))
 
 
 def test_wrong_secret_is_refused():
@@ -85,6 +86,7 @@ def test_future_activity_is_refused():
     with pytest.raises(SignatureError) as e:
         verify("teams", SECRET, PINNED, BODY, now=SENT - 301)
     assert_refused(e, StaleTimestamp, SECRET, says="in the future")
+    assert isinstance(e.value, StaleTimestamp) and e.value.skew > 300
 
 
 def test_activity_without_timestamp_has_none():
@@ -96,6 +98,56 @@ def test_activity_without_timestamp_has_none():
 
 def test_token_that_is_not_base64_is_a_config_error():
     """A security token that is not base64 is refused at start-up, naming only its source."""
-    with pytest.raises(ConfigError, match="env:T") as e:
+    with pytest.raises(ConfigError, match="env:T: a Teams security token is base64") as e:
         check_secret("teams", Secret("not base64!", source="env:T"))
     assert "not base64!" not in str(e.value)
+
+
+def test_token_without_base64_padding_verifies():
+    """A security token pasted without its trailing '=' still works (padding is optional)."""
+    unpadded = Secret(TOKEN.rstrip("="), source="env:TEAMS")
+    assert verify("teams", unpadded, PINNED, BODY, now=SENT).delivery_id == "1485983408511"
+
+
+def test_several_blanks_after_hmac_are_allowed():
+    """Authorization is 'HMAC', one or more spaces, then the signature (RFC 9110 §11.4)."""
+    headers = {"Authorization": PINNED["Authorization"].replace(" ", "   ")}
+    assert verify("teams", SECRET, headers, BODY, now=SENT).runs
+
+
+def test_signature_with_a_character_outside_base64_is_malformed():
+    """A stray character inside an otherwise right signature is refused, not skipped over."""
+    value = PINNED["Authorization"]
+    headers = {"Authorization": value[:12] + "!" + value[12:]}
+    with pytest.raises(SignatureError) as e:
+        verify("teams", SECRET, headers, BODY, now=SENT)
+    assert_refused(e, MalformedHeader, SECRET, says="HMAC <base64>")
+
+
+def signed(activity: object) -> tuple[dict[str, str], bytes]:
+    """The Authorization header and body for ``activity`` as JSON."""
+    body = json.dumps(activity).encode()
+    return teams_headers(TOKEN, body), body
+
+
+@pytest.mark.parametrize("activity", [[1, 2], "text", {"id": 5, "type": ["message"]}])
+def test_activity_of_an_odd_shape_verifies_without_id_or_type(activity):
+    """A signed body that is not the usual activity verifies with no id, type or time."""
+    headers, body = signed(activity)
+    got = verify("teams", SECRET, headers, body, now=SENT)
+    assert (got.delivery_id, got.event, got.timestamp, got.scheme) == (None, None, None, "teams")
+
+
+def test_timestamp_without_a_time_zone_is_not_checked():
+    """A timestamp with no zone says no instant, so it is ignored rather than guessed."""
+    headers, body = signed({"type": "message", "id": "m-3", "timestamp": "2017-05-24T17:39:56"})
+    got = verify("teams", SECRET, headers, body, now=SENT + 10 * 365 * 86400)
+    assert (got.delivery_id, got.timestamp) == ("m-3", None)
+
+
+def test_overlong_activity_id_is_refused():
+    """An activity id too long to be Teams' cannot fill the replay guard."""
+    headers, body = signed({"type": "message", "id": "1" * 300})
+    with pytest.raises(SignatureError) as e:
+        verify("teams", SECRET, headers, body, now=SENT)
+    assert_refused(e, MalformedHeader, SECRET, says="the id header")

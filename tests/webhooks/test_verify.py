@@ -51,3 +51,10 @@ def test_empty_request_is_refused_without_the_secret(scheme):
 def test_any_secret_serves_hmac_and_token_schemes(scheme):
     """Schemes keyed by raw bytes accept any non-empty secret at start-up."""
     check_secret(scheme, [SECRET, Secret("whsec_Zm9v")])
+
+
+def test_gitlab_signing_token_that_is_not_base64_is_a_config_error():
+    """A whsec_ GitLab signing token that cannot be decoded stops start-up, naming its source."""
+    check_secret("gitlab", Secret("any plain secret token"))
+    with pytest.raises(ConfigError, match="env:GLSIGN"):
+        check_secret("gitlab", [SECRET, Secret("whsec_not*base64", source="env:GLSIGN")])
