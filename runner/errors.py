@@ -25,6 +25,9 @@ prints the message and exits 2::
     │   ├── Busy             the queue is full: retry after ``retry_after`` seconds
     │   └── Draining         shutting down: retry elsewhere or after ``retry_after``
     ├── StoreError           the run store failed
+    ├── ClientError          the remote client (``runner call``, ``--server``) got no answer
+    │   ├── Unreachable      no answer from the server after every try
+    │   └── ServerRefused    the server refused the request: its problem, in words
     └── JobError             raised by a job to fail its run with a clean message
 """
 
@@ -120,6 +123,25 @@ class Draining(Refused):
 
 class StoreError(RunnerError):
     """The run store failed (disk full, corrupt file, lost database)."""
+
+
+class ClientError(RunnerError):
+    """The remote client could not do what was asked."""
+
+
+class Unreachable(ClientError):
+    """No answer from the server after every try (the last failure says why)."""
+
+
+class ServerRefused(ClientError):
+    """The server answered with a refusal (4xx): ``status`` and its problem document."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        self.status = status
+        self.problem = problem
+        lines = [f"{problem.get('title', 'refused')} ({status}): {problem.get('detail', '')}"]
+        lines += [f"  {e.get('name')}: {e.get('reason')}" for e in problem.get("errors", [])]
+        super().__init__("\n".join(lines))
 
 
 class JobError(RunnerError):

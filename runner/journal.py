@@ -185,13 +185,17 @@ class Journal:
             if hooks is not None and run_id in records:
                 hooks.committed(records[run_id], batch)
 
-    async def follow(self, run_id: str, after: int = 0) -> AsyncIterator[list[Event]]:
+    async def follow(
+        self, run_id: str, after: int = 0, *, idle: float | None = None
+    ) -> AsyncIterator[list[Event]]:
         """Batches of a run's events with seq > ``after``: replay, then live, until done.
 
         Ends after the ``done`` event; for a run that is neither live here nor finished
-        (another replica's, later) it polls the store.
+        (another replica's, later) it polls the store. With ``idle``, an empty batch comes
+        after every ``idle`` seconds without an event: the stream's cue for a keepalive.
         """
         last = after
+        quiet_since = time.monotonic()
         channel = self.channels.get(run_id)
         while True:
             # Once found, the channel is kept: its ring still holds the final batch after
@@ -205,11 +209,30 @@ class Journal:
                 last = batch[-1].seq
                 if batch[-1].kind == EV_DONE:
                     return
+                quiet_since = time.monotonic()
                 continue
-            if channel is not None:
-                await channel.wait(last)
-            elif run_id not in self.channels:
+            if idle is not None and time.monotonic() - quiet_since >= idle:
+                yield []
+                quiet_since = time.monotonic()
+            try:
+                # asyncio.timeout, not wait_for: no task per wait on a stream's hot path.
+                async with asyncio.timeout(_left(idle, quiet_since)):
+                    await self._wait(run_id, channel, last)
+            except TimeoutError:
+                continue
+            if channel is None and run_id not in self.channels:
                 run = await self.store.get(run_id)
                 if run is None or (run.last_event <= last and run.finished is not None):
                     return
-                await asyncio.sleep(0.2)
+
+    async def _wait(self, run_id: str, channel: Channel | None, after: int) -> None:
+        """Until an event after ``after`` may be there: the channel's wake-up, or a poll
+        interval for a run this process does not hold."""
+        if channel is not None:
+            await channel.wait(after)
+        elif run_id not in self.channels:
+            await asyncio.sleep(0.2)
+
+
+def _left(idle: float | None, since: float) -> float | None:
+    return None if idle is None else max(0.0, idle - (time.monotonic() - since))

@@ -126,9 +126,12 @@ class History:
         visible = [r for r in runs if principal.may_run(r.job)]
         return RunPage(visible, runs[-1].id if len(runs) == limit else None)
 
-    def follow(self, run_id: str, after: int = 0) -> AsyncIterator[list[Event]]:
-        """Batches of committed events after ``after``: replay, then live, until done."""
-        return self.journal.follow(run_id, after)
+    def follow(
+        self, run_id: str, after: int = 0, *, idle: float | None = None
+    ) -> AsyncIterator[list[Event]]:
+        """Batches of committed events after ``after``: replay, then live, until done;
+        with ``idle``, an empty batch after each ``idle`` seconds of silence."""
+        return self.journal.follow(run_id, after, idle=idle)
 
     async def log(self, run_id: str) -> AsyncIterator[list[Event]]:
         """The run's stored events in pages, as they are now."""

@@ -13,6 +13,16 @@ from typing import Any
 
 from runner.records import EV_DONE, EV_ERROR, EV_OUTPUT, EV_STATUS, Event
 
+# Text mode's keepalive: written after each ``heartbeat`` seconds without output, so that
+# proxies keep the connection. Part of the text format; clients skip it (it never appears
+# in a run's stored log).
+KEEPALIVE = "runner: … still running, no output for {seconds:g} s\n"
+
+
+def is_keepalive(line: str) -> bool:
+    """True for a keepalive line of the text format (with or without its newline)."""
+    return line.startswith("runner: … still running, no output for ")
+
 
 def result_line(run_id: str, done: dict[str, Any]) -> str:
     """The fixed, parseable last line of a text stream."""

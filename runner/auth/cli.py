@@ -12,10 +12,10 @@ import argparse
 import getpass
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from runner.auth.htpasswd import DEFAULT_COST, set_password
 from runner.auth.tokens import TokenStore, TokenStoreError, parse_expiry
@@ -57,31 +57,55 @@ def passwd_command(
     return 0
 
 
-def add_token_arguments(p: argparse.ArgumentParser) -> None:
-    """Arguments of ``runner token create|list|revoke``."""
-    p.add_argument("--store", type=Path, help="token store (default STATE_DIR/tokens.json)")
+class _Deprecated(argparse._AppendAction):
+    """``token create --jobs P``: taken as ``--may-run P``, with a note on stderr."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        print("runner: token create --jobs is now --may-run (--jobs names job folders)",
+              file=sys.stderr)  # fmt: skip
+        super().__call__(parser, namespace, values, option)
+
+
+def add_token_arguments(
+    p: argparse.ArgumentParser, parents: Sequence[argparse.ArgumentParser] = ()
+) -> None:
+    """Arguments of ``runner token create|list|revoke``; ``parents`` give each of them the
+    command line's common options, so that they may come after the subcommand."""
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument(
+        "--store",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="token store (default STATE_DIR/tokens.json)",
+    )
+    everywhere = [store, *parents]
     sub = p.add_subparsers(dest="token_command", required=True)
-    create = sub.add_parser("create", help="create a token and print it (the only time)")
+    create = sub.add_parser(
+        "create", help="create a token and print it (the only time)", parents=everywhere
+    )
     create.add_argument("name", help="a name for the token, e.g. ci-deploy")
     create.add_argument(
-        "--jobs",
-        # Not "jobs": runner.cli's common --jobs DIR (job folders) lives on the parent parser.
+        "--may-run",
         dest="patterns",
         action="append",
         required=True,
         metavar="PATTERN",
         help="jobs it may run, e.g. 'deploy/*', 'vm/create', '**' (repeatable)",
     )
+    # The first spelling, still taken: elsewhere --jobs names job folders, so it is on its way out.
+    create.add_argument("--jobs", dest="patterns", action=_Deprecated, help=argparse.SUPPRESS)
     create.add_argument("--expires", help="e.g. 30d, 12h, 2w or 2026-12-31 (default never)")
-    listing = sub.add_parser("list", help="list tokens (names and patterns, never tokens)")
+    listing = sub.add_parser(
+        "list", help="list tokens (names and patterns, never tokens)", parents=everywhere
+    )
     listing.add_argument("--json", action="store_true")
-    revoke = sub.add_parser("revoke", help="revoke a token by name")
+    revoke = sub.add_parser("revoke", help="revoke a token by name", parents=everywhere)
     revoke.add_argument("name")
 
 
 def token_command(args: argparse.Namespace, *, default_store: Path | None = None) -> int:
     """Run ``runner token create|list|revoke`` against ``--store`` or ``default_store``."""
-    path = args.store or default_store
+    path = getattr(args, "store", None) or default_store
     if path is None:
         print("runner: give --store FILE", file=sys.stderr)
         return 2

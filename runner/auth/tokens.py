@@ -88,6 +88,10 @@ class TokenStore:
     def __repr__(self) -> str:
         return f"TokenStore({str(self.path)!r})"
 
+    def present(self) -> bool:
+        """True once the store file exists (made by the first ``runner token create``)."""
+        return file_version(self.path) is not None
+
     def _read(self) -> builtins.list[tuple[str, TokenInfo]]:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))

@@ -6,13 +6,13 @@ import argparse
 import asyncio
 import contextlib
 import getpass
-import json
 import sys
-import time
 from typing import Any
 
 from runner.auth import Principal
 from runner.catalogue import Catalogue, folders
+from runner.cli import show
+from runner.client import exits
 from runner.errors import RunnerError
 from runner.journal import Journal
 from runner.records import EV_DONE, EV_OUTPUT, VIA_CLI, Event, Trigger
@@ -42,12 +42,6 @@ def print_event(event: Event) -> None:
     line = text_line(event)
     if line is not None:
         print(line, file=sys.stderr, flush=True)
-
-
-def exit_code(done: dict[str, Any] | None) -> int:
-    """The run's exit code as the command's (1 when it ended without one)."""
-    code = (done or {}).get("exit_code")
-    return 1 if code is None else int(code)
 
 
 async def run_here(settings: Settings, job_path: str, items: list[str], limit: float | None) -> int:
@@ -81,19 +75,14 @@ async def run_here(settings: Settings, job_path: str, items: list[str], limit: f
             with contextlib.suppress(RunnerError):
                 await runtime.runs.cancel(run.id, reason="interrupted from the terminal")
             raise
-        return exit_code(done)
+        return exits.of_done(done)
     finally:
         await runtime.stop()
 
 
 def list_jobs(settings: Settings, *, as_json: bool) -> int:
     catalogue = Catalogue.discover(folders(settings.server))
-    if as_json:
-        print(json.dumps([j.describe() for j in catalogue], indent=2))
-        return 0
-    for job in catalogue:
-        first = job.description.splitlines()[0] if job.description else ""
-        print(f"/{job.path:30} {job.kind:7} {first}")
+    show.jobs((j.describe() for j in catalogue), as_json=as_json)
     return 0
 
 
@@ -117,14 +106,7 @@ async def list_runs(settings: Settings, args: argparse.Namespace) -> int:
         )
     finally:
         await history.store.close()
-    if args.json:
-        print(json.dumps([r.to_json() for r in page.runs], indent=2))
-        return 0
-    for r in page.runs:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created))
-        dur = f"{r.duration:.2f}s" if r.duration is not None else "-"
-        code = "-" if r.exit_code is None else r.exit_code
-        print(f"{r.id}  {when}  {r.state:11} exit={code!s:4} {dur:>9}  /{r.job}")
+    show.runs((r.to_json() for r in page.runs), as_json=args.json)
     return 0
 
 
@@ -140,6 +122,6 @@ async def show_log(settings: Settings, run_id: str, *, follow: bool) -> int:
                 print_event(event)
                 if event.kind == EV_DONE:
                     done = event.json()
-        return exit_code(done) if follow else 0
+        return exits.of_done(done) if follow else 0
     finally:
         await history.store.close()

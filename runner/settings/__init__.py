@@ -65,6 +65,10 @@ def _keys() -> dict[str, tuple[str, str]]:
 
 
 KEYS = _keys()
+# RUNNER_* variables that are not settings: the client's (``runner call``, ``--server``).
+CLIENT_VARIABLES = frozenset(
+    ("RUNNER_URL", "RUNNER_TOKEN", "RUNNER_CACERT", "RUNNER_USER", "RUNNER_PASSWORD")
+)
 # Relative paths in runner.toml are relative to the file, not to wherever we started.
 _PATHS = ("state_dir", "tls_cert", "tls_key", "arm_ca", "htpasswd", "token_store")
 
@@ -133,7 +137,7 @@ def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     """Flat values from ``RUNNER_<KEY>`` variables; unknown RUNNER_ names are errors."""
     out: dict[str, Any] = {}
     for var, value in environ.items():
-        if not var.startswith("RUNNER_") or var == "RUNNER_CONFIG":
+        if not var.startswith("RUNNER_") or var == "RUNNER_CONFIG" or var in CLIENT_VARIABLES:
             continue
         key = var[len("RUNNER_") :].lower()
         if key not in KEYS:
@@ -168,6 +172,7 @@ def load(
 
 
 __all__ = [
+    "CLIENT_VARIABLES",
     "KEYS",
     "AzureSettings",
     "LimitSettings",

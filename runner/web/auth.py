@@ -65,11 +65,18 @@ class AuthMiddleware:
         if htpasswd is not None:
             self.challenges.append(f'Basic realm="{realm}", charset="UTF-8"'.encode())
         if tokens is not None:
+            # Bearer is always offered: a token created while the server runs works at once.
             self.challenges.append(f'Bearer realm="{realm}"'.encode())
+        self._required = htpasswd is not None or (tokens is not None and tokens.present())
 
     @property
     def configured(self) -> bool:
-        return self.htpasswd is not None or self.tokens is not None
+        """Whether credentials are required. A server that started with none (loopback
+        only, see check_bind) requires them from the first token created on; once on, it
+        stays on: revoking the last token never opens a server."""
+        if not self._required and self.tokens is not None and self.tokens.present():
+            self._required = True
+        return self._required
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and self.configured:

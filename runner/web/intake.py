@@ -136,16 +136,48 @@ def _json_object(job: Job, body: bytes) -> dict[str, Any]:
     return doc
 
 
-def choose_mode(request: Request, controls: dict[str, str]) -> str:
-    """``_mode`` wins; then ``Prefer`` (respond-async, wait); then Accept; text by default."""
+@dataclass(frozen=True)
+class Mode:
+    """How to answer: ``name`` (sse, text, async, wait) and, for wait, how long at most."""
+
+    name: str
+    wait: float | None = None  # seconds: then 202 + Location if the run has not ended
+
+
+def preferences(request: Request) -> dict[str, str]:
+    """``Prefer`` header preferences (RFC 7240): name → value ("" without one)."""
+    found: dict[str, str] = {}
+    for header in request.headers.getlist("prefer"):
+        for part in header.split(","):
+            token = part.split(";")[0].strip().lower()
+            name, _, value = token.partition("=")
+            if name:
+                found.setdefault(name.strip(), value.strip().strip('"'))
+    return found
+
+
+def choose_mode(request: Request, controls: dict[str, str]) -> Mode:
+    """``_mode`` wins; then ``Prefer`` (respond-async, wait=N); then Accept; text by default.
+
+    RFC 7240: ``wait=N`` bounds how long the answer may take; with ``respond-async`` or
+    alone, the server waits up to N seconds for the run to end and then answers 202.
+    """
+    prefer = preferences(request)
+    wait = _seconds(prefer.get("wait"))
     if "_mode" in controls:
-        return controls["_mode"]
-    prefer = request.headers.get("prefer", "").lower()
-    tokens = {t.split("=")[0].strip() for part in prefer.split(",") for t in part.split(";")}
-    if "respond-async" in tokens:
-        return "async"
-    if "wait" in tokens:
-        return "wait"
+        return Mode(controls["_mode"], wait)
+    if "respond-async" in prefer:
+        return Mode("wait", wait) if wait else Mode("async")
+    if "wait" in prefer:
+        return Mode("wait", wait)
     if "text/event-stream" in request.headers.get("accept", ""):
-        return "sse"
-    return "text"
+        return Mode("sse")
+    return Mode("text")
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        seconds = float(value) if value else None
+    except ValueError:
+        return None  # a preference the server cannot read is ignored (RFC 7240 §2)
+    return seconds if seconds is not None and 0 < seconds < float("inf") else None

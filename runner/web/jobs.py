@@ -5,6 +5,8 @@ Thin: read the request (intake), call the Runs service once, render the answer.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from sse_starlette import EventSourceResponse
@@ -27,9 +29,12 @@ from runner.replays import KEY_HEADER, Key
 from runner.service import Runs, StartRequest
 from runner.web import intake, streams
 from runner.web.gate import DELIVERY_KEY
+from runner.web.intake import Mode
 from runner.web.routing import job_path, principal_of
 from runner.webhooks import Delivery
 from runner.wire import done_body, encode_text
+
+log = logging.getLogger("runner.http")
 
 # Wait mode: a run that did not succeed answers non-2xx, so `curl --fail` fails a CI step.
 WAIT_STATUS = {SUCCEEDED: 200, FAILED: 500, TIMED_OUT: 504, CANCELLED: 409, INTERRUPTED: 503}
@@ -100,36 +105,61 @@ async def start(request: Request) -> Response | streams.TextStream:
             replay=replay_key(request, job.path, principal.caller, delivery),
             # Text mode shows the run id only with its first stored event; the rest wait
             # for the record to be stored before answering.
-            durable=mode != "text",
+            durable=mode.name != "text",
         )
     )
     run = started.run
     if started.replayed:
-        return _replayed(run, mode)
+        return _replayed(run, mode.name)
     headers = run_headers(run)
-    if mode == "async":
-        body = {"id": run.id, "job": run.job, "state": run.state, "links": run.links()}
+    if mode.name == "async":
         headers["Preference-Applied"] = "respond-async"
-        return JSONResponse(body, status_code=202, headers=headers)
-    if mode == "sse":
+        return JSONResponse(_accepted(run), status_code=202, headers=headers)
+    if mode.name == "sse":
         return EventSourceResponse(
             streams.sse_chunks(runs.follow(run.id)),
             headers=headers,
             ping=request.app.state.heartbeat,
         )
-    if mode == "wait":
-        chunks: list[bytes] = []
-        done: dict[str, Any] | None = None
-        async for batch in runs.follow(run.id):
-            chunks.append(encode_text(batch))
-            done = done_body(batch) or done
-        state = done["state"] if done else INTERRUPTED
-        headers["Preference-Applied"] = "wait"
-        headers["X-Run-State"] = state
-        return PlainTextResponse(
-            b"".join(chunks).decode(), status_code=WAIT_STATUS.get(state, 500), headers=headers
+    if mode.name == "wait":
+        return await _wait(runs, run, mode, request.app.state.limits.max_wait, headers)
+    idle = request.app.state.heartbeat
+    return streams.TextStream(runs.follow(run.id, idle=idle), headers, idle)
+
+
+def _accepted(run: RunRecord) -> dict[str, Any]:
+    return {"id": run.id, "job": run.job, "state": run.state, "links": run.links()}
+
+
+async def _wait(
+    runs: Runs, run: RunRecord, mode: Mode, ceiling: float, headers: dict[str, str]
+) -> Response:
+    """Wait mode: the whole output once the run ends, with a status that says how it
+    ended; or, past ``wait=N`` seconds (at most the server's ceiling), 202 + Location."""
+    limit = min(mode.wait or ceiling, ceiling)
+    chunks: list[bytes] = []
+    done: dict[str, Any] | None = None
+    try:
+        async with asyncio.timeout(limit):
+            async for batch in runs.follow(run.id):
+                chunks.append(encode_text(batch))
+                done = done_body(batch) or done
+    except TimeoutError:
+        log.info(
+            "%s still running after %g s: 202 to its caller",
+            run.id,
+            limit,
+            extra={"run_id": run.id, "event": "wait_expired"},
         )
-    return streams.TextStream(runs.follow(run.id), headers)
+        headers["Preference-Applied"] = f"respond-async, wait={limit:g}"
+        record = await runs.get(run.id)
+        return JSONResponse(_accepted(record), status_code=202, headers=headers)
+    state = done["state"] if done else INTERRUPTED
+    headers["Preference-Applied"] = "wait" if mode.wait is None else f"wait={mode.wait:g}"
+    headers["X-Run-State"] = state
+    return PlainTextResponse(
+        b"".join(chunks).decode(), status_code=WAIT_STATUS.get(state, 500), headers=headers
+    )
 
 
 def _replayed(record: RunRecord, mode: str) -> Response:

@@ -48,7 +48,8 @@ async def get_log(request: Request) -> Response | streams.TextStream:
     run = await _run(request)
     runs = runs_of(request)
     if request.query_params.get("follow") in ("1", "true", "yes"):
-        return streams.TextStream(runs.follow(run.id), NO_STORE)
+        idle = request.app.state.heartbeat
+        return streams.TextStream(runs.follow(run.id, idle=idle), NO_STORE, idle)
     chunks = streams.text_chunks(runs.log(run.id))
     return StreamingResponse(chunks, media_type="text/plain; charset=utf-8", headers=NO_STORE)
 

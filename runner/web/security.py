@@ -49,8 +49,10 @@ class Security:
         """Load credential files and webhook secrets; refuse an open non-loopback server."""
         sec = settings.security
         htpasswd = Htpasswd(sec.htpasswd) if sec.htpasswd else None
-        tokens = TokenStore(settings.tokens_path) if settings.tokens_path.is_file() else None
-        check_bind(settings.server.host, htpasswd is not None or tokens is not None,
+        # Always a token store, even before its file exists: Bearer is then accepted as soon
+        # as `runner token create` writes the first token, with no restart.
+        tokens = TokenStore(settings.tokens_path)
+        check_bind(settings.server.host, htpasswd is not None or tokens.present(),
                    sec.insecure_no_auth)  # fmt: skip
         secrets: dict[str, list[Secret]] = {}
         for policy in policies.all:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from starlette.types import Message, Receive, Scope, Send
 
 from runner.records import EV_DONE, Event
-from runner.wire import encode_sse, encode_text
+from runner.wire import KEEPALIVE, encode_sse, encode_text
 
 
 class TextStream:
@@ -18,11 +18,17 @@ class TextStream:
     Leaner than StreamingResponse on the hot path (one short run per request): no task
     group, and the batch holding ``done`` goes out with the end of the body in one write.
     A disconnect is watched for only once the run outlives its first batch; a caller that
-    leaves ends this stream, never the run.
+    leaves ends this stream, never the run. An empty batch (``follow(idle=…)``: that long
+    without an event) writes a keepalive line, so that proxies and load balancers that
+    close idle connections (nginx: 60 s, Azure Load Balancer: 4 min) keep this one.
     """
 
-    def __init__(self, batches: AsyncIterator[list[Event]], headers: dict[str, str]) -> None:
+    def __init__(
+        self, batches: AsyncIterator[list[Event]], headers: dict[str, str], idle: float = 0
+    ) -> None:
         self.batches = batches
+        self.idle = idle
+        self.quiet = 0.0
         self.headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         self.headers.append((b"content-type", b"text/plain; charset=utf-8"))
 
@@ -33,6 +39,14 @@ class TextStream:
         watcher: asyncio.Task[Message] | None = None
         try:
             async for batch in self.batches:
+                if not batch:
+                    if started:
+                        await send(
+                            {"type": "http.response.body", "body": self._keepalive(),
+                             "more_body": True}
+                        )  # fmt: skip
+                    continue
+                self.quiet = 0.0
                 if not started:
                     start = {"type": "http.response.start", "status": 200, "headers": self.headers}
                     await send(start)
@@ -53,6 +67,10 @@ class TextStream:
         finally:
             if watcher is not None and not watcher.done():
                 watcher.cancel()
+
+    def _keepalive(self) -> bytes:
+        self.quiet += self.idle
+        return KEEPALIVE.format(seconds=self.quiet).encode()
 
 
 async def sse_chunks(batches: AsyncIterator[list[Event]]) -> AsyncIterator[bytes]:

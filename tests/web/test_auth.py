@@ -194,9 +194,27 @@ def test_repeated_failed_logins_are_stopped_before_bcrypt(call, secured, clock, 
     assert call(app, "GET", "/_runs", headers=basic("alice", "wonder land")).status_code == 200
 
 
-def test_only_configured_schemes_are_offered(call, token_store):
-    """With tokens only, the challenge offers Bearer alone."""
+def test_only_configured_schemes_are_offered(call, token_store, make_htpasswd):
+    """With tokens only, the challenge offers Bearer alone; with users, Basic and Bearer
+    (a token may be created at any time)."""
+    token_store.create("ci", ["**"])
     app = AuthMiddleware(inner, htpasswd=None, tokens=token_store)
     r = call(app, "GET", "/_runs", headers=basic("alice", "wonder land"))
     assert r.status_code == 401
     assert r.headers.get_list("www-authenticate") == ['Bearer realm="runner"']
+    users = AuthMiddleware(inner, htpasswd=Htpasswd(make_htpasswd(a="b")), tokens=token_store)
+    assert call(users, "GET", "/_runs").headers.get_list("www-authenticate") == BOTH
+
+
+def test_credentials_are_required_from_the_first_token_and_stay_required(call, token_store):
+    """A server that started with no credentials is open (loopback) until a token is
+    created; then the token works at once, anonymous calls stop, and revoking every
+    token does not open it again."""
+    app = AuthMiddleware(inner, htpasswd=None, tokens=token_store)
+    assert call(app, "GET", "/_runs").json() == {"caller": "anonymous"}
+    token = token_store.create("ci", ["**"])
+    assert call(app, "GET", "/_runs").status_code == 401
+    with_token = call(app, "GET", "/_runs", headers={"Authorization": f"Bearer {token}"})
+    assert with_token.json() == {"caller": "token:ci"}
+    token_store.revoke("ci")
+    assert call(app, "GET", "/_runs").status_code == 401
