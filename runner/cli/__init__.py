@@ -47,7 +47,7 @@ def _options() -> tuple[argparse.ArgumentParser, ...]:
     remote.add_argument("--cacert", metavar="FILE", default=argparse.SUPPRESS,
                         help="CA certificate to trust (RUNNER_CACERT)")  # fmt: skip
     remote.add_argument("--tries", type=int, default=argparse.SUPPRESS,
-                        help="tries through drops before giving up (default 30, ~3 min)")  # fmt: skip
+                        help="tries through drops before giving up (default 30)")  # fmt: skip
     return state, local, remote
 
 
