@@ -40,8 +40,6 @@ def start(settings: Settings, stack: contextlib.ExitStack) -> tuple[Settings, Sa
         imds_endpoint=sandbox.identity_url,
         subscription_id=settings.subscription_id or sandbox.subscription_id,
         location=settings.location or sandbox.world.location,
-        # The sandbox sends no Retry-After; poll briskly instead of the SDK's 30 s.
-        arm_polling_interval=min(settings.arm_polling_interval, 0.1),
     )
     return pointed, sandbox
 

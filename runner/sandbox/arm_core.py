@@ -147,7 +147,9 @@ def accept(
 ) -> Reply:
     """Start a long-running operation and answer with its polling headers.
 
-    Never sets Retry-After: the SDK would sleep that long between polls.
+    Retry-After says, in whole seconds as ARM does, when the operation will be done: a
+    client that honours it (azure-core does) polls once, right then; without it azure-core
+    would wait its 30 s default between polls (issue 12, item 2).
     """
     fault = call.controls.take_fault(call.action, (FaultKind.PROVISION_FAILED,))
     op = call.world.start_operation(
@@ -158,7 +160,10 @@ def accept(
         on_failure=on_failure,
         now=call.now,
     )
-    headers = {"Azure-AsyncOperation": _op_url(call, op, "operations")}
+    headers = {
+        "Azure-AsyncOperation": _op_url(call, op, "operations"),
+        "Retry-After": str(op.retry_after(call.now)),
+    }
     if location_header:
         headers["Location"] = _op_url(call, op, "operationResults")
     return Reply(status, body, headers)
@@ -186,18 +191,28 @@ def _poll_status(call: Call) -> Reply:
         "startTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(op.started)),
     }
     if op.status == "Failed":
-        body["error"] = {
+        body["error"] = op.error or {
             "code": "ProvisioningFailed",
             "message": f"The operation '{op.action}' failed (a fault injected by the sandbox).",
         }
-    return Reply(200, body)
+    headers = {"Retry-After": str(op.retry_after(call.now))} if op.status == "InProgress" else {}
+    return Reply(200, body, headers)
 
 
 def _poll_result(call: Call) -> Reply:
     op = _operation(call)
     if op.status == "InProgress":
-        return Reply(202, None, {"Location": f"{call.base_url}{call.path}?{_qs(call)}"})
+        return Reply(
+            202,
+            None,
+            {
+                "Location": f"{call.base_url}{call.path}?{_qs(call)}",
+                "Retry-After": str(op.retry_after(call.now)),
+            },
+        )
     if op.status == "Failed":
+        if op.error is not None:
+            return Reply(400, {"error": op.error})
         error = ArmError("ProvisioningFailed", f"The operation '{op.action}' failed.")
         return Reply(500, error.body())
     return Reply(200, None)

@@ -113,7 +113,7 @@ def _delete_rg(call: Call) -> Reply:
     # ARM answers resource-group deletes with 202 + Location only (no Azure-AsyncOperation).
     reply = accept(call, status=202, body=None, on_success=done, on_failure=failed)
     location = reply.headers["Azure-AsyncOperation"].replace("/operations/", "/operationResults/")
-    return Reply(202, None, {"Location": location})
+    return Reply(202, None, {"Location": location, "Retry-After": reply.headers["Retry-After"]})
 
 
 def _list_rg_resources(call: Call) -> Reply:

@@ -7,6 +7,8 @@ the lock (not the loop) also guards calls made from a test's thread.
 
 from __future__ import annotations
 
+import heapq
+import math
 import threading
 import time
 import uuid
@@ -112,8 +114,20 @@ class Operation:
     on_failure: Callable[[], None]
     started: float
     status: str = "InProgress"
+    # For operations made of others (deployments): when something next happens, which
+    # is what Retry-After tells the client. None: ``ready_at``.
+    next_event: Callable[[], float] | None = None
+    # Filled in on failure: the error that polls show.
+    error: dict[str, Any] | None = None
     # POST actions and deletes have no resource to GET afterwards: the Location URL
     # answers 200 with no body once done.
+
+    def retry_after(self, now: float) -> int:
+        """Whole seconds until something changes, as ARM sends them (0: poll now)."""
+        if self.status != "InProgress":
+            return 0
+        when = self.next_event() if self.next_event is not None else self.ready_at
+        return max(1, math.ceil(when - now)) if when > now else 0
 
 
 class World:
@@ -129,6 +143,11 @@ class World:
         self.assignments: list[RoleAssignment] = []
         self.resources: dict[str, Resource] = {}
         self.operations: dict[str, Operation] = {}
+        # The time at which the operation being completed became due: what callbacks
+        # see as "now", so work they start (a deployment's next resource) starts then.
+        self.clock = 0.0
+        self._settling = False
+        self._pending: dict[str, Operation] = {}
 
     # -- identities and roles -----------------------------------------------------------
     def add_identity(self, identity: Identity) -> Identity:
@@ -246,19 +265,35 @@ class World:
             started=started,
         )
         self.operations[operation.id] = operation
-        if latency <= 0:
+        self._pending[operation.id] = operation
+        if latency <= 0 and not self._settling:
             self.settle(started)
         return operation
 
     def settle(self, now: float | None = None) -> None:
-        """Complete every operation whose time has come (called before each request)."""
+        """Complete every operation whose time has come, in time order (called before each
+        request). Callbacks may start operations; those due by ``now`` complete too."""
         current = now if now is not None else time.time()
         with self.lock:
-            for op in sorted(self.operations.values(), key=lambda o: o.ready_at):
-                if op.status == "InProgress" and op.ready_at <= current:
+            if self._settling:
+                return
+            self._settling = True
+            try:
+                while True:
+                    due = [
+                        (op.ready_at, op.started, op.id)
+                        for op in self._pending.values()
+                        if op.ready_at <= current
+                    ]
+                    if not due:
+                        return
+                    op = self._pending.pop(heapq.nsmallest(1, due)[0][2])
+                    self.clock = op.ready_at
                     if op.fail:
                         op.status = "Failed"
                         op.on_failure()
                     else:
                         op.status = "Succeeded"
                         op.on_success()
+            finally:
+                self._settling = False
