@@ -19,7 +19,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from . import arm_compute, arm_network, arm_resources
+from . import (
+    arm_compute,
+    arm_discovery,
+    arm_images,
+    arm_network,
+    arm_resources,
+    azcli,
+    catalog,
+)
 from .admin import AdminApi
 from .arm_core import Call, Reply, Route, poll_routes
 from .controls import Controls, FaultKind
@@ -37,7 +45,14 @@ _AUDIENCES = ("https://management.azure.com", "https://management.core.windows.n
 
 
 def _all_routes() -> list[Route]:
-    return poll_routes() + arm_resources.routes() + arm_network.routes() + arm_compute.routes()
+    return (
+        poll_routes()
+        + arm_resources.routes()
+        + arm_discovery.routes()
+        + arm_network.routes()
+        + arm_compute.routes()
+        + arm_images.routes()
+    )
 
 
 class ArmApp:
@@ -65,11 +80,26 @@ class ArmApp:
         path: str = scope["path"]
         if path.startswith("/_sandbox"):
             response = await self.admin.handle(request)
+        elif path.lower().startswith("/metadata/"):
+            response = self._metadata(request, path.lower().rstrip("/"))
         elif (m := _TOKEN_PATH.fullmatch(path)) and request.method == "POST":
             response = await self.workload_token(request, m.group(1))
         else:
             response = await self._arm(request)
         await response(scope, receive, send)
+
+    @staticmethod
+    def _metadata(request: Request, path: str) -> Response:
+        """The public documents: cloud endpoints and azure-cli's image aliases."""
+        base = f"https://{request.headers.get('host', 'localhost')}"
+        if path == "/metadata/endpoints":
+            return Response(
+                json.dumps(azcli.metadata(base)), media_type="application/json; charset=utf-8"
+            )
+        if path == "/metadata/vm-image-aliases.json":
+            return Response(arm_images.alias_doc(), media_type="application/json")
+        error = NotFound("NotFound", f"No metadata document at '{path}'.")
+        return Response(json.dumps(error.body()), 404, media_type="application/json")
 
     async def _arm(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -111,7 +141,9 @@ class ArmApp:
     async def _dispatch(self, request: Request) -> Reply:
         now = time.time()
         self.world.settle(now)
-        path = request.url.path.rstrip("/") or "/"
+        # az builds some URLs with an empty segment ("Microsoft.Compute//virtualMachines");
+        # ARM ignores it.
+        path = re.sub("/{2,}", "/", request.url.path).rstrip("/") or "/"
         found: Route | None = None
         params: dict[str, str] = {}
         path_matched = False
@@ -138,6 +170,8 @@ class ArmApp:
                 "MissingApiVersionParameter",
                 "The api-version query parameter (?api-version=) is required for all requests.",
             )
+        if found.action != "poll":
+            _check_api_version(found.action, request.query_params["api-version"])
         if "sub" in params and params["sub"].lower() not in self.world.subscriptions:
             raise NotFound(
                 "SubscriptionNotFound", f"The subscription '{params['sub']}' could not be found."
@@ -161,7 +195,7 @@ class ArmApp:
         body = await self._body(request)
         call = Call(
             method=request.method,
-            path=request.url.path,
+            path=path,
             params=params,
             query=dict(request.query_params),
             body=body,
@@ -213,6 +247,18 @@ class ArmApp:
                 "InvalidRequestContent",
                 "The request content was invalid and could not be deserialized.",
             ) from None
+
+
+def _check_api_version(action: str, version: str) -> None:
+    """ARM's 400 for an api-version the resource provider does not offer."""
+    supported = catalog.api_versions(action.split("/", 1)[0])
+    if supported and version.lower() not in supported:
+        raise BadRequest(
+            "InvalidApiVersionParameter",
+            f"The api-version '{version}' is invalid. The supported versions are "
+            f"'{','.join(supported)}'. Please see https://aka.ms/arm-api-versions for more "
+            "details.",
+        )
 
 
 def _canonical(world: World, scope: str) -> str:

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 from . import arm_tracked as tracked
+from . import catalog
 from .arm_core import Call, Reply, Route, accept, id_ref, not_found, route
-from .errors import BadRequest, Conflict, NotFound
+from .errors import ArmError, BadRequest, Conflict, NotFound
 from .naming import check_vm_name
 from .world import Resource, World
 
@@ -100,6 +101,17 @@ def _build_vm(
                 "InvalidParameter", "Required parameter 'hardwareProfile.vmSize' is missing (null)."
             )
         size = existing.properties["hardwareProfile"]["vmSize"]
+    known = catalog.find_size(str(size))
+    if known is None:
+        raise ArmError(
+            "InvalidParameter",
+            f"The requested VM size {size} is not available in the current region. The sizes "
+            f"available in the current region are: {', '.join(s.name for s in catalog.SIZES)}. "
+            "Find out more on the available VM sizes in each region at "
+            "https://aka.ms/azure-regions.",
+            status=400,
+        )
+    size = known.name
     nic_refs = [
         id_ref(n) for n in (props.get("networkProfile") or {}).get("networkInterfaces") or []
     ]

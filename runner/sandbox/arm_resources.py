@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import catalog
 from .arm_core import Call, Reply, Route, accept, body_object, route
 from .errors import ArmError, BadRequest, Conflict
 from .naming import check_resource_group_name
@@ -57,6 +58,13 @@ def _put_rg(call: Call) -> Reply:
         raise BadRequest(
             "LocationRequired", "The location property is required for this definition."
         )
+    region = catalog.location_name(location)
+    if region is None:
+        raise BadRequest(
+            "LocationNotAvailableForResourceGroup",
+            f"The provided location '{location}' is not available for resource group. List of "
+            f"available regions is '{','.join(catalog.LOCATIONS)}'.",
+        )
     tags = body.get("tags") or {}
     existing = call.world.get(_rg_id(call))
     if existing is not None:
@@ -66,7 +74,7 @@ def _put_rg(call: Call) -> Reply:
                 f"The resource group '{existing.name}' is in deprovisioning state and cannot "
                 "perform this operation.",
             )
-        if existing.location != location.lower().replace(" ", ""):
+        if existing.location != region:
             raise ArmError(
                 "InvalidResourceGroupLocation",
                 f"Invalid resource group location '{location}'. The Resource group already "
@@ -79,7 +87,7 @@ def _put_rg(call: Call) -> Reply:
         id=_rg_id(call),
         name=name,
         type=_RG_TYPE,
-        location=location.lower().replace(" ", ""),
+        location=region,
         properties={},
         tags=dict(tags),
     )

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import catalog
 from .arm_core import Call, Reply, accept, body_object, not_found
 from .errors import BadRequest, Conflict
 from .world import Resource, World
@@ -65,7 +66,14 @@ def put(call: Call, kind: Kind, resource_id: str, name: str) -> Reply:
             raise BadRequest(
                 "LocationRequired", "The location property is required for this definition."
             )
-        location = raw.lower().replace(" ", "")
+        location = catalog.location_name(raw)
+        if location is None:
+            raise BadRequest(
+                "LocationNotAvailableForResourceType",
+                f"The provided location '{raw}' is not available for resource type "
+                f"'{kind.type}'. List of available regions for the resource type is "
+                f"'{','.join(catalog.LOCATIONS)}'.",
+            )
         if existing is not None and existing.location != location:
             raise BadRequest(
                 "InvalidResourceLocation",

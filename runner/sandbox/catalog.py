@@ -235,3 +235,42 @@ API_VERSIONS: dict[str, tuple[str, ...]] = {
 def api_versions(namespace: str) -> tuple[str, ...]:
     """Newest first: the versions ARM lists in InvalidApiVersionParameter and /providers."""
     return tuple(sorted(API_VERSIONS.get(namespace.lower(), ()), reverse=True))
+
+
+# The resource types each namespace registers (what /providers lists; locations: all).
+RESOURCE_TYPES: dict[str, tuple[str, ...]] = {
+    "Microsoft.Compute": (
+        "virtualMachines",
+        "virtualMachines/instanceView",
+        "locations",
+        "locations/vmSizes",
+        "locations/publishers",
+        "locations/operations",
+        "skus",
+    ),
+    "Microsoft.Network": (
+        "virtualNetworks",
+        "virtualNetworks/subnets",
+        "networkSecurityGroups",
+        "networkSecurityGroups/securityRules",
+        "publicIPAddresses",
+        "networkInterfaces",
+        "locations",
+        "locations/operations",
+    ),
+    "Microsoft.Resources": (
+        "resourceGroups",
+        "deployments",
+        "deployments/operations",
+        "tags",
+        "subscriptions",
+        "subscriptions/locations",
+        "providers",
+        "resources",
+    ),
+    "Microsoft.Authorization": ("roleAssignments", "roleDefinitions", "permissions"),
+}
+# Types without a location of their own: ARM lists no locations for them.
+GLOBAL_TYPES = frozenset(
+    {"skus", "resourceGroups", "deployments", "tags", "subscriptions", "providers", "resources"}
+)

@@ -136,7 +136,7 @@ def test_arm_routes_are_case_insensitive_and_require_api_version(sandbox):
             json={"location": "westeurope"},
             headers=auth,
         )
-        head = client.head(f"/SUBSCRIPTIONS/{sub}/resourceGroups/demo?api-version=1", headers=auth)
+        head = client.head(f"/SUBSCRIPTIONS/{sub}/resourceGroups/demo?api-version=2024-11-01", headers=auth)
         missing = client.get(f"/subscriptions/{sub}/resourceGroups/Demo", headers=auth)
     assert created.status_code == 201
     assert created.json()["id"] == f"/subscriptions/{sub}/resourceGroups/Demo"
