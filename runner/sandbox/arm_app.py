@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from . import (
     arm_compute,
+    arm_deployments,
     arm_discovery,
     arm_images,
     arm_network,
@@ -29,7 +31,7 @@ from . import (
     catalog,
 )
 from .admin import AdminApi
-from .arm_core import Call, Reply, Route, poll_routes
+from .arm_core import Call, Invoker, Reply, Route, poll_routes
 from .controls import Controls, FaultKind
 from .errors import ArmError, BadRequest, NotFound, Throttled, Unauthorized
 from .tokens import Claims, TokenError, TokenIssuer
@@ -44,6 +46,9 @@ _TOKEN_PATH = re.compile(r"/([^/]+)/oauth2/v2\.0/token/?", re.IGNORECASE)
 _AUDIENCES = ("https://management.azure.com", "https://management.core.windows.net")
 
 
+_INTERNAL = ArmError("InternalServerError", "Encountered internal server error (sandbox).")
+
+
 def _all_routes() -> list[Route]:
     return (
         poll_routes()
@@ -52,6 +57,7 @@ def _all_routes() -> list[Route]:
         + arm_network.routes()
         + arm_compute.routes()
         + arm_images.routes()
+        + arm_deployments.routes()
     )
 
 
@@ -77,7 +83,9 @@ class ArmApp:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
-        path: str = scope["path"]
+        # az builds some URLs with an empty segment ("Microsoft.Compute//virtualMachines",
+        # "https://host//metadata/endpoints"); ARM ignores it.
+        path: str = re.sub("/{2,}", "/", scope["path"])
         if path.startswith("/_sandbox"):
             response = await self.admin.handle(request)
         elif path.lower().startswith("/metadata/"):
@@ -123,6 +131,9 @@ class ArmApp:
                     f'error_description="{error.message}"'
                 )
             reply = Reply(error.status, error.body(), extra)
+        except Exception:  # a sandbox bug: still ARM's error shape, and logged
+            log.exception("%s %s failed", request.method, request.url.path)
+            reply = Reply(500, _INTERNAL.body())
         log.debug(
             "%s %s → %d (%.1f ms)",
             request.method,
@@ -141,29 +152,8 @@ class ArmApp:
     async def _dispatch(self, request: Request) -> Reply:
         now = time.time()
         self.world.settle(now)
-        # az builds some URLs with an empty segment ("Microsoft.Compute//virtualMachines");
-        # ARM ignores it.
         path = re.sub("/{2,}", "/", request.url.path).rstrip("/") or "/"
-        found: Route | None = None
-        params: dict[str, str] = {}
-        path_matched = False
-        for candidate in self.routes:
-            m = candidate.regex.fullmatch(path)
-            if m is None:
-                continue
-            path_matched = True
-            if candidate.method == request.method:
-                found, params = candidate, m.groupdict()
-                break
-        if found is None:
-            if path_matched:
-                raise ArmError(
-                    "MethodNotAllowed", f"The method '{request.method}' is not allowed.", status=405
-                )
-            raise NotFound(
-                "InvalidResourceType",
-                f"The resource type of '{path}' is not served by the sandbox.",
-            )
+        found, params = self._match(request.method, path)
         claims = self._authenticate(request, now)
         if "api-version" not in request.query_params:
             raise BadRequest(
@@ -193,6 +183,7 @@ class ArmApp:
         if not found.public:
             self.world.authorize(claims, found.action, _canonical(self.world, found.scope(path)))
         body = await self._body(request)
+        base_url = f"https://{request.headers.get('host', 'localhost')}"
         call = Call(
             method=request.method,
             path=path,
@@ -200,14 +191,68 @@ class ArmApp:
             query=dict(request.query_params),
             body=body,
             claims=claims,
-            base_url=f"https://{request.headers.get('host', 'localhost')}",
+            base_url=base_url,
             action=found.action,
             world=self.world,
             controls=self.controls,
             now=now,
+            invoke=self._invoker(claims, base_url),
         )
         with self.world.lock:
             return found.handler(call)
+
+    def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        """The route for ``method`` and ``path``, or ARM's 404/405."""
+        path_matched = False
+        for candidate in self.routes:
+            m = candidate.regex.fullmatch(path)
+            if m is None:
+                continue
+            path_matched = True
+            if candidate.method == method:
+                return candidate, m.groupdict()
+        if path_matched:
+            raise ArmError("MethodNotAllowed", f"The method '{method}' is not allowed.", status=405)
+        raise NotFound(
+            "InvalidResourceType", f"The resource type of '{path}' is not served by the sandbox."
+        )
+
+    def _invoker(self, claims: Claims, base_url: str) -> Invoker:
+        """Nested requests as the same caller: a deployment creating its resources."""
+
+        def invoke(method: str, target: str, body: Any, now: float) -> Reply:
+            path, _, qs = target.partition("?")
+            query = dict(parse_qsl(qs))
+            try:
+                found, params = self._match(method, path)
+                _check_api_version(found.action, query.get("api-version", ""))
+                self.controls.count_arm_call(found.action)
+                if not found.public:
+                    scope = _canonical(self.world, found.scope(path))
+                    self.world.authorize(claims, found.action, scope)
+                call = Call(
+                    method=method,
+                    path=path,
+                    params=params,
+                    query=query,
+                    body=body,
+                    claims=claims,
+                    base_url=base_url,
+                    action=found.action,
+                    world=self.world,
+                    controls=self.controls,
+                    now=now,
+                    invoke=invoke,
+                )
+                with self.world.lock:
+                    return found.handler(call)
+            except ArmError as error:
+                return Reply(error.status, error.body())
+            except Exception:  # a sandbox bug: fail this resource, not the whole request
+                log.exception("nested %s %s failed", method, path)
+                return Reply(500, _INTERNAL.body())
+
+        return invoke
 
     def _authenticate(self, request: Request, now: float) -> Claims:
         header = request.headers.get("authorization", "")

@@ -21,13 +21,16 @@ from .world import Operation, World
 __all__ = [
     "Call",
     "Handler",
+    "Invoker",
     "Reply",
     "Route",
     "accept",
     "body_object",
     "id_ref",
     "not_found",
+    "operation_of",
     "poll_routes",
+    "polling_headers",
     "route",
 ]
 
@@ -47,6 +50,7 @@ class Call:
     world: World
     controls: Controls
     now: float = field(default_factory=time.time)
+    invoke: Invoker | None = None
 
     @property
     def sub(self) -> str:
@@ -69,6 +73,9 @@ class Reply:
 
 
 Handler = Callable[[Call], Reply]
+# Runs a nested ARM request (method, path with query, body, virtual time) as the caller of
+# the current one: how a deployment creates its resources through the ordinary handlers.
+Invoker = Callable[[str, str, Any, float], Reply]
 
 
 @dataclass(frozen=True)
@@ -114,10 +121,20 @@ def route(
 
 
 def body_object(call: Call) -> dict[str, Any]:
-    """The request body as a JSON object, or 400 InvalidRequestContent."""
+    """The request body as a JSON object without its nulls (ARM reads null as absent),
+    or 400 InvalidRequestContent."""
     if not isinstance(call.body, dict):
         raise BadRequest("InvalidRequestContent", "The request content must be a JSON object.")
-    return call.body
+    cleaned: dict[str, Any] = _drop_nulls(call.body)
+    return cleaned
+
+
+def _drop_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
 
 
 def id_ref(value: Any) -> str | None:
@@ -160,13 +177,26 @@ def accept(
         on_failure=on_failure,
         now=call.now,
     )
+    return Reply(status, body, polling_headers(call, op, location=location_header))
+
+
+def polling_headers(call: Call, op: Operation, *, location: bool = False) -> dict[str, str]:
+    """Azure-AsyncOperation (and Location) URLs of ``op``, with Retry-After."""
     headers = {
         "Azure-AsyncOperation": _op_url(call, op, "operations"),
         "Retry-After": str(op.retry_after(call.now)),
     }
-    if location_header:
+    if location:
         headers["Location"] = _op_url(call, op, "operationResults")
-    return Reply(status, body, headers)
+    return headers
+
+
+def operation_of(reply: Reply, world: World) -> Operation | None:
+    """The operation a reply's polling headers point at, if any."""
+    url = reply.headers.get("Azure-AsyncOperation") or reply.headers.get("Location")
+    if not url:
+        return None
+    return world.operations.get(url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
 
 
 def _op_url(call: Call, op: Operation, kind: str) -> str:

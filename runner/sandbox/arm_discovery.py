@@ -99,8 +99,8 @@ def _list_resources(call: Call) -> Reply:
     for key, resource in call.world.resources.items():
         if not key.startswith(prefix) or resource.type.count("/") != 1:
             continue
-        if resource.type.lower() == "microsoft.resources/resourcegroups":
-            continue
+        if resource.type.lower().startswith("microsoft.resources/"):
+            continue  # groups and deployments are not resources of the list
         body = {k: v for k, v in tracked.render(call.world, resource).items() if k != "properties"}
         fields = {
             "resourceType": resource.type,

@@ -129,7 +129,9 @@ def _list_rg_resources(call: Call) -> Reply:
     value = [
         {k: v for k, v in r.render().items() if k != "properties"}
         for r in call.world.resources.values()
-        if r.type.count("/") == 1 and r.type != _RG_TYPE and scope_covers(rg.id, r.id)
+        if r.type.count("/") == 1
+        and not r.type.startswith("Microsoft.Resources/")
+        and scope_covers(rg.id, r.id)
     ]
     return Reply(200, {"value": value})
 
