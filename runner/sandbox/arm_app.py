@@ -21,12 +21,14 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from . import (
+    arm_authorization,
     arm_compute,
     arm_deployments,
     arm_discovery,
     arm_images,
     arm_network,
     arm_resources,
+    arm_tags,
     azcli,
     catalog,
 )
@@ -34,6 +36,7 @@ from .admin import AdminApi
 from .arm_core import Call, Invoker, Reply, Route, poll_routes
 from .controls import Controls, FaultKind
 from .errors import ArmError, BadRequest, NotFound, Throttled, Unauthorized
+from .graph_app import handle_graph
 from .tokens import Claims, TokenError, TokenIssuer
 from .world import World
 
@@ -58,6 +61,8 @@ def _all_routes() -> list[Route]:
         + arm_compute.routes()
         + arm_images.routes()
         + arm_deployments.routes()
+        + arm_tags.routes()
+        + arm_authorization.routes()
     )
 
 
@@ -88,6 +93,8 @@ class ArmApp:
         path: str = re.sub("/{2,}", "/", scope["path"])
         if path.startswith("/_sandbox"):
             response = await self.admin.handle(request)
+        elif path.lower().startswith("/graph/"):
+            response = await handle_graph(request, path, self.world, self.issuer)
         elif path.lower().startswith("/metadata/"):
             response = self._metadata(request, path.lower().rstrip("/"))
         elif (m := _TOKEN_PATH.fullmatch(path)) and request.method == "POST":

@@ -229,6 +229,10 @@ def _put(call: Call) -> Reply:
     return tracked.put(call, KIND, _vm_id(call), call.params["name"])
 
 
+def _patch(call: Call) -> Reply:
+    return tracked.patch(call, KIND, _vm_id(call), VM, call.params["name"])
+
+
 def _get(call: Call) -> Reply:
     vm = _existing_vm(call)
     body = _render_vm(call.world, vm)
@@ -289,6 +293,7 @@ def routes() -> list[Route]:
         route("PUT", item, f"{VM}/write", _put),
         route("GET", item, f"{VM}/read", _get),
         route("DELETE", item, f"{VM}/delete", _delete),
+        route("PATCH", item, f"{VM}/write", _patch),
         route("GET", item + "/instanceView", f"{VM}/instanceView/read", _get_instance_view, 1),
         route("GET", base, f"{VM}/read", _list, scope_trim=1),
         route("GET", "/subscriptions/{sub}/providers/" + VM, f"{VM}/read", _list_all, 1),

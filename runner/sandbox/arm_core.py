@@ -113,9 +113,15 @@ def route(
     *,
     public: bool = False,
 ) -> Route:
-    """Compile ``pattern`` (``{name}`` captures one segment) into a case-insensitive Route."""
-    parts = re.split(r"(\{\w+\})", pattern)
-    regex = "".join(f"(?P<{p[1:-1]}>[^/]+)" if p.startswith("{") else re.escape(p) for p in parts)
+    """Compile ``pattern`` into a case-insensitive Route: ``{name}`` captures one segment,
+    ``{name*}`` one or more (a scope such as a resource id)."""
+    parts = re.split(r"(\{\w+\*?\})", pattern)
+    regex = "".join(
+        (f"(?P<{p[1:-2]}>/.+?)" if p.endswith("*}") else f"(?P<{p[1:-1]}>[^/]+)")
+        if p.startswith("{")
+        else re.escape(p)
+        for p in parts
+    )
     compiled = re.compile(regex + "/?", re.IGNORECASE)
     return Route(method, compiled, action, handler, scope_trim, public)
 

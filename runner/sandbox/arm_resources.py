@@ -95,6 +95,20 @@ def _put_rg(call: Call) -> Reply:
     return Reply(201, rg.render())
 
 
+def _patch_rg(call: Call) -> Reply:
+    rg = call.world.resource_group(call.sub, call.params["rg"])
+    body = body_object(call)
+    if "location" in body and catalog.location_name(str(body["location"])) != rg.location:
+        raise BadRequest(
+            "InvalidRequestContent", "The location of a resource group cannot be changed."
+        )
+    if "tags" in body:
+        rg.tags = {str(k): str(v) for k, v in (body.get("tags") or {}).items()}
+    if "managedBy" in body:
+        rg.extra["managedBy"] = body["managedBy"]
+    return Reply(200, rg.render())
+
+
 def _get_rg(call: Call) -> Reply:
     return Reply(200, call.world.resource_group(call.sub, call.params["rg"]).render())
 
@@ -154,5 +168,6 @@ def routes() -> list[Route]:
         route("GET", rg, f"{_RG_ACTION}/read", _get_rg),
         route("HEAD", rg, f"{_RG_ACTION}/read", _head_rg),
         route("DELETE", rg, f"{_RG_ACTION}/delete", _delete_rg),
+        route("PATCH", rg, f"{_RG_ACTION}/write", _patch_rg),
         route("GET", rg + "/resources", f"{_RG_ACTION}/resources/read", _list_rg_resources, 1),
     ]

@@ -21,7 +21,9 @@ from .errors import Forbidden, NotFound
 from .tokens import Claims
 
 __all__ = [
+    "NOT_ACTIONS",
     "ROLES",
+    "ROLE_IDS",
     "Identity",
     "Operation",
     "Resource",
@@ -30,10 +32,11 @@ __all__ = [
     "scope_covers",
 ]
 
-# Actions granted by each built-in role (NotActions are not modelled).
+# Actions granted by each built-in role, and (NOT_ACTIONS) those it excludes.
 ROLES: dict[str, tuple[str, ...]] = {
     "Owner": ("*",),
     "Contributor": ("*",),
+    "User Access Administrator": ("*/read", "Microsoft.Authorization/*"),
     "Reader": ("*/read",),
     "Network Contributor": ("Microsoft.Network/*", "Microsoft.Resources/*/read"),
     "Virtual Machine Contributor": (
@@ -42,6 +45,26 @@ ROLES: dict[str, tuple[str, ...]] = {
         "Microsoft.Network/*/join/action",
         "Microsoft.Resources/*/read",
     ),
+}
+
+
+NOT_ACTIONS: dict[str, tuple[str, ...]] = {
+    # Contributor manages everything but access: no role assignments (why the runner's
+    # "missing role" hint needs an Owner or a User Access Administrator to follow it).
+    "Contributor": (
+        "Microsoft.Authorization/*/Delete",
+        "Microsoft.Authorization/*/Write",
+        "Microsoft.Authorization/elevateAccess/Action",
+    ),
+}
+# The built-in role definitions' real ids.
+ROLE_IDS: dict[str, str] = {
+    "Owner": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+    "Contributor": "b24988ac-6180-42a0-ab88-20f7382dd24c",
+    "Reader": "acdd72a7-3385-48ef-bd42-f606fba81ae7",
+    "User Access Administrator": "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
+    "Network Contributor": "4d97b98b-1d4f-4787-a291-c67834d212e7",
+    "Virtual Machine Contributor": "9980e02c-c2be-4d73-94e8-173b1dc7cf3c",
 }
 
 
@@ -63,6 +86,17 @@ class RoleAssignment:
     principal_id: str
     role: str
     scope: str
+    # The assignment's name (a GUID) in ARM; by default derived from the three fields.
+    name: str = field(default="", compare=False)
+    principal_type: str = field(default="ServicePrincipal", compare=False)
+
+    @property
+    def id(self) -> str:
+        """``{scope}/providers/Microsoft.Authorization/roleAssignments/{name}``."""
+        name = self.name or str(
+            uuid.uuid5(uuid.NAMESPACE_URL, f"{self.principal_id}|{self.role}|{self.scope.lower()}")
+        )
+        return f"{self.scope.rstrip('/')}/providers/Microsoft.Authorization/roleAssignments/{name}"
 
 
 def scope_covers(assigned: str, requested: str) -> bool:
@@ -164,14 +198,16 @@ class World:
                     return identity
         return None
 
-    def grant(self, principal_id: str, role: str, scope: str) -> RoleAssignment:
-        """Assign a built-in role (see ``ROLES``) at a scope."""
+    def grant(self, principal_id: str, role: str, scope: str, name: str = "") -> RoleAssignment:
+        """Assign a built-in role (see ``ROLES``) at a scope (an existing equal one is kept)."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; known: {', '.join(ROLES)}")
-        assignment = RoleAssignment(principal_id, role, scope)
+        assignment = RoleAssignment(principal_id, role, scope, name)
         with self.lock:
-            if assignment not in self.assignments:
-                self.assignments.append(assignment)
+            for existing in self.assignments:
+                if existing == assignment:
+                    return existing
+            self.assignments.append(assignment)
         return assignment
 
     def revoke(self, principal_id: str, role: str | None = None, scope: str | None = None) -> int:
@@ -198,7 +234,12 @@ class World:
                     continue
                 if not scope_covers(assignment.scope, scope):
                     continue
-                if any(fnmatchcase(action.lower(), p.lower()) for p in ROLES[assignment.role]):
+                role = assignment.role
+                allowed = any(fnmatchcase(action.lower(), p.lower()) for p in ROLES[role])
+                denied = any(
+                    fnmatchcase(action.lower(), p.lower()) for p in NOT_ACTIONS.get(role, ())
+                )
+                if allowed and not denied:
                     return
         raise Forbidden(
             "AuthorizationFailed",
