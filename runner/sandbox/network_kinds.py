@@ -141,15 +141,13 @@ def _build_nsg(
     call: Call, draft: Resource, existing: Resource | None, body: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     props = body.get("properties") or {}
-    # The rules of the body replace the current ones, as in ARM; they live as children.
-    network_rules.sync_inline(call.world, draft, list(props.get("securityRules") or []))
+    rules = network_rules.inline_rules(draft.id, list(props.get("securityRules") or []))
     guid = existing.properties.get("resourceGuid") if existing else None
-    return {"resourceGuid": guid or str(uuid.uuid4())}, {}
+    return {"securityRules": rules, "resourceGuid": guid or str(uuid.uuid4())}, {}
 
 
 def _render_nsg(world: World, nsg: Resource) -> dict[str, Any]:
     body = nsg.render()
-    body["properties"]["securityRules"] = network_rules.render_rules(world, nsg)
     body["properties"]["defaultSecurityRules"] = network_rules.default_rules(nsg.id)
     nics = [
         n.id

@@ -3,16 +3,16 @@ plus the six default rules Azure adds to every NSG."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from . import arm_tracked as tracked
-from .arm_core import Call, Reply, Route, route
+from .arm_core import Call, Reply, Route, accept, body_object, route
 from .errors import BadRequest, NotFound
 from .naming import check_network_name
 from .network_refs import NS, NSG
-from .world import Resource, World
+from .world import Resource
 
-__all__ = ["RULE", "RULE_KIND", "default_rules", "render_rules", "routes", "sync_inline"]
+__all__ = ["RULE", "default_rules", "inline_rules", "routes"]
 
 RULE = f"{NSG}/securityRules"
 _PROTOCOLS = {"tcp": "Tcp", "udp": "Udp", "icmp": "Icmp", "esp": "Esp", "ah": "Ah", "*": "*"}
@@ -58,7 +58,7 @@ def default_rules(nsg_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def _rule_props(name: str, props: dict[str, Any], siblings: list[Resource]) -> dict[str, Any]:
+def _rule_props(name: str, props: dict[str, Any], siblings: list[dict[str, Any]]) -> dict[str, Any]:
     """Validate one rule against ARM's rules and its siblings; return its properties."""
     priority = props.get("priority")
     if not isinstance(priority, int) or not 100 <= priority <= 4096:
@@ -83,15 +83,15 @@ def _rule_props(name: str, props: dict[str, Any], siblings: list[Resource]) -> d
             f"'{props.get('protocol')}'.",
         )
     for sibling in siblings:
-        other = sibling.properties
+        other = sibling["properties"]
         if (
-            sibling.name.lower() != name.lower()
+            sibling["name"].lower() != name.lower()
             and other["priority"] == priority
             and other["direction"] == direction
         ):
             raise BadRequest(
                 "SecurityRuleConflict",
-                f"Security rule {name} conflicts with rule {sibling.name}. Rules cannot have "
+                f"Security rule {name} conflicts with rule {sibling['name']}. Rules cannot have "
                 "the same Priority and Direction. To learn more, see aka.ms/nsgrules.",
             )
     out = {
@@ -116,87 +116,113 @@ def _rule_props(name: str, props: dict[str, Any], siblings: list[Resource]) -> d
     return out
 
 
-def sync_inline(world: World, nsg: Resource, rules: list[Any]) -> None:
-    """Make the NSG's rules exactly ``rules`` (its PUT body's), validated before any change."""
-    kept: list[Resource] = []
+def _rule(nsg_id: str, name: str, props: dict[str, Any], state: str) -> dict[str, Any]:
+    return {
+        "id": f"{nsg_id}/securityRules/{name}",
+        "name": name,
+        "type": RULE,
+        "etag": f'W/"{uuid.uuid4()}"',
+        "properties": {**props, "provisioningState": state},
+    }
+
+
+def inline_rules(nsg_id: str, rules: list[Any]) -> list[dict[str, Any]]:
+    """The NSG's rules from its PUT body (they replace the current ones, as in ARM),
+    validated together before anything changes."""
+    kept: list[dict[str, Any]] = []
     for spec in rules:
         if not isinstance(spec, dict):
             continue
         name = str(spec.get("name", ""))
         check_network_name(name, "security rule")
-        rule_id = f"{nsg.id}/securityRules/{name}"
         props = _rule_props(name, spec.get("properties") or {}, kept)
-        rule = world.get(rule_id) or Resource(rule_id, name, RULE, None, {})
-        rule.properties = props
-        kept.append(rule)
-    wanted = {r.id.lower() for r in kept}
-    for old in world.of_type(RULE, nsg.id):
-        if old.id.lower() not in wanted:
-            world.remove_tree(old.id)
-    for rule in kept:
-        world.put(rule)
+        kept.append(_rule(nsg_id, name, props, "Succeeded"))
+    return kept
 
 
-def render_rules(world: World, nsg: Resource) -> list[dict[str, Any]]:
-    """The NSG's ``securityRules`` as ARM shows them inline."""
-    return [r.render() for r in world.of_type(RULE, nsg.id)]
+def _nsg(call: Call) -> Resource:
+    rg = call.world.resource_group(call.sub, call.params["rg"])
+    found = call.world.get(f"{rg.id}/providers/{NS}/networkSecurityGroups/{call.params['nsg']}")
+    if found is None:
+        raise NotFound(
+            "ParentResourceNotFound",
+            "Can not perform requested operation on nested resource. Parent resource "
+            f"'{call.params['nsg']}' not found.",
+        )
+    return found
 
 
-def _build(
-    call: Call, draft: Resource, existing: Resource | None, body: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    nsg_id = draft.id.rsplit("/securityRules/", 1)[0]
-    siblings = [r for r in call.world.of_type(RULE, nsg_id) if r.id.lower() != draft.id.lower()]
-    return _rule_props(draft.name, body.get("properties") or {}, siblings), {}
+def _index(nsg: Resource, name: str) -> int | None:
+    rules: list[dict[str, Any]] = nsg.properties["securityRules"]
+    return next((i for i, r in enumerate(rules) if r["name"].lower() == name.lower()), None)
 
 
-RULE_KIND = tracked.Kind(
-    RULE, _build, lambda name, body: check_network_name(name, "security rule"), tracked=False
-)
+def _put(call: Call) -> Reply:
+    nsg, name = _nsg(call), call.params["name"]
+    check_network_name(name, "security rule")
+    rules: list[dict[str, Any]] = nsg.properties["securityRules"]
+    at = _index(nsg, name)
+    others = [r for i, r in enumerate(rules) if i != at]
+    props = _rule_props(name, body_object(call).get("properties") or {}, others)
+    rule = _rule(nsg.id, name, props, "Updating" if at is not None else "Creating")
+    if at is None:
+        rules.append(rule)
+    else:
+        rules[at] = rule
+
+    def succeeded() -> None:
+        rule["properties"]["provisioningState"] = "Succeeded"
+
+    def failed() -> None:
+        rule["properties"]["provisioningState"] = "Failed"
+
+    status = 200 if at is not None else 201
+    return accept(call, status=status, body=rule, on_success=succeeded, on_failure=failed)
+
+
+def _get(call: Call) -> Reply:
+    nsg = _nsg(call)
+    at = _index(nsg, call.params["name"])
+    if at is None:
+        raise NotFound(
+            "NotFound", f"Resource {nsg.id}/securityRules/{call.params['name']} not found."
+        )
+    return Reply(200, nsg.properties["securityRules"][at])
+
+
+def _delete(call: Call) -> Reply:
+    nsg = _nsg(call)
+    if _index(nsg, call.params["name"]) is None:
+        return Reply(204)
+
+    def succeeded() -> None:
+        at = _index(nsg, call.params["name"])
+        if at is not None:
+            del nsg.properties["securityRules"][at]
+
+    return accept(
+        call, status=202, body=None, on_success=succeeded, on_failure=lambda: None,
+        location_header=True,
+    )  # fmt: skip
+
+
+def _list(call: Call) -> Reply:
+    return Reply(200, {"value": list(_nsg(call).properties["securityRules"])})
+
+
+def _defaults(call: Call) -> Reply:
+    return Reply(200, {"value": default_rules(_nsg(call).id)})
 
 
 def routes() -> list[Route]:
     """securityRules as child resources of an NSG."""
     nsg = "/subscriptions/{sub}/resourceGroups/{rg}/providers/" + f"{NSG}/{{nsg}}"
-
-    def nsg_id(call: Call) -> str:
-        rg = call.world.resource_group(call.sub, call.params["rg"])
-        found = call.world.get(f"{rg.id}/providers/{NS}/networkSecurityGroups/{call.params['nsg']}")
-        if found is None:
-            raise NotFound(
-                "ParentResourceNotFound",
-                "Can not perform requested operation on nested resource. Parent resource "
-                f"'{call.params['nsg']}' not found.",
-            )
-        return found.id
-
-    def rule_id(call: Call) -> str:
-        return f"{nsg_id(call)}/securityRules/{call.params['name']}"
-
-    def do_put(call: Call) -> Reply:
-        return tracked.put(call, RULE_KIND, rule_id(call), call.params["name"])
-
-    def do_get(call: Call) -> Reply:
-        rid = rule_id(call)
-        if call.world.get(rid) is None:
-            raise NotFound("NotFound", f"Resource {rid} not found.")
-        return tracked.get(call, rid, RULE, call.params["name"])
-
-    def do_delete(call: Call) -> Reply:
-        return tracked.delete(call, RULE_KIND, rule_id(call))
-
-    def do_list(call: Call) -> Reply:
-        return tracked.list_in(call, RULE, nsg_id(call))
-
-    def do_defaults(call: Call) -> Reply:
-        return Reply(200, {"value": default_rules(nsg_id(call))})
-
     item = nsg + "/securityRules/{name}"
     return [
-        route("PUT", item, f"{RULE}/write", do_put),
-        route("GET", item, f"{RULE}/read", do_get),
-        route("DELETE", item, f"{RULE}/delete", do_delete),
-        route("GET", nsg + "/securityRules", f"{RULE}/read", do_list, 1),
+        route("PUT", item, f"{RULE}/write", _put),
+        route("GET", item, f"{RULE}/read", _get),
+        route("DELETE", item, f"{RULE}/delete", _delete),
+        route("GET", nsg + "/securityRules", f"{RULE}/read", _list, 1),
         route("GET", nsg + "/defaultSecurityRules", f"{NSG}/defaultSecurityRules/read",
-              do_defaults, 1),
+              _defaults, 1),
     ]  # fmt: skip
