@@ -45,7 +45,7 @@ async def _serve(state_dir: Path, env_file: Path | None) -> None:
         print(f"  (written to {env_file}: `source {env_file}`)")
     print(
         "\nSDK clients: base_url=ARM, credential_scopes=['https://management.azure.com/.default'],"
-        "\n  connection_verify=<CA certificate>, polling_interval=0"
+        "\n  connection_verify=<CA certificate> (Retry-After paces long-running operations)"
         "\n(pass connection_verify to the credential too). Ctrl-C to stop.",
         flush=True,
     )

@@ -184,20 +184,24 @@ def _export(call: Call) -> Reply:
 
 
 def routes() -> list[Route]:
-    """Deployment routes (resource-group scope)."""
-    base = "/subscriptions/{sub}/resourceGroups/{rg}/providers/" + DEPLOYMENT
-    item = base + "/{name}"
+    """Deployment routes (resource-group scope), under both paths ARM answers: with
+    ``providers/Microsoft.Resources`` and without (the SDK lists operations there)."""
     act = DEPLOYMENT
-    return [
-        route("PUT", item, f"{act}/write", _put),
-        route("GET", item, f"{act}/read", _get),
-        route("HEAD", item, f"{act}/read", _head),
-        route("DELETE", item, f"{act}/delete", _delete),
-        route("GET", base, f"{act}/read", _list, 1),
-        route("GET", item + "/operations", f"{act}/operations/read", _operations, 1),
-        route("GET", item + "/operations/{op}", f"{act}/operations/read", _operation, 2),
-        route("POST", item + "/validate", f"{act}/validate/action", _validate, 1),
-        route("POST", item + "/whatIf", f"{act}/whatIf/action", _what_if, 1),
-        route("POST", item + "/cancel", f"{act}/cancel/action", _cancel, 1),
-        route("POST", item + "/exportTemplate", f"{act}/exportTemplate/action", _export, 1),
-    ]
+    out: list[Route] = []
+    rg = "/subscriptions/{sub}/resourceGroups/{rg}"
+    for base in (f"{rg}/providers/{DEPLOYMENT}", f"{rg}/deployments"):
+        item = base + "/{name}"
+        out += [
+            route("PUT", item, f"{act}/write", _put),
+            route("GET", item, f"{act}/read", _get),
+            route("HEAD", item, f"{act}/read", _head),
+            route("DELETE", item, f"{act}/delete", _delete),
+            route("GET", base, f"{act}/read", _list, 1),
+            route("GET", item + "/operations", f"{act}/operations/read", _operations, 1),
+            route("GET", item + "/operations/{op}", f"{act}/operations/read", _operation, 2),
+            route("POST", item + "/validate", f"{act}/validate/action", _validate, 1),
+            route("POST", item + "/whatIf", f"{act}/whatIf/action", _what_if, 1),
+            route("POST", item + "/cancel", f"{act}/cancel/action", _cancel, 1),
+            route("POST", item + "/exportTemplate", f"{act}/exportTemplate/action", _export, 1),
+        ]
+    return out
