@@ -11,14 +11,15 @@ its last dependency completed, however late the next request comes.
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import deployment_view
 from .arm_core import Call, Reply, operation_of
-from .template_expr import Node, TemplateError, calls, evaluate, is_expression, parse
+from .deployment_scope import Scope
+from .template_check import check_cycles, check_functions, nodes
+from .template_expr import TemplateError, calls, evaluate, is_expression, parse
 from .template_functions import functions, lazy_functions, resource_id
 from .world import Operation, Resource, World
 
@@ -26,10 +27,6 @@ __all__ = ["Engine", "Planned", "TemplateError"]
 
 _SECURE = ("securestring", "secureobject")
 _TYPES = {"string", "securestring", "int", "bool", "object", "secureobject", "array"}
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
 
 
 @dataclass
@@ -54,51 +51,6 @@ class Planned:
     @property
     def key(self) -> str:
         return self.id.lower()
-
-
-class _Scope:
-    """Parameters, variables and references of one deployment (template_functions.Scope)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.subscription_id = engine.sub
-        self.tenant_id = engine.world.tenant_id
-        self.resource_group = engine.rg_body
-        self.deployment_name = engine.name
-        self._variables: dict[str, Any] = {}
-        self._evaluating: set[str] = set()
-        self.index: int | None = None
-
-    def parameter(self, name: str) -> Any:
-        for key, value in self.engine.parameters.items():
-            if key.lower() == str(name).lower():
-                return value
-        raise TemplateError(f"The template parameter '{name}' is not found.")
-
-    def variable(self, name: str) -> Any:
-        key = str(name).lower()
-        if key in self._variables:
-            return self._variables[key]
-        raw = {k.lower(): v for k, v in (self.engine.template.get("variables") or {}).items()}
-        if key not in raw:
-            raise TemplateError(f"The template variable '{name}' is not found.")
-        if key in self._evaluating:
-            raise TemplateError(f"The template variable '{name}' refers to itself.")
-        self._evaluating.add(key)
-        try:
-            value = self.engine.resolve(raw[key], self)
-        finally:
-            self._evaluating.discard(key)
-        self._variables[key] = value
-        return value
-
-    def reference(self, target: str, full: bool) -> Any:
-        return self.engine.reference(target, full)
-
-    def copy_index(self, offset: int) -> int:
-        if self.index is None:
-            raise TemplateError("The template function 'copyIndex' is not expected here.")
-        return self.index + offset
 
 
 class Engine:
@@ -133,7 +85,7 @@ class Engine:
         self.error: dict[str, Any] | None = None
 
     # -- evaluation ---------------------------------------------------------------------
-    def resolve(self, value: Any, scope: _Scope) -> Any:
+    def resolve(self, value: Any, scope: Scope) -> Any:
         """A template value with every expression in it evaluated."""
         if is_expression(value):
             return evaluate(parse(value[1:-1]), functions(scope), lazy_functions())
@@ -150,12 +102,13 @@ class Engine:
         rid = planned.id if planned else target
         if not rid.startswith("/"):
             raise TemplateError(f"The resource '{target}' is not defined in the template.")
-        reply = self.invoke("GET", f"{rid}?api-version={_any_version(rid)}", None, self._now())
+        reply = self.invoke("GET", f"{rid}?api-version={_any_version(rid)}", None, self.now())
         if reply.status != 200 or not isinstance(reply.body, dict):
             raise TemplateError(f"The Resource '{rid}' was not found (reference).")
         return reply.body if full else reply.body.get("properties", {})
 
-    def _now(self) -> float:
+    def now(self) -> float:
+        """The virtual time: the completion being processed, or the start of the deployment."""
         return self.world.clock if self.world.clock >= self.started else self.started
 
     # -- planning -----------------------------------------------------------------------
@@ -165,9 +118,9 @@ class Engine:
             self.template.get("resources", []), list
         ):
             raise TemplateError("The template must be a JSON object with a 'resources' array.")
-        _check_functions(self.template)
+        check_functions(self.template)
         self._bind_parameters()
-        scope = _Scope(self)
+        scope = Scope(self)
         specs: list[tuple[dict[str, Any], str | None, str | None]] = [
             (r, None, None) for r in self.template.get("resources", [])
         ]
@@ -183,7 +136,7 @@ class Engine:
                     specs.append((child, planned.type, planned.name))
         for planned in self.resources.values():
             self._link(planned, scope)
-        _check_cycles(self.resources)
+        check_cycles(self.resources)
 
     def _bind_parameters(self) -> None:
         declared = self.template.get("parameters") or {}
@@ -193,7 +146,7 @@ class Engine:
                     f"The template parameters '{name}' in the parameters file are not valid; "
                     "they are not present in the original template."
                 )
-        scope = _Scope(self)
+        scope = Scope(self)
         for name, spec in declared.items():
             kind = str((spec or {}).get("type", "string")).lower()
             if kind not in _TYPES:
@@ -221,7 +174,7 @@ class Engine:
             self.declared[name] = kind
 
     def _expand(
-        self, spec: dict[str, Any], scope: _Scope, parent_type: str | None, parent_name: str | None
+        self, spec: dict[str, Any], scope: Scope, parent_type: str | None, parent_name: str | None
     ) -> list[Planned]:
         copy = spec.get("copy")
         count = 1
@@ -232,9 +185,8 @@ class Engine:
             scope.index = i if copy else None
             type_ = str(self.resolve(spec.get("type", ""), scope))
             name = str(self.resolve(spec.get("name", ""), scope))
-            if parent_type and "/" in type_ and not type_.lower().startswith(parent_type.lower()):
-                pass  # a nested resource given with its full type
-            elif parent_type:
+            # A nested resource gives its type and name relative to its parent, or in full.
+            if parent_type and "/" not in type_:
                 type_, name = f"{parent_type}/{type_}", f"{parent_name}/{name}"
             if not type_ or not name or type_.count("/") != name.count("/") + 1:
                 raise TemplateError(
@@ -254,7 +206,7 @@ class Engine:
         scope.index = None
         return out
 
-    def _link(self, planned: Planned, scope: _Scope) -> None:
+    def _link(self, planned: Planned, scope: Scope) -> None:
         scope.index = planned.copy_index
         for dep in self.resolve(planned.spec.get("dependsOn") or [], scope):
             found = self._find_all(str(dep))
@@ -262,7 +214,7 @@ class Engine:
                 raise TemplateError(f"The resource '{dep}' is not defined in the template.")
             planned.depends |= {p.key for p in found if p.key != planned.key}
         # ARM adds a dependency for reference() to a resource of the same template.
-        for node in _nodes(planned.spec.get("properties")):
+        for node in nodes(planned.spec.get("properties")):
             for ref in calls(node):
                 if ref.name != "reference" or not ref.args:
                     continue
@@ -308,7 +260,7 @@ class Engine:
             if planned.state == "Pending":
                 planned.state = "Skipped"
         self.state = "Canceled"
-        self.finished = self._now()
+        self.finished = self.now()
         if self.op is not None:
             self.op.ready_at = self.finished
             self.op.fail = True
@@ -320,10 +272,10 @@ class Engine:
 
     def _next_event(self) -> float:
         running = [p.op.ready_at for p in self.resources.values() if p.op and p.state == "Running"]
-        return min(running) if running else self._now()
+        return min(running) if running else self.now()
 
     def _advance(self) -> None:
-        now = self._now()
+        now = self.now()
         for planned in self.resources.values():
             if planned.state != "Pending":
                 continue
@@ -340,7 +292,7 @@ class Engine:
 
     def _run(self, planned: Planned, now: float) -> None:
         planned.state, planned.started = "Running", now
-        scope = _Scope(self)
+        scope = Scope(self)
         scope.index = planned.copy_index
         try:
             body = {
@@ -389,7 +341,7 @@ class Engine:
 
     def _done(self, planned: Planned, ok: bool, error: dict[str, Any] | None, code: str) -> None:
         planned.state = "Succeeded" if ok else "Failed"
-        planned.finished = self._now()
+        planned.finished = self.now()
         planned.status_code = code or ("OK" if ok else "BadRequest")
         planned.error = error
         if self.op is not None and self.state == "Running":
@@ -423,7 +375,7 @@ class Engine:
         }
 
     def _outputs(self) -> dict[str, Any]:
-        scope = _Scope(self)
+        scope = Scope(self)
         out = {}
         for name, spec in (self.template.get("outputs") or {}).items():
             kind = str(spec.get("type", "string"))
@@ -434,138 +386,11 @@ class Engine:
     # -- what clients read --------------------------------------------------------------
     def render_properties(self) -> dict[str, Any]:
         """The deployment's ``properties`` as ARM shows them (secure values never)."""
-        end = self.finished if self.finished is not None else self._now()
-        props: dict[str, Any] = {
-            "templateHash": str(abs(hash(json.dumps(self.template, sort_keys=True)))),
-            "parameters": {
-                name: {"type": _type_name(kind)}
-                if kind in _SECURE
-                else {"type": _type_name(kind), "value": self.parameters[name]}
-                for name, kind in self.declared.items()
-            },
-            "mode": "Incremental",
-            "provisioningState": self.state,
-            "timestamp": _iso(end),
-            "duration": f"PT{max(0.0, end - self.started):.3f}S",
-            "correlationId": self.deployment.hidden.setdefault("correlation", str(uuid.uuid4())),
-            "providers": _providers(self.resources.values()),
-            "dependencies": [
-                {
-                    "dependsOn": [_target(self.resources[d]) for d in sorted(p.depends)],
-                    **_target(p),
-                }
-                for p in self.resources.values()
-                if p.depends
-            ],
-            "outputs": self.outputs,
-            "outputResources": [
-                {"id": p.id} for p in self.resources.values() if p.state == "Succeeded"
-            ],
-        }
-        if self.error is not None:
-            props["error"] = self.error
-        return props
+        return deployment_view.properties(self)
 
     def operations(self) -> list[dict[str, Any]]:
         """The deployment operations: one per resource started."""
-        out = []
-        for p in self.resources.values():
-            if p.state == "Pending":
-                continue
-            end = p.finished or self._now()
-            status: dict[str, Any] = {"status": p.state}
-            if p.error:
-                status["error"] = p.error
-            out.append(
-                {
-                    "id": f"{self.deployment.id}/operations/{p.operation_id}",
-                    "operationId": p.operation_id,
-                    "properties": {
-                        "provisioningOperation": "Create",
-                        "provisioningState": p.state,
-                        "timestamp": _iso(end),
-                        "duration": f"PT{max(0.0, end - p.started):.3f}S",
-                        "trackingId": str(uuid.uuid5(uuid.NAMESPACE_URL, p.id + p.operation_id)),
-                        "statusCode": p.status_code or "Accepted",
-                        "statusMessage": status,
-                        "targetResource": {**_target(p), "apiVersion": p.api_version},
-                    },
-                }
-            )
-        return out
-
-
-def _type_name(kind: str) -> str:
-    return {"securestring": "SecureString", "secureobject": "SecureObject"}.get(
-        kind, kind[:1].upper() + kind[1:]
-    )
-
-
-def _target(p: Planned) -> dict[str, str]:
-    return {"id": p.id, "resourceType": p.type, "resourceName": p.name}
-
-
-def _providers(resources: Any) -> list[dict[str, Any]]:
-    by_ns: dict[str, set[str]] = {}
-    for p in resources:
-        namespace, _, rest = p.type.partition("/")
-        by_ns.setdefault(namespace, set()).add(rest)
-    return [
-        {"namespace": ns, "resourceTypes": [{"resourceType": t} for t in sorted(types)]}
-        for ns, types in by_ns.items()
-    ]
-
-
-def _nodes(value: Any) -> list[Node]:
-    if is_expression(value):
-        return [parse(value[1:-1])]
-    if isinstance(value, dict):
-        return [n for v in value.values() for n in _nodes(v)]
-    if isinstance(value, list):
-        return [n for v in value for n in _nodes(v)]
-    return []
-
-
-def _check_functions(template: dict[str, Any]) -> None:
-    """Refuse unknown functions up front, as ARM's validation does (not halfway through)."""
-    known = set(functions(_NullScope())) | set(lazy_functions())
-    for node in _nodes(template):
-        for call in calls(node):
-            if call.name not in known:
-                raise TemplateError(
-                    f"The template function '{call.name}' is not valid. Please see "
-                    "https://aka.ms/arm-functions for usage details."
-                )
-
-
-class _NullScope:
-    subscription_id = tenant_id = deployment_name = ""
-    resource_group: dict[str, Any] = {}
-
-    def parameter(self, name: str) -> Any: ...
-    def variable(self, name: str) -> Any: ...
-    def reference(self, target: str, full: bool) -> Any: ...
-    def copy_index(self, offset: int) -> int:
-        return 0
-
-
-def _check_cycles(resources: dict[str, Planned]) -> None:
-    done: set[str] = set()
-
-    def visit(key: str, path: list[str]) -> None:
-        if key in path:
-            raise TemplateError(
-                f"Deployment template validation failed: 'Circular dependency detected on "
-                f"resource: '{resources[key].id}'."
-            )
-        if key in done:
-            return
-        for dep in resources[key].depends:
-            visit(dep, [*path, key])
-        done.add(key)
-
-    for key in resources:
-        visit(key, [])
+        return deployment_view.operations(self)
 
 
 def _any_version(rid: str) -> str:
