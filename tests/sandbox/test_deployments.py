@@ -206,3 +206,49 @@ def test_a_failed_resource_fails_the_deployment_and_skips_its_dependents(
         _run(sandbox, use_identity, clients_factory, _deployment(template, prefix="web"))
     assert info.value.error.code == "DeploymentFailed"
     assert info.value.error.details[0].code == "InvalidResourceReference"
+
+
+def test_copy_condition_nested_resources_and_implicit_reference_order(
+    sandbox, use_identity, clients_factory
+):
+    """copy makes N resources, condition false skips one, a nested rule joins its NSG."""
+    template = {
+        "contentVersion": "1.0.0.0",
+        "parameters": {"count": {"type": "int", "defaultValue": 2}},
+        "resources": [
+            {"type": "Microsoft.Network/publicIPAddresses", "apiVersion": "2024-05-01",
+             "name": "[concat('ip', copyIndex(1))]", "location": LOCATION,
+             "copy": {"name": "ips", "count": "[parameters('count')]"},
+             "sku": {"name": "Standard"}, "properties": {}},
+            {"type": "Microsoft.Network/publicIPAddresses", "apiVersion": "2024-05-01",
+             "name": "never", "location": LOCATION, "condition": "[equals(1, 2)]",
+             "properties": {}},
+            {"type": "Microsoft.Network/networkSecurityGroups", "apiVersion": "2024-05-01",
+             "name": "nsg1", "location": LOCATION, "dependsOn": ["ips"], "properties": {},
+             "resources": [
+                 {"type": "securityRules", "apiVersion": "2024-05-01", "name": "ssh",
+                  "dependsOn": ["nsg1"],
+                  "properties": {"protocol": "Tcp", "sourcePortRange": "*",
+                                 "destinationPortRange": "22", "sourceAddressPrefix": "*",
+                                 "destinationAddressPrefix": "*", "access": "Allow",
+                                 "priority": 100, "direction": "Inbound"}}]},
+        ],
+        "outputs": {
+            "first": {"type": "string", "value": "[reference('ip1').ipAddress]"},
+            "rules": {"type": "int",
+                      "value": "[length(reference('nsg1').securityRules)]"},
+        },
+    }  # fmt: skip
+    result, ops, _ = _run(sandbox, use_identity, clients_factory, _deployment(template))
+    outputs = result.properties.outputs
+    assert outputs["first"]["value"].startswith("20.")
+    assert outputs["rules"]["value"] == 1
+    names = sorted(o.properties.target_resource.resource_name for o in ops)
+    assert names == ["ip1", "ip2", "never", "nsg1", "nsg1/ssh"]
+    assert (
+        sandbox.world.get(
+            f"/subscriptions/{sandbox.subscription_id}/resourceGroups/rg/providers/"
+            "Microsoft.Network/publicIPAddresses/never"
+        )
+        is None
+    )
