@@ -174,6 +174,12 @@ def _build_vm(
 def _provisioned(world: World, vm: Resource) -> None:
     if vm.hidden.get("power") == "starting":
         vm.hidden["power"] = "running"
+    # A NIC gets its MAC address once a VM runs on it (what `az vm list -d` shows).
+    for ref in vm.properties["networkProfile"]["networkInterfaces"]:
+        nic = world.get(ref["id"])
+        if nic is not None and "macAddress" not in nic.properties:
+            octets = uuid.uuid5(uuid.NAMESPACE_URL, nic.id).bytes[:3]
+            nic.properties["macAddress"] = "00-0D-3A-" + "-".join(f"{b:02X}" for b in octets)
 
 
 def _deleted(world: World, vm: Resource) -> None:

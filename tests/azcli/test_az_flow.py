@@ -87,6 +87,7 @@ def test_vm_create_and_everyday_commands_print_what_azure_would(az_factory, sand
     assert vm["powerState"] == "VM running"
     assert vm["publicIpAddress"].startswith("20.")
     assert vm["privateIpAddress"] == "10.0.0.4"
+    assert vm["macAddress"].startswith("00-0D-3A-")
     assert vm["id"] == f"{_rg_id(sandbox, 'rg')}/providers/Microsoft.Compute/virtualMachines/vm1"
     assert (az.home / ".ssh" / "id_rsa.pub").exists()
 

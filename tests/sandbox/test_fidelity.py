@@ -223,3 +223,14 @@ def test_empty_path_segments_are_ignored_like_arm(sandbox, use_identity, clients
         )
     assert response.status_code == 200
     assert response.json() == {"value": []}
+
+
+def test_every_image_alias_of_the_built_in_jobs_is_in_the_catalogue():
+    """vm/create's aliases resolve to images the sandbox serves (az and the SDK agree)."""
+    from runner.azure.images import ALIASES
+    from runner.sandbox import catalog
+
+    for alias, ref in ALIASES.items():
+        image = catalog.find_image(ref.publisher, ref.offer, ref.sku)
+        assert image is not None, alias
+        assert image.alias == alias
