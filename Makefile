@@ -37,3 +37,13 @@ mutate: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage mutants
+
+# -- sandbox fidelity (issue 12) ---------------------------------------------------------
+# azure-cli lives in its own virtualenv (its pins clash with ours); tests/azcli makes it on
+# first use, this target makes it up front. bench-sandbox prints the issue's figures.
+.PHONY: az-venv bench-sandbox
+az-venv: $(STAMP)
+	$(BIN)/python -c "from tests.azcli.conftest import ensure_azure_cli; ensure_azure_cli()"
+
+bench-sandbox: $(STAMP)
+	$(BIN)/python scripts/bench_sandbox.py

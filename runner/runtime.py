@@ -149,8 +149,10 @@ def build(
     settings.server.state_dir.mkdir(parents=True, exist_ok=True)
     resources = contextlib.ExitStack()
     try:
+        extras: list[Extension] = []
         if settings.sandbox.enabled:
-            settings = _with_sandbox(settings, resources)
+            settings, scripts = _with_sandbox(settings, resources)
+            extras.append(scripts)
         if extensions is None:
             from runner.azure import AzureExtension
 
@@ -159,7 +161,7 @@ def build(
             settings,
             catalogue,
             store or store_for(settings),
-            extensions,
+            [*extensions, *extras],
             resources=resources,
         )
     except BaseException:
@@ -167,8 +169,26 @@ def build(
         raise
 
 
-def _with_sandbox(settings: Settings, stack: contextlib.ExitStack) -> Settings:
-    """Start the sandbox in a thread (stopped when ``stack`` closes); settings pointing at it."""
+class SandboxScripts(Extension):
+    """Under ``--sandbox``, scripts get what azure-cli needs to use the sandbox: its own
+    config dir (the cloud registered and set), the CA, telemetry off and a proxy guard that
+    refuses anything but loopback. Only scripts: the runner's own process is pointed at the
+    sandbox by its settings."""
+
+    name = "sandbox-scripts"
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    def script_env(self) -> dict[str, str]:
+        return dict(self.env)
+
+
+def _with_sandbox(
+    settings: Settings, stack: contextlib.ExitStack
+) -> tuple[Settings, SandboxScripts]:
+    """Start the sandbox in a thread (stopped when ``stack`` closes); settings pointing at
+    it, and the extension giving scripts azure-cli's view of it."""
     from runner.sandbox import IDENTITY_ENV_VARS, Sandbox
 
     sandbox = Sandbox(settings.server.state_dir / "sandbox")
@@ -182,8 +202,11 @@ def _with_sandbox(settings: Settings, stack: contextlib.ExitStack) -> Settings:
     saved = {name: os.environ.get(name) for name in IDENTITY_ENV_VARS}
     for name in IDENTITY_ENV_VARS:
         os.environ.pop(name, None)
-    os.environ.update(sandbox.env(_SANDBOX_KIND[settings.azure.identity]))
+    kind = _SANDBOX_KIND[settings.azure.identity]
+    identity_env = sandbox.env(kind)
+    os.environ.update(identity_env)
     stack.callback(_restore_environ, saved)
+    az = {k: v for k, v in sandbox.az_env(kind).items() if k not in identity_env}
     azure = settings.azure
     pointed = azure.model_copy(
         update={
@@ -192,11 +215,9 @@ def _with_sandbox(settings: Settings, stack: contextlib.ExitStack) -> Settings:
             "imds_endpoint": sandbox.identity_url,
             "subscription_id": azure.subscription_id or sandbox.subscription_id,
             "location": azure.location or sandbox.world.location,
-            # The sandbox sends no Retry-After; poll briskly instead of the SDK's 30 s.
-            "arm_polling_interval": min(azure.arm_polling_interval, 0.1),
         }
     )
-    return settings.model_copy(update={"azure": pointed})
+    return settings.model_copy(update={"azure": pointed}), SandboxScripts(az)
 
 
 def _restore_environ(saved: dict[str, str | None]) -> None:

@@ -79,6 +79,7 @@ def add_token_arguments(
         help="token store (default STATE_DIR/tokens.json)",
     )
     everywhere = [store, *parents]
+    p.add_argument("--store", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="token_command", required=True)
     create = sub.add_parser(
         "create", help="create a token and print it (the only time)", parents=everywhere

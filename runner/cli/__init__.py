@@ -112,6 +112,8 @@ def parser() -> argparse.ArgumentParser:
 
     sandbox = sub.add_parser("sandbox", help="run the emulated Azure alone and print its env")
     sandbox.add_argument("--state-dir", default=".runner", help="its files go in STATE/sandbox")
+    sandbox.add_argument("--env-file", metavar="FILE",
+                         help="also write azure-cli's environment there, to `source`")  # fmt: skip
 
     add_passwd_arguments(sub.add_parser("passwd", help="add or update a user (bcrypt)"))
     token = sub.add_parser("token", help="create, list or revoke API tokens", parents=[state])
@@ -140,7 +142,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "sandbox":
         from runner.sandbox.__main__ import main as sandbox_main
 
-        return sandbox_main([str(Path(args.state_dir) / "sandbox")])
+        extra = ["--env-file", args.env_file] if args.env_file else []
+        return sandbox_main([str(Path(args.state_dir) / "sandbox"), *extra])
     if args.command == "passwd":
         return passwd_command(args)
     if args.command in ("call", "jobs", "runs", "logs", "cancel"):

@@ -5,7 +5,9 @@ sandbox = Sandbox(Path("state/sandbox"))
 await sandbox.start()            # or: with sandbox.in_thread(): ...
 os.environ.update(sandbox.env("imds"))
 # SDK clients: base_url=sandbox.arm_url, connection_verify=str(sandbox.ca_path),
-# credential_scopes=["https://management.azure.com/.default"], polling_interval=0
+# credential_scopes=["https://management.azure.com/.default"]
+# (long-running operations answer Retry-After: the SDK's default polling just works)
+os.environ.update(sandbox.az_env("imds"))  # for azure-cli: see Sandbox.az_env
 """
 
 from __future__ import annotations

@@ -14,16 +14,29 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from . import arm_compute, arm_network, arm_resources
+from . import (
+    arm_authorization,
+    arm_compute,
+    arm_deployments,
+    arm_discovery,
+    arm_images,
+    arm_network,
+    arm_resources,
+    arm_tags,
+    azcli,
+    catalog,
+)
 from .admin import AdminApi
-from .arm_core import Call, Reply, Route, poll_routes
+from .arm_core import Call, Invoker, Reply, Route, poll_routes
 from .controls import Controls, FaultKind
 from .errors import ArmError, BadRequest, NotFound, Throttled, Unauthorized
+from .graph_app import handle_graph
 from .tokens import Claims, TokenError, TokenIssuer
 from .world import World
 
@@ -36,8 +49,21 @@ _TOKEN_PATH = re.compile(r"/([^/]+)/oauth2/v2\.0/token/?", re.IGNORECASE)
 _AUDIENCES = ("https://management.azure.com", "https://management.core.windows.net")
 
 
+_INTERNAL = ArmError("InternalServerError", "Encountered internal server error (sandbox).")
+
+
 def _all_routes() -> list[Route]:
-    return poll_routes() + arm_resources.routes() + arm_network.routes() + arm_compute.routes()
+    return (
+        poll_routes()
+        + arm_resources.routes()
+        + arm_discovery.routes()
+        + arm_network.routes()
+        + arm_compute.routes()
+        + arm_images.routes()
+        + arm_deployments.routes()
+        + arm_tags.routes()
+        + arm_authorization.routes()
+    )
 
 
 class ArmApp:
@@ -62,14 +88,33 @@ class ArmApp:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
-        path: str = scope["path"]
+        # az builds some URLs with an empty segment ("Microsoft.Compute//virtualMachines",
+        # "https://host//metadata/endpoints"); ARM ignores it.
+        path: str = re.sub("/{2,}", "/", scope["path"])
         if path.startswith("/_sandbox"):
             response = await self.admin.handle(request)
+        elif path.lower().startswith("/graph/"):
+            response = await handle_graph(request, path, self.world, self.issuer)
+        elif path.lower().startswith("/metadata/"):
+            response = self._metadata(request, path.lower().rstrip("/"))
         elif (m := _TOKEN_PATH.fullmatch(path)) and request.method == "POST":
             response = await self.workload_token(request, m.group(1))
         else:
             response = await self._arm(request)
         await response(scope, receive, send)
+
+    @staticmethod
+    def _metadata(request: Request, path: str) -> Response:
+        """The public documents: cloud endpoints and azure-cli's image aliases."""
+        base = f"https://{request.headers.get('host', 'localhost')}"
+        if path == "/metadata/endpoints":
+            return Response(
+                json.dumps(azcli.metadata(base)), media_type="application/json; charset=utf-8"
+            )
+        if path == "/metadata/vm-image-aliases.json":
+            return Response(arm_images.alias_doc(), media_type="application/json")
+        error = NotFound("NotFound", f"No metadata document at '{path}'.")
+        return Response(json.dumps(error.body()), 404, media_type="application/json")
 
     async def _arm(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -93,6 +138,9 @@ class ArmApp:
                     f'error_description="{error.message}"'
                 )
             reply = Reply(error.status, error.body(), extra)
+        except Exception:  # a sandbox bug: still ARM's error shape, and logged
+            log.exception("%s %s failed", request.method, request.url.path)
+            reply = Reply(500, _INTERNAL.body())
         log.debug(
             "%s %s → %d (%.1f ms)",
             request.method,
@@ -111,33 +159,16 @@ class ArmApp:
     async def _dispatch(self, request: Request) -> Reply:
         now = time.time()
         self.world.settle(now)
-        path = request.url.path.rstrip("/") or "/"
-        found: Route | None = None
-        params: dict[str, str] = {}
-        path_matched = False
-        for candidate in self.routes:
-            m = candidate.regex.fullmatch(path)
-            if m is None:
-                continue
-            path_matched = True
-            if candidate.method == request.method:
-                found, params = candidate, m.groupdict()
-                break
-        if found is None:
-            if path_matched:
-                raise ArmError(
-                    "MethodNotAllowed", f"The method '{request.method}' is not allowed.", status=405
-                )
-            raise NotFound(
-                "InvalidResourceType",
-                f"The resource type of '{path}' is not served by the sandbox.",
-            )
+        path = re.sub("/{2,}", "/", request.url.path).rstrip("/") or "/"
+        found, params = self._match(request.method, path)
         claims = self._authenticate(request, now)
         if "api-version" not in request.query_params:
             raise BadRequest(
                 "MissingApiVersionParameter",
                 "The api-version query parameter (?api-version=) is required for all requests.",
             )
+        if found.action != "poll":
+            _check_api_version(found.action, request.query_params["api-version"])
         if "sub" in params and params["sub"].lower() not in self.world.subscriptions:
             raise NotFound(
                 "SubscriptionNotFound", f"The subscription '{params['sub']}' could not be found."
@@ -159,21 +190,76 @@ class ArmApp:
         if not found.public:
             self.world.authorize(claims, found.action, _canonical(self.world, found.scope(path)))
         body = await self._body(request)
+        base_url = f"https://{request.headers.get('host', 'localhost')}"
         call = Call(
             method=request.method,
-            path=request.url.path,
+            path=path,
             params=params,
             query=dict(request.query_params),
             body=body,
             claims=claims,
-            base_url=f"https://{request.headers.get('host', 'localhost')}",
+            base_url=base_url,
             action=found.action,
             world=self.world,
             controls=self.controls,
             now=now,
+            invoke=self._invoker(claims, base_url),
         )
         with self.world.lock:
             return found.handler(call)
+
+    def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        """The route for ``method`` and ``path``, or ARM's 404/405."""
+        path_matched = False
+        for candidate in self.routes:
+            m = candidate.regex.fullmatch(path)
+            if m is None:
+                continue
+            path_matched = True
+            if candidate.method == method:
+                return candidate, m.groupdict()
+        if path_matched:
+            raise ArmError("MethodNotAllowed", f"The method '{method}' is not allowed.", status=405)
+        raise NotFound(
+            "InvalidResourceType", f"The resource type of '{path}' is not served by the sandbox."
+        )
+
+    def _invoker(self, claims: Claims, base_url: str) -> Invoker:
+        """Nested requests as the same caller: a deployment creating its resources."""
+
+        def invoke(method: str, target: str, body: Any, now: float) -> Reply:
+            path, _, qs = target.partition("?")
+            query = dict(parse_qsl(qs))
+            try:
+                found, params = self._match(method, path)
+                _check_api_version(found.action, query.get("api-version", ""))
+                self.controls.count_arm_call(found.action)
+                if not found.public:
+                    scope = _canonical(self.world, found.scope(path))
+                    self.world.authorize(claims, found.action, scope)
+                call = Call(
+                    method=method,
+                    path=path,
+                    params=params,
+                    query=query,
+                    body=body,
+                    claims=claims,
+                    base_url=base_url,
+                    action=found.action,
+                    world=self.world,
+                    controls=self.controls,
+                    now=now,
+                    invoke=invoke,
+                )
+                with self.world.lock:
+                    return found.handler(call)
+            except ArmError as error:
+                return Reply(error.status, error.body())
+            except Exception:  # a sandbox bug: fail this resource, not the whole request
+                log.exception("nested %s %s failed", method, path)
+                return Reply(500, _INTERNAL.body())
+
+        return invoke
 
     def _authenticate(self, request: Request, now: float) -> Claims:
         header = request.headers.get("authorization", "")
@@ -213,6 +299,18 @@ class ArmApp:
                 "InvalidRequestContent",
                 "The request content was invalid and could not be deserialized.",
             ) from None
+
+
+def _check_api_version(action: str, version: str) -> None:
+    """ARM's 400 for an api-version the resource provider does not offer."""
+    supported = catalog.api_versions(action.split("/", 1)[0])
+    if supported and version.lower() not in supported:
+        raise BadRequest(
+            "InvalidApiVersionParameter",
+            f"The api-version '{version}' is invalid. The supported versions are "
+            f"'{','.join(supported)}'. Please see https://aka.ms/arm-api-versions for more "
+            "details.",
+        )
 
 
 def _canonical(world: World, scope: str) -> str:

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 from . import arm_tracked as tracked
+from . import catalog
 from .arm_core import Call, Reply, Route, accept, id_ref, not_found, route
-from .errors import BadRequest, Conflict, NotFound
+from .errors import ArmError, BadRequest, Conflict, NotFound
 from .naming import check_vm_name
 from .world import Resource, World
 
@@ -100,6 +101,17 @@ def _build_vm(
                 "InvalidParameter", "Required parameter 'hardwareProfile.vmSize' is missing (null)."
             )
         size = existing.properties["hardwareProfile"]["vmSize"]
+    known = catalog.find_size(str(size))
+    if known is None:
+        raise ArmError(
+            "InvalidParameter",
+            f"The requested VM size {size} is not available in the current region. The sizes "
+            f"available in the current region are: {', '.join(s.name for s in catalog.SIZES)}. "
+            "Find out more on the available VM sizes in each region at "
+            "https://aka.ms/azure-regions.",
+            status=400,
+        )
+    size = known.name
     nic_refs = [
         id_ref(n) for n in (props.get("networkProfile") or {}).get("networkInterfaces") or []
     ]
@@ -162,6 +174,12 @@ def _build_vm(
 def _provisioned(world: World, vm: Resource) -> None:
     if vm.hidden.get("power") == "starting":
         vm.hidden["power"] = "running"
+    # A NIC gets its MAC address once a VM runs on it (what `az vm list -d` shows).
+    for ref in vm.properties["networkProfile"]["networkInterfaces"]:
+        nic = world.get(ref["id"])
+        if nic is not None and "macAddress" not in nic.properties:
+            octets = uuid.uuid5(uuid.NAMESPACE_URL, nic.id).bytes[:3]
+            nic.properties["macAddress"] = "00-0D-3A-" + "-".join(f"{b:02X}" for b in octets)
 
 
 def _deleted(world: World, vm: Resource) -> None:
@@ -215,6 +233,10 @@ def _existing_vm(call: Call) -> Resource:
 
 def _put(call: Call) -> Reply:
     return tracked.put(call, KIND, _vm_id(call), call.params["name"])
+
+
+def _patch(call: Call) -> Reply:
+    return tracked.patch(call, KIND, _vm_id(call), VM, call.params["name"])
 
 
 def _get(call: Call) -> Reply:
@@ -277,6 +299,7 @@ def routes() -> list[Route]:
         route("PUT", item, f"{VM}/write", _put),
         route("GET", item, f"{VM}/read", _get),
         route("DELETE", item, f"{VM}/delete", _delete),
+        route("PATCH", item, f"{VM}/write", _patch),
         route("GET", item + "/instanceView", f"{VM}/instanceView/read", _get_instance_view, 1),
         route("GET", base, f"{VM}/read", _list, scope_trim=1),
         route("GET", "/subscriptions/{sub}/providers/" + VM, f"{VM}/read", _list_all, 1),

@@ -21,13 +21,16 @@ from .world import Operation, World
 __all__ = [
     "Call",
     "Handler",
+    "Invoker",
     "Reply",
     "Route",
     "accept",
     "body_object",
     "id_ref",
     "not_found",
+    "operation_of",
     "poll_routes",
+    "polling_headers",
     "route",
 ]
 
@@ -47,6 +50,7 @@ class Call:
     world: World
     controls: Controls
     now: float = field(default_factory=time.time)
+    invoke: Invoker | None = None
 
     @property
     def sub(self) -> str:
@@ -69,6 +73,9 @@ class Reply:
 
 
 Handler = Callable[[Call], Reply]
+# Runs a nested ARM request (method, path with query, body, virtual time) as the caller of
+# the current one: how a deployment creates its resources through the ordinary handlers.
+Invoker = Callable[[str, str, Any, float], Reply]
 
 
 @dataclass(frozen=True)
@@ -106,18 +113,34 @@ def route(
     *,
     public: bool = False,
 ) -> Route:
-    """Compile ``pattern`` (``{name}`` captures one segment) into a case-insensitive Route."""
-    parts = re.split(r"(\{\w+\})", pattern)
-    regex = "".join(f"(?P<{p[1:-1]}>[^/]+)" if p.startswith("{") else re.escape(p) for p in parts)
+    """Compile ``pattern`` into a case-insensitive Route: ``{name}`` captures one segment,
+    ``{name*}`` one or more (a scope such as a resource id)."""
+    parts = re.split(r"(\{\w+\*?\})", pattern)
+    regex = "".join(
+        (f"(?P<{p[1:-2]}>/.+?)" if p.endswith("*}") else f"(?P<{p[1:-1]}>[^/]+)")
+        if p.startswith("{")
+        else re.escape(p)
+        for p in parts
+    )
     compiled = re.compile(regex + "/?", re.IGNORECASE)
     return Route(method, compiled, action, handler, scope_trim, public)
 
 
 def body_object(call: Call) -> dict[str, Any]:
-    """The request body as a JSON object, or 400 InvalidRequestContent."""
+    """The request body as a JSON object without its nulls (ARM reads null as absent),
+    or 400 InvalidRequestContent."""
     if not isinstance(call.body, dict):
         raise BadRequest("InvalidRequestContent", "The request content must be a JSON object.")
-    return call.body
+    cleaned: dict[str, Any] = _drop_nulls(call.body)
+    return cleaned
+
+
+def _drop_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
 
 
 def id_ref(value: Any) -> str | None:
@@ -147,7 +170,9 @@ def accept(
 ) -> Reply:
     """Start a long-running operation and answer with its polling headers.
 
-    Never sets Retry-After: the SDK would sleep that long between polls.
+    Retry-After says, in whole seconds as ARM does, when the operation will be done: a
+    client that honours it (azure-core does) polls once, right then; without it azure-core
+    would wait its 30 s default between polls (issue 12, item 2).
     """
     fault = call.controls.take_fault(call.action, (FaultKind.PROVISION_FAILED,))
     op = call.world.start_operation(
@@ -158,10 +183,26 @@ def accept(
         on_failure=on_failure,
         now=call.now,
     )
-    headers = {"Azure-AsyncOperation": _op_url(call, op, "operations")}
-    if location_header:
+    return Reply(status, body, polling_headers(call, op, location=location_header))
+
+
+def polling_headers(call: Call, op: Operation, *, location: bool = False) -> dict[str, str]:
+    """Azure-AsyncOperation (and Location) URLs of ``op``, with Retry-After."""
+    headers = {
+        "Azure-AsyncOperation": _op_url(call, op, "operations"),
+        "Retry-After": str(op.retry_after(call.now)),
+    }
+    if location:
         headers["Location"] = _op_url(call, op, "operationResults")
-    return Reply(status, body, headers)
+    return headers
+
+
+def operation_of(reply: Reply, world: World) -> Operation | None:
+    """The operation a reply's polling headers point at, if any."""
+    url = reply.headers.get("Azure-AsyncOperation") or reply.headers.get("Location")
+    if not url:
+        return None
+    return world.operations.get(url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
 
 
 def _op_url(call: Call, op: Operation, kind: str) -> str:
@@ -186,18 +227,28 @@ def _poll_status(call: Call) -> Reply:
         "startTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(op.started)),
     }
     if op.status == "Failed":
-        body["error"] = {
+        body["error"] = op.error or {
             "code": "ProvisioningFailed",
             "message": f"The operation '{op.action}' failed (a fault injected by the sandbox).",
         }
-    return Reply(200, body)
+    headers = {"Retry-After": str(op.retry_after(call.now))} if op.status == "InProgress" else {}
+    return Reply(200, body, headers)
 
 
 def _poll_result(call: Call) -> Reply:
     op = _operation(call)
     if op.status == "InProgress":
-        return Reply(202, None, {"Location": f"{call.base_url}{call.path}?{_qs(call)}"})
+        return Reply(
+            202,
+            None,
+            {
+                "Location": f"{call.base_url}{call.path}?{_qs(call)}",
+                "Retry-After": str(op.retry_after(call.now)),
+            },
+        )
     if op.status == "Failed":
+        if op.error is not None:
+            return Reply(400, {"error": op.error})
         error = ArmError("ProvisioningFailed", f"The operation '{op.action}' failed.")
         return Reply(500, error.body())
     return Reply(200, None)

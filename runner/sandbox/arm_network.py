@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import arm_tracked as tracked
+from . import network_rules
 from .arm_core import Call, Reply, Route, route
 from .errors import NotFound
 from .network_kinds import KINDS, SUBNET_KIND
@@ -35,6 +36,9 @@ def _top_level_routes(segment: str, kind: tracked.Kind) -> list[Route]:
     def do_list(call: Call) -> Reply:
         return tracked.list_in(call, kind.type, _rg_prefix(call))
 
+    def do_patch(call: Call) -> Reply:
+        return tracked.patch(call, kind, item_id(call), kind.type, call.params["name"])
+
     def do_list_all(call: Call) -> Reply:
         return tracked.list_in(call, kind.type, f"/subscriptions/{call.sub}")
 
@@ -42,6 +46,7 @@ def _top_level_routes(segment: str, kind: tracked.Kind) -> list[Route]:
         route("PUT", base + "/{name}", f"{action}/write", do_put),
         route("GET", base + "/{name}", f"{action}/read", do_get),
         route("DELETE", base + "/{name}", f"{action}/delete", do_delete),
+        route("PATCH", base + "/{name}", f"{action}/write", do_patch),
         route("GET", base, f"{action}/read", do_list, scope_trim=1),
         route(
             "GET",
@@ -94,7 +99,7 @@ def _subnet_routes() -> list[Route]:
 
 def routes() -> list[Route]:
     """Every Microsoft.Network route the sandbox serves."""
-    out = _subnet_routes()
+    out = _subnet_routes() + network_rules.routes()
     for segment, kind in KINDS.items():
         out += _top_level_routes(segment, kind)
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import catalog
 from .arm_core import Call, Reply, Route, accept, body_object, route
 from .errors import ArmError, BadRequest, Conflict
 from .naming import check_resource_group_name
@@ -57,6 +58,13 @@ def _put_rg(call: Call) -> Reply:
         raise BadRequest(
             "LocationRequired", "The location property is required for this definition."
         )
+    region = catalog.location_name(location)
+    if region is None:
+        raise BadRequest(
+            "LocationNotAvailableForResourceGroup",
+            f"The provided location '{location}' is not available for resource group. List of "
+            f"available regions is '{','.join(catalog.LOCATIONS)}'.",
+        )
     tags = body.get("tags") or {}
     existing = call.world.get(_rg_id(call))
     if existing is not None:
@@ -66,7 +74,7 @@ def _put_rg(call: Call) -> Reply:
                 f"The resource group '{existing.name}' is in deprovisioning state and cannot "
                 "perform this operation.",
             )
-        if existing.location != location.lower().replace(" ", ""):
+        if existing.location != region:
             raise ArmError(
                 "InvalidResourceGroupLocation",
                 f"Invalid resource group location '{location}'. The Resource group already "
@@ -79,12 +87,26 @@ def _put_rg(call: Call) -> Reply:
         id=_rg_id(call),
         name=name,
         type=_RG_TYPE,
-        location=location.lower().replace(" ", ""),
+        location=region,
         properties={},
         tags=dict(tags),
     )
     call.world.put(rg)
     return Reply(201, rg.render())
+
+
+def _patch_rg(call: Call) -> Reply:
+    rg = call.world.resource_group(call.sub, call.params["rg"])
+    body = body_object(call)
+    if "location" in body and catalog.location_name(str(body["location"])) != rg.location:
+        raise BadRequest(
+            "InvalidRequestContent", "The location of a resource group cannot be changed."
+        )
+    if "tags" in body:
+        rg.tags = {str(k): str(v) for k, v in (body.get("tags") or {}).items()}
+    if "managedBy" in body:
+        rg.extra["managedBy"] = body["managedBy"]
+    return Reply(200, rg.render())
 
 
 def _get_rg(call: Call) -> Reply:
@@ -113,7 +135,7 @@ def _delete_rg(call: Call) -> Reply:
     # ARM answers resource-group deletes with 202 + Location only (no Azure-AsyncOperation).
     reply = accept(call, status=202, body=None, on_success=done, on_failure=failed)
     location = reply.headers["Azure-AsyncOperation"].replace("/operations/", "/operationResults/")
-    return Reply(202, None, {"Location": location})
+    return Reply(202, None, {"Location": location, "Retry-After": reply.headers["Retry-After"]})
 
 
 def _list_rg_resources(call: Call) -> Reply:
@@ -121,7 +143,9 @@ def _list_rg_resources(call: Call) -> Reply:
     value = [
         {k: v for k, v in r.render().items() if k != "properties"}
         for r in call.world.resources.values()
-        if r.type.count("/") == 1 and r.type != _RG_TYPE and scope_covers(rg.id, r.id)
+        if r.type.count("/") == 1
+        and not r.type.startswith("Microsoft.Resources/")
+        and scope_covers(rg.id, r.id)
     ]
     return Reply(200, {"value": value})
 
@@ -144,5 +168,6 @@ def routes() -> list[Route]:
         route("GET", rg, f"{_RG_ACTION}/read", _get_rg),
         route("HEAD", rg, f"{_RG_ACTION}/read", _head_rg),
         route("DELETE", rg, f"{_RG_ACTION}/delete", _delete_rg),
+        route("PATCH", rg, f"{_RG_ACTION}/write", _patch_rg),
         route("GET", rg + "/resources", f"{_RG_ACTION}/resources/read", _list_rg_resources, 1),
     ]

@@ -12,11 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import catalog
 from .arm_core import Call, Reply, accept, body_object, not_found
 from .errors import BadRequest, Conflict
 from .world import Resource, World
 
-__all__ = ["Kind", "delete", "get", "list_in", "put", "render"]
+__all__ = ["Kind", "delete", "get", "list_in", "patch", "put", "render"]
 
 # Build (properties, extra top-level fields) from the request body and the existing
 # resource (None on create); raise ArmError to refuse.
@@ -53,9 +54,11 @@ def render(world: World, resource: Resource) -> dict[str, Any]:
     return renderer(world, resource) if renderer else resource.render()
 
 
-def put(call: Call, kind: Kind, resource_id: str, name: str) -> Reply:
+def put(
+    call: Call, kind: Kind, resource_id: str, name: str, body: dict[str, Any] | None = None
+) -> Reply:
     """Create or update; answer 201/200 with an Azure-AsyncOperation header."""
-    body = body_object(call)
+    body = body if body is not None else body_object(call)
     kind.check_name(name, body)
     existing = call.world.get(resource_id)
     location: str | None = None
@@ -65,7 +68,14 @@ def put(call: Call, kind: Kind, resource_id: str, name: str) -> Reply:
             raise BadRequest(
                 "LocationRequired", "The location property is required for this definition."
             )
-        location = raw.lower().replace(" ", "")
+        location = catalog.location_name(raw)
+        if location is None:
+            raise BadRequest(
+                "LocationNotAvailableForResourceType",
+                f"The provided location '{raw}' is not available for resource type "
+                f"'{kind.type}'. List of available regions for the resource type is "
+                f"'{','.join(catalog.LOCATIONS)}'.",
+            )
         if existing is not None and existing.location != location:
             raise BadRequest(
                 "InvalidResourceLocation",
@@ -101,6 +111,36 @@ def put(call: Call, kind: Kind, resource_id: str, name: str) -> Reply:
 
     status = 200 if existing is not None else 201
     return accept(call, status=status, body=shown, on_success=succeeded, on_failure=failed)
+
+
+def patch(call: Call, kind: Kind, resource_id: str, type_: str, name: str) -> Reply:
+    """PATCH: ``{"tags": …}`` alone is UpdateTags (200 at once, as the network RP does);
+    anything else is merged into the resource and applied like a PUT (``*_Update``)."""
+    existing = call.world.get(resource_id)
+    if existing is None:
+        raise not_found(type_, name, call.params.get("rg", ""))
+    body = body_object(call)
+    if set(body) <= {"tags"}:
+        existing.tags = {str(k): str(v) for k, v in (body.get("tags") or {}).items()}
+        return Reply(200, render(call.world, existing))
+    current = render(call.world, existing)
+    current["properties"].pop("provisioningState", None)
+    merged: dict[str, Any] = {
+        **{k: v for k, v in current.items() if k not in ("id", "name", "type", "etag")},
+        **{k: v for k, v in body.items() if k != "properties"},
+        "properties": _merge(current["properties"], body.get("properties") or {}),
+    }
+    return put(call, kind, resource_id, name, merged)
+
+
+def _merge(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in change.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def get(call: Call, resource_id: str, type_: str, name: str) -> Reply:

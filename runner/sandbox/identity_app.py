@@ -36,6 +36,7 @@ class IdentityContext:
     controls: Controls
     issuer: TokenIssuer
     app_service_secret: str
+    msi_secret: str
     federated_token: str
     workload: Identity
     arc_keys: ArcKeys
@@ -123,7 +124,8 @@ def _select(ctx: IdentityContext, request: Request) -> Identity | None:
     """The managed identity named by the query (system-assigned when none is named)."""
     q = request.query_params
     keys = {
-        "client_id": q.get("client_id"),
+        # Azure ML's 2017 API spells it "clientid".
+        "client_id": q.get("client_id") or q.get("clientid"),
         "principal_id": q.get("object_id") or q.get("principal_id"),
         "resource_id": q.get("msi_res_id") or q.get("mi_res_id"),
     }
@@ -137,15 +139,30 @@ def _select(ctx: IdentityContext, request: Request) -> Identity | None:
     return None
 
 
-def _token(ctx: IdentityContext, request: Request, kind: str) -> Response:
-    resource = request.query_params.get("resource")
+def _app_service_error(status: int, message: str) -> JSONResponse:
+    # App Service's own error shape, which msal shows as "<statusCode>, <message>".
+    return JSONResponse({"statusCode": status, "message": message}, status_code=status)
+
+
+def _token(
+    ctx: IdentityContext, request: Request, kind: str, resource: str | None = None
+) -> Response:
+    resource = resource or request.query_params.get("resource")
+    imds_shape = kind in ("imds", "arc")
     if not resource:
         ctx.controls.count_token_request(kind, issued=False)
-        return _invalid("Required query variable 'resource' is missing")
+        message = "Required query variable 'resource' is missing"
+        return _invalid(message) if imds_shape else _app_service_error(400, message)
     identity = _select(ctx, request)
     if identity is None:
         ctx.controls.count_token_request(kind, issued=False)
-        return _invalid("Identity not found")
+        if imds_shape:
+            return _invalid("Identity not found")
+        return _app_service_error(
+            400,
+            "No managed identity matches the requested client_id/object_id/mi_res_id "
+            f"{dict(request.query_params)}.",
+        )
     ctx.controls.count_token_request(kind, issued=True)
     return JSONResponse(_token_body(ctx, identity, resource))
 
@@ -170,6 +187,19 @@ def build_identity_app(ctx: IdentityContext) -> ASGIApp:
             return JSONResponse({"statusCode": 401, "message": "Unauthorized"}, status_code=401)
         return _token(ctx, request, "appservice")
 
+    async def msi_secret_token(request: Request) -> Response:
+        if request.headers.get("secret") != ctx.msi_secret:
+            ctx.controls.count_token_request("msi", issued=False)
+            return _app_service_error(401, "Unauthorized: the secret header is missing or wrong")
+        return _token(ctx, request, "msi")
+
+    async def cloud_shell_token(request: Request) -> Response:
+        form = parse_qs((await request.body()).decode())
+        if request.headers.get("metadata", "").lower() != "true":
+            ctx.controls.count_token_request("cloudshell", issued=False)
+            return _invalid("Required metadata header not specified")
+        return _token(ctx, request, "cloudshell", (form.get("resource") or [""])[0])
+
     async def arc_token(request: Request) -> Response:
         auth = request.headers.get("authorization", "")
         if not auth.startswith("Basic "):
@@ -189,6 +219,8 @@ def build_identity_app(ctx: IdentityContext) -> ASGIApp:
             Route("/metadata/identity/oauth2/token", imds_token),
             Route("/metadata/instance", imds_instance),
             Route("/msi/token", app_service_token),
+            Route("/msi/secret/token", msi_secret_token),
+            Route("/msi/cloudshell/token", cloud_shell_token, methods=["POST"]),
             Route("/arc/metadata/identity/oauth2/token", arc_token),
         ]
     )
@@ -240,7 +272,9 @@ class _ImdsModeMiddleware:
             path: str = scope["path"]
             kind = "arc" if path.startswith("/arc/") else "imds"
             if path.startswith("/msi/"):
-                kind = "appservice"
+                kind = {"/msi/secret/token": "msi", "/msi/cloudshell/token": "cloudshell"}.get(
+                    path, "appservice"
+                )
             self.controls.count_token_request(kind, issued=False)
             response = JSONResponse(
                 {"error": "unknown_error", "error_description": "injected IMDS failure"},

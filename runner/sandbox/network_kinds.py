@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from . import arm_tracked as tracked
+from . import network_rules
 from .arm_core import Call, id_ref
 from .errors import BadRequest
 from .naming import check_network_name
@@ -140,23 +141,14 @@ def _build_nsg(
     call: Call, draft: Resource, existing: Resource | None, body: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     props = body.get("properties") or {}
-    rules = []
-    for rule in props.get("securityRules") or []:
-        name = rule.get("name", "")
-        check_network_name(name, "security rule")
-        rules.append(
-            {
-                "id": f"{draft.id}/securityRules/{name}",
-                "name": name,
-                "type": f"{NSG}/securityRules",
-                "properties": {**(rule.get("properties") or {}), "provisioningState": "Succeeded"},
-            }
-        )
-    return {"securityRules": rules, "resourceGuid": str(uuid.uuid4())}, {}
+    rules = network_rules.inline_rules(draft.id, list(props.get("securityRules") or []))
+    guid = existing.properties.get("resourceGuid") if existing else None
+    return {"securityRules": rules, "resourceGuid": guid or str(uuid.uuid4())}, {}
 
 
 def _render_nsg(world: World, nsg: Resource) -> dict[str, Any]:
     body = nsg.render()
+    body["properties"]["defaultSecurityRules"] = network_rules.default_rules(nsg.id)
     nics = [
         n.id
         for n in world.of_type(NIC)

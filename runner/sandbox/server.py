@@ -1,7 +1,7 @@
 """``Sandbox``: start the emulated Azure on loopback and tell clients how to use it.
 
 Two uvicorn servers run in the caller's event loop, on sockets bound here to 127.0.0.1
-ephemeral ports:
+ports (ephemeral the first time, then the same for the same state directory):
 
     identity listener (http)   IMDS, App Service, Azure Arc           → identity_url
     ARM listener (https)       ARM, Entra ID token endpoint, /_sandbox → arm_url
@@ -12,21 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
-import socket
 import threading
 import uuid
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import uvicorn
-
+from . import azcli, persist
 from .admin import AdminApi
 from .arm_app import ArmApp
 from .certs import TlsFiles, ensure_tls_files
 from .controls import Controls, ImdsMode
 from .identity_app import ArcKeys, IdentityContext, build_identity_app, workload_token
+from .listeners import Listener, bind
 from .tokens import TokenIssuer
 from .world import Identity, World
 
@@ -56,59 +54,13 @@ IDENTITY_ENV_VARS = (
     "AZURE_CLIENT_CERTIFICATE_PATH",
     "AZURE_USERNAME",
 )
-KINDS = ("imds", "imds-user", "appservice", "arc", "workload")
+KINDS = ("imds", "imds-user", "appservice", "arc", "msi", "cloudshell", "workload")
 ARC_KEY_DIR = Path("/var/opt/azcmagent/tokens")
 
 
 def _stable_uuid(name: str) -> str:
     # Stable ids across restarts: cached tokens and job settings stay valid.
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"https://sandbox.runner.invalid/{name}"))
-
-
-def _bind() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # uvicorn does not set TCP_NODELAY on sockets it is handed; accepted sockets inherit
-    # it from here. Without it delayed ACKs add ~40 ms per request (AZURE.md).
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
-
-
-class _Listener:
-    """One uvicorn server on one socket, started and stopped in the running loop."""
-
-    def __init__(self, app: Any, sock: socket.socket, tls: TlsFiles | None) -> None:
-        self.app, self.sock, self.tls = app, sock, tls
-        self.port: int = sock.getsockname()[1]
-        self.server: uvicorn.Server | None = None
-        self.task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        config = uvicorn.Config(
-            self.app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            ssl_certfile=str(self.tls.cert) if self.tls else None,
-            ssl_keyfile=str(self.tls.key) if self.tls else None,
-            timeout_graceful_shutdown=2,
-        )
-        self.server = uvicorn.Server(config)
-        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
-        while not self.server.started:
-            if self.task.done():
-                await self.task  # re-raise why it could not start
-                raise RuntimeError("sandbox listener exited during start-up")
-            await asyncio.sleep(0.005)
-
-    async def stop(self) -> None:
-        if self.server is not None and self.task is not None:
-            self.server.should_exit = True
-            await self.task
-        self.server = self.task = None
 
 
 class Sandbox:
@@ -179,18 +131,20 @@ class Sandbox:
             )
             self.federated_token_path.write_text(token, encoding="utf-8")
         self.arc_keys = ArcKeys(arc_key_dir)
+        self._saved = persist.load(state_dir)
         self._identity_ctx = IdentityContext(
             world=self.world,
             controls=self.controls,
             issuer=self.issuer,
-            app_service_secret=secrets.token_urlsafe(24),
+            app_service_secret=self._saved.app_service_secret,
+            msi_secret=self._saved.msi_secret,
             federated_token=self.federated_token_path.read_text(encoding="utf-8").strip(),
             workload=self.workload_identity,
             arc_keys=self.arc_keys,
         )
         self.tls: TlsFiles | None = None
-        self._arm: _Listener | None = None
-        self._identity: _Listener | None = None
+        self._arm: Listener | None = None
+        self._identity: Listener | None = None
         self._identity_port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -206,14 +160,18 @@ class Sandbox:
         arm_app = ArmApp(
             self.world, self.controls, self.issuer, workload_token(self._identity_ctx), admin
         )
-        self._arm = _Listener(arm_app, _bind(), self.tls)
+        sock, self._saved = persist.bind_saved(self._saved, "arm")
+        self._arm = Listener(arm_app, sock, self.tls)
         await self._arm.start()
-        await self._start_identity()
+        sock, self._saved = persist.bind_saved(self._saved, "identity")
+        await self._start_identity(sock)
+        persist.save(self.state_dir, self._saved)
+        # A ready-made azure-cli profile: scripts can `az login --identity` at once.
+        azcli.write_config(self.az_config_dir, self.arm_url)
         log.info("sandbox up: arm=%s identity=%s", self.arm_url, self.identity_url)
 
-    async def _start_identity(self, port: int = 0) -> None:
-        sock = _bind() if not port else _bind_port(port)
-        self._identity = _Listener(build_identity_app(self._identity_ctx), sock, None)
+    async def _start_identity(self, sock: Any) -> None:
+        self._identity = Listener(build_identity_app(self._identity_ctx), sock, None)
         self._identity_port = self._identity.port
         await self._identity.start()
 
@@ -235,7 +193,7 @@ class Sandbox:
             await self._identity.stop()
             self._identity = None
         elif mode is not ImdsMode.REFUSE and self._identity is None and self._identity_port:
-            await self._start_identity(self._identity_port)
+            await self._start_identity(bind(self._identity_port))
 
     @contextlib.contextmanager
     def in_thread(self) -> Iterator[Sandbox]:
@@ -331,6 +289,14 @@ class Sandbox:
                 "IDENTITY_ENDPOINT": f"{base}/arc/metadata/identity/oauth2/token",
                 "IMDS_ENDPOINT": f"{base}/arc",
             }
+        if kind == "msi":
+            # Azure ML / older App Service style, which msal (az) and azure-identity read.
+            return {
+                "MSI_ENDPOINT": f"{base}/msi/secret/token",
+                "MSI_SECRET": self._identity_ctx.msi_secret,
+            }
+        if kind == "cloudshell":
+            return {"MSI_ENDPOINT": f"{base}/msi/cloudshell/token"}
         if kind == "workload":
             return {
                 "AZURE_AUTHORITY_HOST": self.arm_url,
@@ -339,6 +305,28 @@ class Sandbox:
                 "AZURE_FEDERATED_TOKEN_FILE": str(self.federated_token_path),
             }
         raise ValueError(f"unknown identity kind {kind!r}; known: {', '.join(KINDS)}")
+
+    @property
+    def az_config_dir(self) -> Path:
+        """An ``AZURE_CONFIG_DIR`` with the sandbox's cloud registered and active."""
+        return self.state_dir / "azure-cli"
+
+    def az_env(self, kind: str = "imds") -> dict[str, str]:
+        """The environment for ``az`` (azure-cli) to use this sandbox, and only it.
+
+        Its own ``AZURE_CONFIG_DIR`` (cloud registered and set), the CA, telemetry off,
+        a proxy that refuses anything but loopback, and the identity variables of ``kind``.
+        Clear ``IDENTITY_ENV_VARS`` first.
+        """
+        return azcli.environment(self.env(kind), self.ca_path, self.az_config_dir)
+
+    def az_commands(self) -> list[list[str]]:
+        """``az cloud register …`` and ``az cloud set …`` for another AZURE_CONFIG_DIR."""
+        return azcli.commands(self.arm_url)
+
+    def az_env_file(self, kind: str = "imds") -> str:
+        """A shell file to ``source``: ``az_env`` exports and the cloud registration."""
+        return azcli.env_file(self.az_env(kind), self.arm_url)
 
     def runner_env(self, kind: str = "imds") -> dict[str, str]:
         """Environment for a separate ``runner serve`` to use this sandbox: the identity
@@ -349,7 +337,6 @@ class Sandbox:
             "RUNNER_ARM_ENDPOINT": self.arm_url,
             "RUNNER_ARM_CA": str(self.ca_path),
             "RUNNER_IMDS_ENDPOINT": self.identity_url,
-            "RUNNER_ARM_POLLING_INTERVAL": "0.1",
         }
 
     # -- roles --------------------------------------------------------------------------
@@ -360,13 +347,3 @@ class Sandbox:
     def revoke(self, principal_id: str, role: str | None = None, scope: str | None = None) -> int:
         """Remove role assignments of a principal; returns how many were removed."""
         return self.world.revoke(principal_id, role, scope)
-
-
-def _bind_port(port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", port))
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock

@@ -7,6 +7,8 @@ the lock (not the loop) also guards calls made from a test's thread.
 
 from __future__ import annotations
 
+import heapq
+import math
 import threading
 import time
 import uuid
@@ -19,7 +21,9 @@ from .errors import Forbidden, NotFound
 from .tokens import Claims
 
 __all__ = [
+    "NOT_ACTIONS",
     "ROLES",
+    "ROLE_IDS",
     "Identity",
     "Operation",
     "Resource",
@@ -28,10 +32,11 @@ __all__ = [
     "scope_covers",
 ]
 
-# Actions granted by each built-in role (NotActions are not modelled).
+# Actions granted by each built-in role, and (NOT_ACTIONS) those it excludes.
 ROLES: dict[str, tuple[str, ...]] = {
     "Owner": ("*",),
     "Contributor": ("*",),
+    "User Access Administrator": ("*/read", "Microsoft.Authorization/*"),
     "Reader": ("*/read",),
     "Network Contributor": ("Microsoft.Network/*", "Microsoft.Resources/*/read"),
     "Virtual Machine Contributor": (
@@ -40,6 +45,26 @@ ROLES: dict[str, tuple[str, ...]] = {
         "Microsoft.Network/*/join/action",
         "Microsoft.Resources/*/read",
     ),
+}
+
+
+NOT_ACTIONS: dict[str, tuple[str, ...]] = {
+    # Contributor manages everything but access: no role assignments (why the runner's
+    # "missing role" hint needs an Owner or a User Access Administrator to follow it).
+    "Contributor": (
+        "Microsoft.Authorization/*/Delete",
+        "Microsoft.Authorization/*/Write",
+        "Microsoft.Authorization/elevateAccess/Action",
+    ),
+}
+# The built-in role definitions' real ids.
+ROLE_IDS: dict[str, str] = {
+    "Owner": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+    "Contributor": "b24988ac-6180-42a0-ab88-20f7382dd24c",
+    "Reader": "acdd72a7-3385-48ef-bd42-f606fba81ae7",
+    "User Access Administrator": "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
+    "Network Contributor": "4d97b98b-1d4f-4787-a291-c67834d212e7",
+    "Virtual Machine Contributor": "9980e02c-c2be-4d73-94e8-173b1dc7cf3c",
 }
 
 
@@ -61,6 +86,17 @@ class RoleAssignment:
     principal_id: str
     role: str
     scope: str
+    # The assignment's name (a GUID) in ARM; by default derived from the three fields.
+    name: str = field(default="", compare=False)
+    principal_type: str = field(default="ServicePrincipal", compare=False)
+
+    @property
+    def id(self) -> str:
+        """``{scope}/providers/Microsoft.Authorization/roleAssignments/{name}``."""
+        name = self.name or str(
+            uuid.uuid5(uuid.NAMESPACE_URL, f"{self.principal_id}|{self.role}|{self.scope.lower()}")
+        )
+        return f"{self.scope.rstrip('/')}/providers/Microsoft.Authorization/roleAssignments/{name}"
 
 
 def scope_covers(assigned: str, requested: str) -> bool:
@@ -112,8 +148,20 @@ class Operation:
     on_failure: Callable[[], None]
     started: float
     status: str = "InProgress"
+    # For operations made of others (deployments): when something next happens, which
+    # is what Retry-After tells the client. None: ``ready_at``.
+    next_event: Callable[[], float] | None = None
+    # Filled in on failure: the error that polls show.
+    error: dict[str, Any] | None = None
     # POST actions and deletes have no resource to GET afterwards: the Location URL
     # answers 200 with no body once done.
+
+    def retry_after(self, now: float) -> int:
+        """Whole seconds until something changes, as ARM sends them (0: poll now)."""
+        if self.status != "InProgress":
+            return 0
+        when = self.next_event() if self.next_event is not None else self.ready_at
+        return max(1, math.ceil(when - now)) if when > now else 0
 
 
 class World:
@@ -129,6 +177,11 @@ class World:
         self.assignments: list[RoleAssignment] = []
         self.resources: dict[str, Resource] = {}
         self.operations: dict[str, Operation] = {}
+        # The time at which the operation being completed became due: what callbacks
+        # see as "now", so work they start (a deployment's next resource) starts then.
+        self.clock = 0.0
+        self._settling = False
+        self._pending: dict[str, Operation] = {}
 
     # -- identities and roles -----------------------------------------------------------
     def add_identity(self, identity: Identity) -> Identity:
@@ -145,14 +198,16 @@ class World:
                     return identity
         return None
 
-    def grant(self, principal_id: str, role: str, scope: str) -> RoleAssignment:
-        """Assign a built-in role (see ``ROLES``) at a scope."""
+    def grant(self, principal_id: str, role: str, scope: str, name: str = "") -> RoleAssignment:
+        """Assign a built-in role (see ``ROLES``) at a scope (an existing equal one is kept)."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; known: {', '.join(ROLES)}")
-        assignment = RoleAssignment(principal_id, role, scope)
+        assignment = RoleAssignment(principal_id, role, scope, name)
         with self.lock:
-            if assignment not in self.assignments:
-                self.assignments.append(assignment)
+            for existing in self.assignments:
+                if existing == assignment:
+                    return existing
+            self.assignments.append(assignment)
         return assignment
 
     def revoke(self, principal_id: str, role: str | None = None, scope: str | None = None) -> int:
@@ -179,7 +234,12 @@ class World:
                     continue
                 if not scope_covers(assignment.scope, scope):
                     continue
-                if any(fnmatchcase(action.lower(), p.lower()) for p in ROLES[assignment.role]):
+                role = assignment.role
+                allowed = any(fnmatchcase(action.lower(), p.lower()) for p in ROLES[role])
+                denied = any(
+                    fnmatchcase(action.lower(), p.lower()) for p in NOT_ACTIONS.get(role, ())
+                )
+                if allowed and not denied:
                     return
         raise Forbidden(
             "AuthorizationFailed",
@@ -246,19 +306,35 @@ class World:
             started=started,
         )
         self.operations[operation.id] = operation
-        if latency <= 0:
+        self._pending[operation.id] = operation
+        if latency <= 0 and not self._settling:
             self.settle(started)
         return operation
 
     def settle(self, now: float | None = None) -> None:
-        """Complete every operation whose time has come (called before each request)."""
+        """Complete every operation whose time has come, in time order (called before each
+        request). Callbacks may start operations; those due by ``now`` complete too."""
         current = now if now is not None else time.time()
         with self.lock:
-            for op in sorted(self.operations.values(), key=lambda o: o.ready_at):
-                if op.status == "InProgress" and op.ready_at <= current:
+            if self._settling:
+                return
+            self._settling = True
+            try:
+                while True:
+                    due = [
+                        (op.ready_at, op.started, op.id)
+                        for op in self._pending.values()
+                        if op.ready_at <= current
+                    ]
+                    if not due:
+                        return
+                    op = self._pending.pop(heapq.nsmallest(1, due)[0][2])
+                    self.clock = op.ready_at
                     if op.fail:
                         op.status = "Failed"
                         op.on_failure()
                     else:
                         op.status = "Succeeded"
                         op.on_success()
+            finally:
+                self._settling = False

@@ -5,25 +5,14 @@ from __future__ import annotations
 import argparse
 import io
 
-from runner.auth.cli import (
-    add_passwd_arguments,
-    add_token_arguments,
-    passwd_command,
-    token_command,
-)
+from runner import cli
+from runner.auth.cli import passwd_command, token_command
 from runner.auth.htpasswd import Htpasswd
 from runner.auth.tokens import TokenStore
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="runner")
-    sub = top.add_subparsers(dest="command", required=True)
-    add_passwd_arguments(sub.add_parser("passwd"))
-    token = sub.add_parser("token")
-    # As runner.cli's _common does: --jobs DIR on the parent must not swallow the patterns.
-    token.add_argument("--jobs", action="append", metavar="DIR")
-    add_token_arguments(token)
-    return top
+    return cli.parser()
 
 
 def test_passwd_from_the_command_line(tmp_path):
@@ -35,13 +24,23 @@ def test_passwd_from_the_command_line(tmp_path):
 
 
 def test_token_create_from_the_command_line(tmp_path, capsys):
-    """``runner token create NAME --jobs P --jobs Q --expires 30d`` stores both patterns."""
-    path = tmp_path / "tokens.json"
-    argv = ["token", "create", "ci", "--jobs", "deploy/*", "--jobs", "vm/create"]
-    args = parser().parse_args([*argv, "--expires", "30d"])
-    assert args.jobs is None
-    assert token_command(args, default_store=path) == 0
-    info = TokenStore(path).verify(capsys.readouterr().out.strip())
+    """``runner token create NAME --may-run P --may-run Q --expires 30d --state-dir D``:
+    options after the subcommand, both patterns stored in D's store."""
+    state = tmp_path / "state"
+    argv = ["token", "create", "ci", "--may-run", "deploy/*", "--may-run", "vm/create"]
+    assert cli.main([*argv, "--expires", "30d", "--state-dir", str(state)]) == 0
+    info = TokenStore(state / "tokens.json").verify(capsys.readouterr().out.strip())
     assert info is not None and info.jobs == ("deploy/*", "vm/create") and info.expires
-    args = parser().parse_args(["token", "--store", str(path), "revoke", "ci"])
-    assert token_command(args) == 0 and TokenStore(path).list() == []
+    path = tmp_path / "tokens.json"
+    args = parser().parse_args(["token", "revoke", "ci", "--store", str(state / "tokens.json")])
+    assert token_command(args) == 0 and TokenStore(state / "tokens.json").list() == []
+    assert not path.exists()
+
+
+def test_the_first_spelling_of_may_run_still_works_and_says_so(tmp_path, capsys):
+    """``--jobs PATTERN`` on token create is taken as --may-run, with a note on stderr."""
+    store = tmp_path / "t.json"
+    assert cli.main(["token", "--store", str(store), "create", "ci", "--jobs", "deploy/*"]) == 0
+    out = capsys.readouterr()
+    assert "--may-run" in out.err
+    assert TokenStore(store).verify(out.out.strip()).jobs == ("deploy/*",)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from azure.mgmt.compute.aio import ComputeManagementClient
 from azure.mgmt.network.aio import NetworkManagementClient
+from azure.mgmt.resource.deployments.aio import DeploymentsMgmtClient
 from azure.mgmt.resource.resources.aio import ResourceManagementClient
 
 from runner.sandbox import IDENTITY_ENV_VARS, Sandbox
@@ -31,22 +32,24 @@ def use_identity(monkeypatch, sandbox) -> Callable[[str], dict[str, str]]:
 
 
 class Clients:
-    """The three async mgmt clients sharing one credential."""
+    """The async mgmt clients sharing one credential."""
 
     def __init__(self, sandbox: Sandbox, credential, **kwargs) -> None:
         common = {
             "base_url": sandbox.arm_url,
             "credential_scopes": [ARM_SCOPE],
             "connection_verify": str(sandbox.ca_path),
-            "polling_interval": 0,
+            # No polling_interval: the SDK default (30 s) is overridden by Retry-After.
             **kwargs,
         }
         sub = sandbox.subscription_id
         self.resource = ResourceManagementClient(credential, sub, **common)
         self.network = NetworkManagementClient(credential, sub, **common)
         self.compute = ComputeManagementClient(credential, sub, **common)
+        self.deployments = DeploymentsMgmtClient(credential, sub, **common)
 
     async def close(self) -> None:
+        await self.deployments.close()
         await self.resource.close()
         await self.network.close()
         await self.compute.close()

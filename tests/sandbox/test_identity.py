@@ -148,3 +148,36 @@ def test_imds_refused_fails_credential_fast(sandbox, use_identity):
     sandbox.run_sync(sandbox.set_imds_mode(ImdsMode.UP))
     claims = asyncio.run(_token(ManagedIdentityCredential()))
     assert claims["oid"] == sandbox.system_identity.principal_id
+
+
+@pytest.mark.parametrize("kind", ["msi", "cloudshell"])
+def test_msi_endpoint_kinds_issue_tokens(sandbox, use_identity, kind):
+    """MSI_ENDPOINT with MSI_SECRET (Azure ML style) and without (Cloud Shell) both work."""
+    use_identity(kind)
+    claims = asyncio.run(_token(ManagedIdentityCredential()))
+    assert claims["oid"] == sandbox.system_identity.principal_id
+    assert sandbox.controls.tokens_issued == {kind: 1}
+
+
+def test_app_service_errors_use_app_service_shape(sandbox):
+    """An unknown identity on App Service answers {statusCode, message}, which msal shows."""
+    env = sandbox.env("appservice")
+    response = httpx.get(
+        env["IDENTITY_ENDPOINT"],
+        params={"api-version": "2019-08-01", "resource": "https://management.azure.com",
+                "client_id": "00000000-0000-0000-0000-000000000000"},
+        headers={"X-IDENTITY-HEADER": env["IDENTITY_HEADER"]},
+    )  # fmt: skip
+    assert response.status_code == 400
+    body = response.json()
+    assert body["statusCode"] == 400
+    assert "No managed identity matches" in body["message"]
+
+
+def test_msi_secret_is_checked(sandbox):
+    """The MSI endpoint refuses a request without its secret header."""
+    response = httpx.get(
+        sandbox.env("msi")["MSI_ENDPOINT"],
+        params={"api-version": "2017-09-01", "resource": "https://management.azure.com"},
+    )
+    assert response.status_code == 401

@@ -136,7 +136,9 @@ def test_arm_routes_are_case_insensitive_and_require_api_version(sandbox):
             json={"location": "westeurope"},
             headers=auth,
         )
-        head = client.head(f"/SUBSCRIPTIONS/{sub}/resourceGroups/demo?api-version=1", headers=auth)
+        head = client.head(
+            f"/SUBSCRIPTIONS/{sub}/resourceGroups/demo?api-version=2024-11-01", headers=auth
+        )
         missing = client.get(f"/subscriptions/{sub}/resourceGroups/Demo", headers=auth)
     assert created.status_code == 201
     assert created.json()["id"] == f"/subscriptions/{sub}/resourceGroups/Demo"
@@ -151,3 +153,69 @@ def test_the_sandbox_clears_every_identity_variable_the_runner_passes_to_scripts
     from runner.sandbox import IDENTITY_ENV_VARS
 
     assert set(IDENTITY_ENV) <= set(IDENTITY_ENV_VARS)
+
+
+def test_a_state_dir_keeps_its_ports_and_secrets_across_restarts(tmp_path):
+    """Restarting on the same state directory serves the same URLs and identity secrets."""
+    first = Sandbox(tmp_path)
+    with first.in_thread():
+        urls = (first.arm_url, first.identity_url)
+        env = first.env("appservice") | first.env("msi")
+    second = Sandbox(tmp_path)
+    with second.in_thread():
+        assert (second.arm_url, second.identity_url) == urls
+        assert second.env("appservice") | second.env("msi") == env
+        token = httpx.get(
+            env["IDENTITY_ENDPOINT"],
+            params={"api-version": "2019-08-01", "resource": "https://management.azure.com"},
+            headers={"X-IDENTITY-HEADER": env["IDENTITY_HEADER"]},
+        )
+    assert token.status_code == 200
+
+
+def test_az_env_file_has_the_exports_and_the_cloud_registration(sandbox, tmp_path):
+    """The file to source sets az's config dir, CA, guard proxy and registers the cloud."""
+    text = sandbox.az_env_file()
+    assert f"export AZURE_CONFIG_DIR={sandbox.az_config_dir}" in text
+    assert f"export REQUESTS_CA_BUNDLE={sandbox.ca_path}" in text
+    assert "export HTTPS_PROXY=http://127.0.0.1:9" in text
+    assert "export AZURE_CORE_COLLECT_TELEMETRY=false" in text
+    assert (
+        f"az cloud register --name RunnerSandbox --endpoint-resource-manager {sandbox.arm_url}/"
+        in text
+    )
+    assert text.rstrip().endswith("az cloud set --name RunnerSandbox")
+    # The sandbox's own profile is ready without running az at all.
+    clouds = (sandbox.az_config_dir / "clouds.config").read_text()
+    assert f"endpoint_resource_manager = {sandbox.arm_url}/" in clouds
+    assert "name = RunnerSandbox" in (sandbox.az_config_dir / "config").read_text()
+
+
+def test_main_writes_the_env_file(tmp_path):
+    """`python -m runner.sandbox DIR --env-file F` writes what it prints for azure-cli."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env_file = tmp_path / "az.env"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner.sandbox", str(tmp_path / "sb"), "--env-file", str(env_file)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
+    )
+    try:
+        deadline = time.monotonic() + 20
+        assert proc.stdout is not None
+        out = ""
+        while "Ctrl-C to stop" not in out and time.monotonic() < deadline:
+            out += proc.stdout.readline()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert "az cloud set --name RunnerSandbox" in out
+    assert "az cloud register" in env_file.read_text()
