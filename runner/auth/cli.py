@@ -89,7 +89,6 @@ def add_token_arguments(
         "--may-run",
         dest="patterns",
         action="append",
-        required=True,
         metavar="PATTERN",
         help="jobs it may run, e.g. 'deploy/*', 'vm/create', '**' (repeatable)",
     )
@@ -119,6 +118,9 @@ def token_command(args: argparse.Namespace, *, default_store: Path | None = None
 
 def _token(args: argparse.Namespace, store: TokenStore) -> int:
     if args.token_command == "create":
+        if not args.patterns:
+            print("runner: give the jobs it may run: --may-run 'deploy/*'", file=sys.stderr)
+            return 2
         expires = parse_expiry(args.expires, datetime.now(UTC)) if args.expires else None
         token = store.create(args.name, args.patterns, expires)
         print(token)
