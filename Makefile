@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench mutate clean
+.PHONY: demo test tools lint typecheck pytest bench mutate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-test: $(STAMP) lint typecheck pytest
+test: $(STAMP) tools lint typecheck pytest
+
+# The real servers the tests drive (Debian packages), installed where missing.
+tools:
+	sh scripts/tools.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
