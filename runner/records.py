@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ulid import ULID
+if TYPE_CHECKING:
+    from ulid import ULID
+
 
 # Run states, in DESIGN's order. FINAL states never change again.
 QUEUED = "queued"
@@ -89,7 +92,15 @@ class Trigger:
 
 def new_run_id() -> str:
     """A sortable unique id: ULIDs order by creation time and are URL-safe."""
-    return str(ULID())
+    return str(_ulid()())
+
+
+@functools.cache
+def _ulid() -> type[ULID]:
+    # Imported on first use: the command line's client never makes a run id.
+    from ulid import ULID
+
+    return ULID
 
 
 @dataclass(slots=True)

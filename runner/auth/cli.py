@@ -1,9 +1,9 @@
 """The ``runner passwd`` and ``runner token`` commands.
 
-``add_passwd_arguments`` / ``add_token_arguments`` fill a subparser; ``passwd_command`` /
-``token_command`` run it and return the exit status. Secrets are read with getpass (never
-echoed, never in argv where ``ps`` and shell history would keep them) or from stdin with
-``--stdin`` for scripts.
+``passwd_command`` / ``token_command`` run them and return the exit status (their
+arguments are declared with the rest of the command line, in ``runner.cli.arguments``).
+Secrets are read with getpass (never echoed, never in argv where ``ps`` and shell history
+would keep them) or from stdin with ``--stdin`` for scripts.
 """
 
 from __future__ import annotations
@@ -12,21 +12,13 @@ import argparse
 import getpass
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from runner.auth.htpasswd import DEFAULT_COST, set_password
 from runner.auth.tokens import TokenStore, TokenStoreError, parse_expiry
-
-
-def add_passwd_arguments(p: argparse.ArgumentParser) -> None:
-    """Arguments of ``runner passwd FILE USER [--stdin]``."""
-    p.add_argument("file", type=Path, help="htpasswd file (created 0600 if absent)")
-    p.add_argument("user", help="user name to add or update")
-    p.add_argument("--stdin", action="store_true", help="read the password from stdin")
-    p.add_argument("--cost", type=int, default=DEFAULT_COST, help=argparse.SUPPRESS)
 
 
 def passwd_command(
@@ -49,58 +41,12 @@ def passwd_command(
             print("runner: the passwords differ; nothing changed", file=sys.stderr)
             return 1
     try:
-        new = set_password(args.file, args.user, password, cost=args.cost)
+        new = set_password(args.file, args.user, password, cost=args.cost or DEFAULT_COST)
     except (ValueError, OSError) as exc:
         print(f"runner: {exc}; nothing changed", file=sys.stderr)
         return 1
     print(f"{'added' if new else 'updated'} {args.user} in {args.file}", file=sys.stderr)
     return 0
-
-
-class _Deprecated(argparse._AppendAction):
-    """``token create --jobs P``: taken as ``--may-run P``, with a note on stderr."""
-
-    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
-        print("runner: token create --jobs is now --may-run (--jobs names job folders)",
-              file=sys.stderr)  # fmt: skip
-        super().__call__(parser, namespace, values, option)
-
-
-def add_token_arguments(
-    p: argparse.ArgumentParser, parents: Sequence[argparse.ArgumentParser] = ()
-) -> None:
-    """Arguments of ``runner token create|list|revoke``; ``parents`` give each of them the
-    command line's common options, so that they may come after the subcommand."""
-    store = argparse.ArgumentParser(add_help=False)
-    store.add_argument(
-        "--store",
-        type=Path,
-        default=argparse.SUPPRESS,
-        help="token store (default STATE_DIR/tokens.json)",
-    )
-    everywhere = [store, *parents]
-    p.add_argument("--store", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    sub = p.add_subparsers(dest="token_command", required=True)
-    create = sub.add_parser(
-        "create", help="create a token and print it (the only time)", parents=everywhere
-    )
-    create.add_argument("name", help="a name for the token, e.g. ci-deploy")
-    create.add_argument(
-        "--may-run",
-        dest="patterns",
-        action="append",
-        metavar="PATTERN",
-        help="jobs it may run, e.g. 'deploy/*', 'vm/create', '**' (repeatable)",
-    )
-    # The first spelling, still taken: elsewhere --jobs names job folders, so it is on its way out.
-    create.add_argument("--jobs", dest="patterns", action=_Deprecated, help=argparse.SUPPRESS)
-    create.add_argument("--expires", help="e.g. 30d, 12h, 2w or 2026-12-31 (default never)")
-    listing = sub.add_parser(
-        "list", help="list tokens (names and patterns, never tokens)", parents=everywhere
-    )
-    listing.add_argument("--json", action="store_true")
-    revoke = sub.add_parser("revoke", help="revoke a token by name", parents=everywhere)
-    revoke.add_argument("name")
 
 
 def token_command(args: argparse.Namespace, *, default_store: Path | None = None) -> int:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from runner import __version__
-from runner.auth.cli import add_passwd_arguments, add_token_arguments, passwd_command
+from runner.cli.arguments import add_passwd_arguments, add_token_arguments
 from runner.client import exits
 from runner.errors import ConfigError, RunnerError, ServerRefused, Unreachable
 from runner.records import STATES
@@ -145,6 +144,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         extra = ["--env-file", args.env_file] if args.env_file else []
         return sandbox_main([str(Path(args.state_dir) / "sandbox"), *extra])
     if args.command == "passwd":
+        from runner.auth.cli import passwd_command
+
         return passwd_command(args)
     if args.command in ("call", "jobs", "runs", "logs", "cancel"):
         from runner.client.connection import Remote
@@ -164,6 +165,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _local(args: argparse.Namespace) -> int:
+    import asyncio
+
     from runner import logs
     from runner.cli import local
     from runner.settings import load

@@ -12,6 +12,7 @@ from typing import Any
 from runner.auth import Principal
 from runner.catalogue import Catalogue, folders
 from runner.cli import show
+from runner.cli.show import pairs
 from runner.client import exits
 from runner.errors import RunnerError
 from runner.journal import Journal
@@ -21,17 +22,6 @@ from runner.service import History, StartRequest
 from runner.settings import Settings
 from runner.store import SQLiteStore
 from runner.wire import text_line
-
-
-def pairs(items: list[str]) -> dict[str, str]:
-    """``KEY=VALUE`` arguments as parameters."""
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise RunnerError(f"parameters are KEY=VALUE; got {item!r}")
-        out[key] = value
-    return out
 
 
 def print_event(event: Event) -> None:

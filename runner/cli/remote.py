@@ -12,7 +12,7 @@ from types import FrameType
 from typing import Any
 
 from runner.cli import show
-from runner.cli.local import pairs
+from runner.cli.show import pairs
 from runner.client import exits
 from runner.client.connection import Backoff, Connection, Remote
 from runner.client.follow import Followed, Printer, Start, follow, start_and_follow

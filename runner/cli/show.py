@@ -7,6 +7,19 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from runner.errors import RunnerError
+
+
+def pairs(items: list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` arguments as parameters."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise RunnerError(f"parameters are KEY=VALUE; got {item!r}")
+        out[key] = value
+    return out
+
 
 def runs(rows: Iterable[Mapping[str, Any]], *, as_json: bool) -> None:
     """Run records (``RunRecord.to_json()`` shape): a table, or JSON for scripts."""

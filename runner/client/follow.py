@@ -133,13 +133,16 @@ def follow(conn: Connection, show: Callable[[Event], None], followed: Followed) 
             why = "the stream ended before the run did"
         if followed.finished():
             return
+        # A stream that brought events and broke is resumed at once; only tries that
+        # bring nothing back off.
         failures = 0 if followed.last > before else failures + 1
         if failures >= conn.backoff.tries:
             raise Unreachable(
                 f"lost run {followed.run_id} after event {followed.last}: "
                 f"{conn.backoff.tries} tries failed ({why})"
             )
-        time.sleep(conn.backoff.delay(failures))
+        if failures:
+            time.sleep(conn.backoff.delay(failures - 1))
 
 
 def _read(response: httpx.Response, show: Callable[[Event], None], followed: Followed) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ class CuttingProxy:
     port: int = 0
     connections: int = 0
     cuts: int = 0
+    cut_times: list[float] = field(default_factory=list)  # time.monotonic() of each cut
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -72,6 +74,7 @@ class CuttingProxy:
         )
         if not done or any(t.exception() for t in done if not t.cancelled()):
             self.cuts += 1
+            self.cut_times.append(time.monotonic())
         for t in tasks:
             t.cancel()
         # An abort, not a close: the client sees a reset, as behind a dying proxy.
