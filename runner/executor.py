@@ -28,7 +28,7 @@ from runner.errors import Busy, Conflict, Draining, JobError, NotFound, RunnerEr
 from runner.hooks import Extensions
 from runner.journal import Journal
 from runner.kinds import Host, Submission
-from runner.output import masker
+from runner.output import masker, split_lines
 from runner.records import (
     CANCELLED,
     EV_DONE,
@@ -65,9 +65,19 @@ class Active:
 
     run: RunRecord
     sub: Submission
+    # Replaces the run's secrets in every text of it that is recorded or shown.
+    mask: Callable[[str], str]
     task: asyncio.Task[None] | None = None
     cancel_reason: str | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set once the run ended: nothing a job left behind is appended after its `done`.
+    closed: bool = False
+    dropped: int = 0
+
+    @property
+    def lock(self) -> str | None:
+        """The real lock key (the record shows it masked: it may be built from a secret)."""
+        return self.sub.lock_key
 
 
 def _fmt_params(params: Mapping[str, Any]) -> str:
@@ -137,6 +147,7 @@ class Executor:
                 f"retry in {retry} s",
                 retry_after=retry,
             )
+        mask = masker(sub.secrets + list(self.host.masked))
         run = RunRecord(
             id=run_id or new_run_id(),
             job=sub.job.path,
@@ -145,7 +156,7 @@ class Executor:
             caller=caller,
             created=time.time(),
             timeout=sub.timeout,
-            lock_key=sub.lock_key,
+            lock_key=mask(sub.lock_key) if sub.lock_key is not None else None,
             had_secrets=sub.had_secrets,
             owner=self.owner,
             trigger=trigger or Trigger(),
@@ -161,14 +172,14 @@ class Executor:
             # Refused to the caller: the run must not be written later, when the store heals.
             self.journal.discard(run.id)
             raise
-        self.queue[run.id] = Active(run, sub)
+        self.queue[run.id] = Active(run, sub, mask)
         self._pump()
         if run.id in self.queue:
             # Logged only when it waits: most runs start at once, and "started" says so.
             log.info("%s queued", label(run), extra={"run_id": run.id, "event": "queued"})
             why = (
                 f"waiting for lock {run.lock_key}"
-                if run.lock_key in self.locks
+                if sub.lock_key in self.locks
                 else f"waiting for a free slot ({self.limits.max_running} runs at once)"
             )
             self.journal.emit(run, EV_STATUS, json.dumps({"state": QUEUED, "message": why}))
@@ -183,7 +194,7 @@ class Executor:
         for run_id, active in list(self.queue.items()):
             if len(self.running) >= self.limits.max_running:
                 break
-            key = active.run.lock_key
+            key = active.lock
             if key is not None and key in self.locks:
                 continue
             del self.queue[run_id]
@@ -198,9 +209,15 @@ class Executor:
         run.started = time.time()
         self.journal.emit(run, EV_STATUS, RUNNING_STATUS)
         log.info("%s started", label(run), extra={"run_id": run.id, "event": "started"})
-        mask = masker(sub.secrets + list(self.host.masked))
+        mask = active.mask
 
         def sink(kind: str, data: str) -> None:
+            if active.closed:
+                active.dropped += 1
+                if active.dropped == 1:
+                    log.warning("%s: output after the run ended, not recorded", label(run),
+                                extra={"run_id": run.id})  # fmt: skip
+                return
             self.journal.emit(run, kind, data)
 
         state, code, reason = FAILED, 1, None
@@ -217,8 +234,11 @@ class Executor:
             state, code = CANCELLED, EXIT_CANCELLED
             reason = active.cancel_reason or "cancelled"
         except JobError as exc:
-            state, code, reason = FAILED, exc.exit_code, str(exc)
-            sink(EV_ERROR, mask(str(exc)))
+            # A job's own words may hold a secret, and several lines.
+            lines = split_lines(mask(str(exc)))
+            state, code, reason = FAILED, exc.exit_code, lines[0]
+            for line in lines:
+                sink(EV_ERROR, line)
         except Exception as exc:
             state, code = FAILED, 1
             explained = self._explain(exc)
@@ -241,6 +261,7 @@ class Executor:
         return self.extensions.explain(exc)
 
     def _finish(self, active: Active, state: str, code: int | None, reason: str | None) -> None:
+        active.closed = True
         run = active.run
         run.state = state
         run.exit_code = code
@@ -254,8 +275,8 @@ class Executor:
         )
         self.running.pop(run.id, None)
         self.queue.pop(run.id, None)
-        if run.lock_key is not None and active.task is not None:
-            self.locks.discard(run.lock_key)
+        if active.lock is not None and active.task is not None:
+            self.locks.discard(active.lock)
         self._avg_duration = 0.9 * self._avg_duration + 0.1 * duration
         active.done.set()
         log.info(
@@ -318,7 +339,7 @@ class Executor:
                 continue
             self.journal.open(run)
             self.journal.save(run)  # records the new lease holder
-            self.queue[run.id] = Active(run, again)
+            self.queue[run.id] = Active(run, again, masker(again.secrets + list(self.host.masked)))
             log.info("%s queued again after restart", label(run), extra={"run_id": run.id})
         await self.journal.sync()
         self._pump()

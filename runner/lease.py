@@ -22,12 +22,17 @@ _live: set[str] = set()  # owners of this process whose executors are running
 
 
 def _start_time(pid: int) -> str | None:
+    """The process's start time (field 22 of /proc/PID/stat), None if it is gone — or
+    dead but not yet reaped (a zombie, state Z, or X): it holds no run any more."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            # Field 22, counted after the command name, which may hold spaces.
-            return fh.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
+            # Fields counted after the command name, which may hold spaces and parens.
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
         return None
+    if len(fields) < 20 or fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
 
 
 @functools.cache

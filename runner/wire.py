@@ -9,6 +9,7 @@ hundred writes, not 100,000.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from runner.records import EV_DONE, EV_ERROR, EV_OUTPUT, EV_STATUS, Event
@@ -62,16 +63,20 @@ def encode_text(batch: list[Event]) -> bytes:
 def encode_sse(batch: list[Event]) -> bytes:
     """SSE frames: ``id``, ``event`` and ``data`` per event.
 
-    A line may hold a bare CR (progress bars); SSE treats CR as a line end, so it is
-    split into several ``data:`` fields, which clients join with LF.
+    Every line end in the data (CR, LF or both: progress bars, a job's multi-line words)
+    starts a new ``data:`` field, which clients join with LF: no text of a job can end
+    its event early and forge another (an ``id:``, a ``done``) after it.
     """
     parts = []
     for e in batch:
         data = e.data
-        if "\r" in data:
-            data = data.replace("\r", "\ndata: ")
+        if "\r" in data or "\n" in data:
+            data = _LINE_ENDS.sub("\ndata: ", data)
         parts.append(f"id: {e.seq}\nevent: {e.kind}\ndata: {data}\n\n")
     return "".join(parts).encode()
+
+
+_LINE_ENDS = re.compile(r"\r\n|\r|\n")
 
 
 def parse_last_event_id(value: str | None) -> int:

@@ -163,3 +163,31 @@ def test_a_queued_run_with_a_secret_is_interrupted_at_restart_and_asks_to_start_
     assert json.loads(events[0]["data"])["params"]["pw"] != "hunter2-s3cret"
     for f in srv.state_dir.glob("runner.db*"):
         assert b"hunter2-s3cret" not in f.read_bytes()
+
+
+def test_a_zombie_holds_no_lease():
+    """A runner process killed but not yet reaped (a zombie) counts as gone: its runs are
+    taken over at the next start instead of staying `running` for ever."""
+    import subprocess
+    import sys
+    import time
+
+    from runner import lease
+
+    def stat(pid: int) -> list[str]:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        owner = f"{lease._process().split(':')[0]}:{child.pid}:{stat(child.pid)[19]}:1"
+        assert lease.alive(owner)
+        child.kill()
+        deadline = time.monotonic() + 5
+        while stat(child.pid)[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert not lease.alive(owner), "a zombie was taken for a live runner"
+    finally:
+        child.kill()
+        child.wait()

@@ -9,9 +9,11 @@ shares the server's event loop: it must await, not block.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import importlib.util
 import inspect
 import sys
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,12 +126,49 @@ class PythonJob(Job):
             resources=host.resources,
             timeout=run.timeout,
         )
+        tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        _track_tasks(asyncio.get_running_loop())
+        token = _JOB_TASKS.set(tasks)
         try:
             result = await self.func(ctx, **sub.values)
         except asyncio.CancelledError:
             ctx.cancelled.set()
             raise
+        finally:
+            _JOB_TASKS.reset(token)
+            self._end_leftovers(tasks)
         return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+    def _end_leftovers(self, tasks: weakref.WeakSet[asyncio.Task[Any]]) -> None:
+        """Cancel what the job's own code started and left running: a run that ended
+        must not go on printing (its sink is closed anyway) or acting."""
+        for task in list(tasks):
+            code = getattr(task.get_coro(), "cr_code", None)
+            if not task.done() and code is not None and code.co_filename == str(self.file):
+                task.cancel()
+
+
+# The tasks started while a Python job runs, by the job's context (tasks inherit it).
+_JOB_TASKS: contextvars.ContextVar[weakref.WeakSet[asyncio.Task[Any]] | None] = (
+    contextvars.ContextVar("runner_job_tasks", default=None)
+)
+
+
+def _track_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Install, once per loop, a task factory that notes each task a job starts."""
+    previous = loop.get_task_factory()
+    if getattr(previous, "runner_tracks_jobs", False):
+        return
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> asyncio.Future[Any]:
+        task = previous(loop, coro, **kw) if previous else asyncio.Task(coro, loop=loop, **kw)
+        owner = _JOB_TASKS.get()
+        if owner is not None and isinstance(task, asyncio.Task):
+            owner.add(task)
+        return task
+
+    factory.runner_tracks_jobs = True  # type: ignore[attr-defined]
+    loop.set_task_factory(factory)
 
 
 def _import(path: str, file: Path) -> ModuleType:
