@@ -43,6 +43,14 @@ class Key:
         return cls("delivery", f"delivery:{job}:{scheme}:{delivery_id}", checked=False)
 
     @classmethod
+    def delivery_body(cls, job: str, scheme: str, body: bytes) -> Key:
+        """The signed body itself: some senders sign no delivery id (GitHub's
+        X-GitHub-Delivery is not signed), so a captured delivery replayed under a new id is
+        still the same signed body."""
+        digest = hashlib.sha256(body).hexdigest()
+        return cls("delivery", f"delivery-body:{job}:{scheme}:{digest}", checked=False)
+
+    @classmethod
     def idempotency(cls, caller: str, key: str) -> Key:
         return cls(KEY_HEADER, f"idempotency:{caller}:{key}", checked=True)
 

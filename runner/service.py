@@ -24,7 +24,7 @@ from typing import Any
 
 from runner import admission
 from runner.admission import Rules
-from runner.auth.principal import Principal
+from runner.auth.principal import EVERYTHING, Principal
 from runner.catalogue import Catalogue
 from runner.errors import Forbidden, NotFound, ParameterError, ParameterProblem
 from runner.executor import Executor
@@ -48,8 +48,8 @@ class StartRequest:
     body: bytes = b""
     timeout: Any = None  # as asked (text from a query string…); admission checks it
     trigger: Trigger = field(default_factory=Trigger)
-    # A delivery id or an Idempotency-Key: a repeat answers with the original run.
-    replay: Key | None = None
+    # Delivery ids or an Idempotency-Key: a repeat of any answers with the original run.
+    replay: tuple[Key, ...] = ()
     # Return once the record is stored (see Executor.submit).
     durable: bool = True
 
@@ -91,11 +91,19 @@ class History:
         self.journal = journal
         self._live = live
 
+    def may_see(self, principal: Principal, job: str) -> bool:
+        """Whether ``principal`` may see (and cancel) the runs of ``job``."""
+        return principal.may_run(job)
+
+    def visible_jobs(self, principal: Principal) -> list[str] | None:
+        """The jobs whose runs ``principal`` may see, or None for all of them."""
+        return None
+
     async def get(self, run_id: str, principal: Principal | None = None) -> RunRecord:
         """A run's record — the live one when this process holds it — if ``principal``
         may see it (NotFound otherwise: whether it exists is not told)."""
         run = self._live(run_id) or await self.store.get(run_id)
-        if run is None or (principal is not None and not principal.may_run(run.job)):
+        if run is None or (principal is not None and not self.may_see(principal, run.job)):
             raise NotFound(f"no run {run_id}")
         return run
 
@@ -119,12 +127,17 @@ class History:
             )
         if problems:
             raise ParameterError("_runs", problems)
+        # A token sees the runs of the jobs it may run; a job's allow list bounds who sees
+        # its runs. The store is asked for those jobs only, so that neither the page nor
+        # its cursor tells anything of the others.
         runs = await self.store.list_runs(
-            job=job.strip("/") if job else None, states=states, before=before, limit=limit
+            job=job.strip("/") if job else None,
+            jobs=self.visible_jobs(principal),
+            states=states,
+            before=before,
+            limit=limit,
         )
-        # An API token sees the runs of the jobs it may run, and only those.
-        visible = [r for r in runs if principal.may_run(r.job)]
-        return RunPage(visible, runs[-1].id if len(runs) == limit else None)
+        return RunPage(runs, runs[-1].id if len(runs) == limit else None)
 
     def follow(
         self, run_id: str, after: int = 0, *, idle: float | None = None
@@ -184,9 +197,8 @@ class Runs(History):
         self._authorize(job, req.principal)
         sub = admission.prepare(job, req.params, self.rules, body=req.body, timeout=req.timeout)
         run_id = new_run_id()
-        if req.replay is not None:
-            request = fingerprint(job.path, sub.recorded, req.body)
-            original = await self.replays.claim(req.replay, request, run_id, job.path)
+        if req.replay:
+            original = await self._claim(req, job.path, sub.recorded, run_id)
             if original is not None:
                 return Started(original, replayed=True)
         try:
@@ -198,10 +210,20 @@ class Runs(History):
                 run_id=run_id,
             )
         except Exception:
-            if req.replay is not None:
-                await self.replays.release(req.replay, run_id)
+            for key in req.replay:
+                await self.replays.release(key, run_id)
             raise
         return Started(run)
+
+    def may_see(self, principal: Principal, job: str) -> bool:
+        policy = self.policies.for_job(job)
+        allowed = policy is None or policy.allows(principal.kind, principal.name)
+        return allowed and principal.may_run(job)
+
+    def visible_jobs(self, principal: Principal) -> list[str] | None:
+        if principal.job_patterns == EVERYTHING and not any(p.allow for p in self.policies.all):
+            return None
+        return [job.path for job in self.catalogue if self.may_see(principal, job.path)]
 
     def _authorize(self, job: Job, principal: Principal) -> None:
         policy = self.policies.for_job(job.path)
@@ -211,6 +233,30 @@ class Runs(History):
                 f"{', '.join(policy.allow)})"
             )
         principal.ensure_may_run(job.path)
+
+    async def _claim(
+        self, req: StartRequest, job: str, recorded: Mapping[str, Any], run_id: str
+    ) -> RunRecord | None:
+        """Claim each of the request's keys for ``run_id``; the original run if one was
+        taken already (then the keys claimed here are given back)."""
+        request = fingerprint(job, recorded, req.body)
+        taken: list[Key] = []
+        for key in req.replay:
+            try:
+                original = await self.replays.claim(key, request, run_id, job)
+            except Exception:
+                original = None
+                await self._release(taken, run_id)
+                raise
+            if original is not None:
+                await self._release(taken, run_id)
+                return original
+            taken.append(key)
+        return None
+
+    async def _release(self, keys: list[Key], run_id: str) -> None:
+        for key in keys:
+            await self.replays.release(key, run_id)
 
     async def _find(self, run_id: str) -> RunRecord | None:
         return self.executor.live(run_id) or await self.store.get(run_id)

@@ -69,3 +69,43 @@ def test_nothing_is_appended_after_done_and_leftover_tasks_are_cancelled(serve, 
     assert events[-1]["event"] == "done"
     assert "late line" not in log
     assert not marker.exists(), "the leftover task was not cancelled"
+
+
+def test_a_jobs_allow_list_bounds_who_reads_and_cancels_its_runs(serve, tmp_path):
+    """Refused on POST /py/sleep, alice cannot read its runs, their log, or cancel them."""
+    from runner.auth.htpasswd import set_password
+    from runner.policy import JobPolicy
+
+    htpasswd = tmp_path / "htpasswd"
+    set_password(htpasswd, "alice", "alice-pw-123", cost=4)
+    set_password(htpasswd, "bob", "bob-pw-12345", cost=4)
+    srv = serve(htpasswd=htpasswd, policies=(JobPolicy("py/sleep", allow=("user:bob",)),))
+    with srv.client(auth=("bob", "bob-pw-12345")) as c:
+        run_id = c.post("/py/sleep?seconds=2", headers={"Prefer": "respond-async"}).json()["id"]
+    with srv.client(auth=("alice", "alice-pw-123")) as c:
+        seen = [c.get(f"/_runs/{run_id}{tail}").status_code for tail in ("", "/log", "/events")]
+        cancel = c.post(f"/_runs/{run_id}/cancel")
+        listed = c.get("/_runs").json()["runs"]
+    assert seen == [404, 404, 404] and cancel.status_code == 404
+    assert listed == []
+    with srv.client(auth=("bob", "bob-pw-12345")) as c:
+        assert c.post(f"/_runs/{run_id}/cancel").status_code == 200
+
+
+def test_the_next_link_names_no_run_a_token_cannot_see(serve, tmp_path):
+    """Pages of a token's history hold only its jobs' runs, and so does the cursor."""
+    from runner.auth.tokens import TokenStore
+
+    srv = serve()
+    with srv.client() as c:
+        mine = [c.post("/py/echo?rg=a", headers={"Prefer": "wait"}).headers["x-run-id"]
+                for _ in range(2)]  # fmt: skip
+        hidden = [c.post("/py/lines?n=1", headers={"Prefer": "wait"}).headers["x-run-id"]
+                  for _ in range(3)]  # fmt: skip
+    token = TokenStore(srv.state_dir / "tokens.json").create("ci", ["py/echo"])
+    with srv.client(headers={"Authorization": f"Bearer {token}"}) as c:
+        page = c.get("/_runs", params={"limit": 1}).json()
+        second = c.get(page["next"]).json()
+    assert [r["id"] for r in page["runs"]] == [mine[1]]
+    assert not any(h in page["next"] for h in hidden)
+    assert [r["id"] for r in second["runs"]] == [mine[0]]

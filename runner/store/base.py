@@ -25,11 +25,13 @@ class Store(Protocol):
         self,
         *,
         job: str | None = None,
+        jobs: Sequence[str] | None = None,
         states: Sequence[str] = (),
         before: str | None = None,
         limit: int = 50,
     ) -> list[RunRecord]:
-        """Newest first; ``before`` is a run id cursor for the next page."""
+        """Newest first; ``before`` is a run id cursor for the next page; ``jobs``, when
+        given, bounds the answer to those jobs (an empty list: no run)."""
         ...
 
     async def claim(self, claim: Claim, *, ttl: float, replacing: str | None = None) -> Claim:

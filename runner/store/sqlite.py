@@ -176,6 +176,7 @@ class SQLiteStore:
         self,
         *,
         job: str | None = None,
+        jobs: Sequence[str] | None = None,
         states: Sequence[str] = (),
         before: str | None = None,
         limit: int = 50,
@@ -184,6 +185,9 @@ class SQLiteStore:
         if job is not None:
             where.append("job = ?")
             args.append(job)
+        if jobs is not None:
+            where.append(f"job IN ({','.join('?' * len(jobs))})" if jobs else "0")
+            args.extend(jobs)
         if states:
             where.append(f"state IN ({','.join('?' * len(states))})")
             args.extend(states)

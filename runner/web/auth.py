@@ -12,8 +12,9 @@ Per request, in order:
 5. the principal's request rate is limited (429 + ``Retry-After``), and a ``POST`` to a job
    outside its job patterns is refused (403).
 
-Failed logins are also limited per client address, checked before bcrypt runs, so guessing
-passwords neither scales nor burns CPU; bcrypt runs in a few worker threads, off the loop.
+Failed logins are also limited per user name and client address, checked before bcrypt
+runs, so guessing passwords neither scales nor burns CPU, and nobody's failures lock
+another user (or a token) out; bcrypt runs in a few worker threads, off the loop.
 """
 
 from __future__ import annotations
@@ -113,12 +114,14 @@ class AuthMiddleware:
             return self._unauthorized("this request needs credentials: Basic or Bearer")
         scheme, _, credentials = values[0].decode("latin-1").strip().partition(" ")
         scheme = scheme.lower()
-        address = _address(scope)
-        wait = self.failed_logins.wait(address)
-        if wait > 0:
-            return self._too_many(wait, "too many failed logins from this address")
         if scheme == "basic" and self.htpasswd is not None:
             user, password = _basic(credentials.strip())
+            # Failures count per user name *and* address: guessing bob's password locks
+            # out bob from that address only, never alice, nor bob from elsewhere.
+            key = f"{_address(scope)}|user:{user}"
+            wait = self.failed_logins.wait(key)
+            if wait > 0:
+                return self._too_many(wait, "too many failed logins for this user from here")
             if user is not None:
                 if self._threads is None:
                     self._threads = anyio.CapacityLimiter(self.bcrypt_threads)
@@ -127,13 +130,14 @@ class AuthMiddleware:
                 )
                 if ok:
                     return Principal.user(user)
-            self.failed_logins.take(address)
+            self.failed_logins.take(key)
             return self._unauthorized("wrong user name or password")
         if scheme == "bearer" and self.tokens is not None:
+            # Not limited: a 256-bit token cannot be guessed, and checking one costs a
+            # hash, so a failing neighbour can never lock a CI's token out.
             info = self.tokens.verify(credentials.strip())
             if info is not None:
                 return Principal.token(info.name, info.jobs)
-            self.failed_logins.take(address)
             return self._unauthorized("unknown, revoked or expired token", bearer_error=True)
         return self._unauthorized(f"unsupported authentication scheme {scheme!r}")
 
@@ -144,8 +148,10 @@ class AuthMiddleware:
             key = principal.caller
             if principal.kind == "anonymous":  # one bucket per address, not one for all
                 key = _address(scope)
-            elif principal.kind == "webhook":  # one bucket per source, not per delivery
-                key = f"webhook:{principal.name}"
+            elif principal.kind == "webhook":
+                # One bucket per sender and job, not per delivery: replays to one job do
+                # not starve a legitimate delivery to another.
+                key = f"webhook:{principal.name}:{job}"
             wait = self.limiter.take(key)
             if wait > 0:
                 return self._too_many(wait, f"too many runs started by {principal.caller}")

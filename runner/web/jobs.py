@@ -70,21 +70,26 @@ def trigger_of(request: Request, delivery: Delivery | None) -> Trigger:
     return Trigger(delivery.scheme, delivery.delivery_id, delivery.event, address)
 
 
-def replay_key(request: Request, job: str, caller: str, delivery: Delivery | None) -> Key | None:
-    """A verified delivery's id, else the caller's ``Idempotency-Key`` (quoted as the
-    draft's structured-field string, or bare as most clients send it), else none."""
-    if delivery is not None and delivery.delivery_id:
-        return Key.delivery(job, delivery.scheme, delivery.delivery_id)
+def replay_keys(
+    request: Request, job: str, caller: str, delivery: Delivery | None, body: bytes
+) -> tuple[Key, ...]:
+    """A verified delivery's id and its signed body; else the caller's ``Idempotency-Key``
+    (quoted as the draft's structured-field string, or bare as most clients send it)."""
+    if delivery is not None:
+        by_body = Key.delivery_body(job, delivery.scheme, body)
+        if delivery.delivery_id:
+            return (Key.delivery(job, delivery.scheme, delivery.delivery_id), by_body)
+        return (by_body,)
     value = request.headers.get("idempotency-key")
     if value is None:
-        return None
+        return ()
     value = value.strip()
     if len(value) >= 2 and value[0] == value[-1] == '"':
         value = value[1:-1]
     if not 1 <= len(value) <= 255 or not value.isprintable() or not value.isascii():
         problem = ParameterProblem(KEY_HEADER, "must be 1 to 255 printable ASCII characters")
         raise ParameterError(job, [problem])
-    return Key.idempotency(caller, value)
+    return (Key.idempotency(caller, value),)
 
 
 async def start(request: Request) -> Response | streams.TextStream:
@@ -102,7 +107,7 @@ async def start(request: Request) -> Response | streams.TextStream:
             body=got.body,
             timeout=got.controls.get("_timeout"),
             trigger=trigger_of(request, delivery),
-            replay=replay_key(request, job.path, principal.caller, delivery),
+            replay=replay_keys(request, job.path, principal.caller, delivery, got.body),
             # Text mode shows the run id only with its first stored event; the rest wait
             # for the record to be stored before answering.
             durable=mode.name != "text",

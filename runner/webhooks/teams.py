@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from runner.webhooks._checks import (
     any_equal,
@@ -60,25 +60,31 @@ def verify_teams(
     if not any_equal(expected, [received]):
         raise bad_signature("teams", "the Authorization HMAC", secrets, _SETTINGS)
     activity = json_object(body) or {}
+    # Teams signs no header but the body: the activity's own time is the only window
+    # there is, so an activity without one is refused rather than let through timeless.
     sent = _timestamp(activity.get("timestamp"))
-    if sent is not None:
-        check_window("teams", sent, now=now, window=window)
+    check_window("teams", sent, now=now, window=window)
     ident = activity.get("id")
     kind = activity.get("type")
+    # Without an id, the signature stands for the delivery: a copy of it is a replay.
+    given = delivery_id(ident if isinstance(ident, str) else None, "id", "teams")
     return Delivery(
         scheme="teams",
-        delivery_id=delivery_id(ident if isinstance(ident, str) else None, "id", "teams"),
+        delivery_id=given or f"hmac={token.strip()}",
         timestamp=sent,
         event=kind if isinstance(kind, str) else None,
     )
 
 
-def _timestamp(value: object) -> float | None:
-    """An activity's ISO 8601 ``timestamp`` (e.g. ``2017-05-24T17:39:56.5962587Z``)."""
+def _timestamp(value: object) -> float:
+    """An activity's ISO 8601 ``timestamp`` (e.g. ``2017-05-24T17:39:56.5962587Z``); one
+    without a zone is read as UTC, as Teams writes its times."""
     if not isinstance(value, str):
-        return None
+        raise MalformedHeader("teams", "the activity has no timestamp to check its age by")
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        return None
-    return moment.timestamp() if moment.tzinfo is not None else None
+        raise MalformedHeader("teams", "the activity's timestamp is not ISO 8601") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()

@@ -194,6 +194,34 @@ def test_repeated_failed_logins_are_stopped_before_bcrypt(call, secured, clock, 
     assert call(app, "GET", "/_runs", headers=basic("alice", "wonder land")).status_code == 200
 
 
+def test_failures_lock_out_one_user_from_one_address_and_never_a_token(
+    call, make_htpasswd, token_store, clock
+):
+    """Guessing bob's password blocks bob from that address only: alice there, bob
+    elsewhere, and a token there still get in."""
+    users = Htpasswd(make_htpasswd(alice="alice pw", bob="bob pw"))
+    token = token_store.create("ci", ["**"])
+    limiter = RateLimiter(rate=0.1, burst=3, clock=clock.monotonic)
+    app = AuthMiddleware(inner, htpasswd=users, tokens=token_store, failed_logins=limiter)
+    for _ in range(3):
+        assert call(app, "GET", "/_runs", headers=basic("bob", "guess")).status_code == 401
+    assert call(app, "GET", "/_runs", headers=basic("bob", "bob pw")).status_code == 429
+    assert call(app, "GET", "/_runs", headers=basic("alice", "alice pw")).status_code == 200
+    bearer = {"Authorization": f"Bearer {token}"}
+    for _ in range(5):
+        call(app, "GET", "/_runs", headers={"Authorization": "Bearer rnr_wrong"})
+    assert call(app, "GET", "/_runs", headers=bearer).status_code == 200
+    elsewhere = AuthMiddleware(inner, htpasswd=users, tokens=token_store, failed_logins=limiter)
+    scope_from = httpx.ASGITransport(app=elsewhere, client=("10.9.9.9", 1234))
+
+    async def from_elsewhere() -> int:
+        async with httpx.AsyncClient(transport=scope_from, base_url="http://t") as client:
+            r = await client.get("/_runs", headers=basic("bob", "bob pw"))
+            return r.status_code
+
+    assert asyncio.run(from_elsewhere()) == 200
+
+
 def test_only_configured_schemes_are_offered(call, token_store, make_htpasswd):
     """With tokens only, the challenge offers Bearer alone; with users, Basic and Bearer
     (a token may be created at any time)."""

@@ -458,3 +458,41 @@ def test_each_scheme_refuses_forgeries_and_runs_a_delivery_once(serve, monkeypat
         assert r.status_code == 403, (how, r.text)
         assert secret not in r.text
     assert len(_runs(srv)) == 1
+
+
+def test_a_captured_github_delivery_replayed_under_another_id_runs_nothing(hooks):
+    """X-GitHub-Delivery is not signed: the same signed body under a changed, missing or
+    upper-cased id is still the same delivery and answers with the original run."""
+    body = json.dumps({"rg": "gh"}).encode()
+    with hooks.client() as c:
+        first = c.post(
+            "/py/echo", content=body, headers=_github(body, "d-abc") | {"Prefer": "wait"}
+        )
+        replays = []
+        for other in ("d-xyz", "D-ABC"):
+            replays.append(c.post("/py/echo", content=body, headers=_github(body, other)))
+        bare = _github(body, "x")
+        del bare["X-GitHub-Delivery"]
+        replays.append(c.post("/py/echo", content=body, headers=bare))
+    assert all(r.headers["x-run-id"] == first.headers["x-run-id"] for r in replays)
+    assert all(r.headers["x-replayed"] == "true" for r in replays)
+    assert len(_runs(hooks)) == 1
+
+
+def test_replays_to_one_job_do_not_starve_a_delivery_to_another(serve, monkeypatch):
+    """The webhook rate limit is per sender and job: 45 replays to py/echo leave the
+    bucket of py/lines untouched."""
+    monkeypatch.setenv("GH_SECRET", GITHUB_SECRET)
+    policies = (
+        JobPolicy("py/echo", verify="github", secrets=("env:GH_SECRET",)),
+        JobPolicy("py/lines", verify="github", secrets=("env:GH_SECRET",)),
+    )
+    srv = serve(policies=policies, rate_limit=1.0, rate_burst=40)
+    body = json.dumps({"rg": "gh"}).encode()
+    with srv.client() as c:
+        answers = [c.post("/py/echo", content=body, headers=_github(body, "d-1")).status_code
+                   for _ in range(45)]  # fmt: skip
+        other = json.dumps({"n": 1}).encode()
+        legit = c.post("/py/lines", content=other, headers=_github(other, "d-2"))
+    assert 429 in answers
+    assert legit.status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -89,11 +90,30 @@ def test_future_activity_is_refused():
     assert isinstance(e.value, StaleTimestamp) and e.value.skew > 300
 
 
-def test_activity_without_timestamp_has_none():
-    """A signed activity with no timestamp verifies, with no time to check."""
-    body = json.dumps({"type": "message", "id": "m-2"}).encode()
-    got = verify("teams", SECRET, teams_headers(TOKEN, body), body, now=SENT)
-    assert (got.delivery_id, got.timestamp) == ("m-2", None)
+def test_activity_without_timestamp_is_refused():
+    """A signed activity with no time (or no readable time) cannot be checked for age:
+    refused, since it could be replayed for ever."""
+    for stamp in (None, "yesterday"):
+        body = json.dumps({"type": "message", "id": "m-2", "timestamp": stamp}).encode()
+        with pytest.raises(MalformedHeader, match="timestamp"):
+            verify("teams", SECRET, teams_headers(TOKEN, body), body, now=SENT)
+
+
+def test_a_naive_timestamp_is_read_as_utc_and_its_age_checked():
+    """A timestamp without a zone is UTC: a stale one is refused like any other."""
+    naive = datetime.fromtimestamp(SENT - 3600, UTC).replace(tzinfo=None).isoformat()
+    body = json.dumps({"type": "message", "id": "m-3", "timestamp": naive}).encode()
+    with pytest.raises(StaleTimestamp):
+        verify("teams", SECRET, teams_headers(TOKEN, body), body, now=SENT)
+
+
+def test_an_activity_without_id_is_known_by_its_signature():
+    """No id: the HMAC names the delivery, so a copy of it is recognised as a replay."""
+    when = datetime.fromtimestamp(SENT, UTC).isoformat()
+    body = json.dumps({"type": "message", "timestamp": when}).encode()
+    first = verify("teams", SECRET, teams_headers(TOKEN, body), body, now=SENT)
+    again = verify("teams", SECRET, teams_headers(TOKEN, body), body, now=SENT + 1)
+    assert first.delivery_id and first.delivery_id == again.delivery_id
 
 
 def test_token_that_is_not_base64_is_a_config_error():
@@ -131,23 +151,26 @@ def signed(activity: object) -> tuple[dict[str, str], bytes]:
 
 
 @pytest.mark.parametrize("activity", [[1, 2], "text", {"id": 5, "type": ["message"]}])
-def test_activity_of_an_odd_shape_verifies_without_id_or_type(activity):
-    """A signed body that is not the usual activity verifies with no id, type or time."""
+def test_activity_of_an_odd_shape_is_refused_for_want_of_a_time(activity):
+    """A signed body that is not the usual activity has no time to check its age by:
+    refused as malformed, since it could otherwise be replayed for ever."""
     headers, body = signed(activity)
-    got = verify("teams", SECRET, headers, body, now=SENT)
-    assert (got.delivery_id, got.event, got.timestamp, got.scheme) == (None, None, None, "teams")
+    with pytest.raises(MalformedHeader, match="timestamp"):
+        verify("teams", SECRET, headers, body, now=SENT)
 
 
-def test_timestamp_without_a_time_zone_is_not_checked():
-    """A timestamp with no zone says no instant, so it is ignored rather than guessed."""
+def test_timestamp_without_a_time_zone_is_read_as_utc():
+    """A timestamp with no zone is UTC, as Teams writes its times: it is checked."""
     headers, body = signed({"type": "message", "id": "m-3", "timestamp": "2017-05-24T17:39:56"})
-    got = verify("teams", SECRET, headers, body, now=SENT + 10 * 365 * 86400)
-    assert (got.delivery_id, got.timestamp) == ("m-3", None)
+    assert verify("teams", SECRET, headers, body, now=SENT).timestamp == int(SENT)
+    with pytest.raises(StaleTimestamp):
+        verify("teams", SECRET, headers, body, now=SENT + 10 * 365 * 86400)
 
 
 def test_overlong_activity_id_is_refused():
     """An activity id too long to be Teams' cannot fill the replay guard."""
-    headers, body = signed({"type": "message", "id": "1" * 300})
+    when = "2017-05-24T17:39:56Z"
+    headers, body = signed({"type": "message", "id": "1" * 300, "timestamp": when})
     with pytest.raises(SignatureError) as e:
         verify("teams", SECRET, headers, body, now=SENT)
     assert_refused(e, MalformedHeader, SECRET, says="the id header")
