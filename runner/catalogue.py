@@ -117,7 +117,11 @@ def _candidates(folder: Path, problems: list[str]) -> Iterator[tuple[str, Path, 
                 continue
             file = here / name
             if file.is_symlink():
-                target = file.resolve()
+                try:
+                    target = file.resolve(strict=True)
+                except (OSError, RuntimeError) as exc:  # a loop, or pointing nowhere
+                    problems.append(f"{file}: broken symlink ({exc.__class__.__name__})")
+                    continue
                 if not target.is_relative_to(root):
                     problems.append(f"{file}: symlink leaves the job folder (to {target})")
                     continue

@@ -126,7 +126,9 @@ class Journal:
     async def _flush_loop(self) -> None:
         backoff = 0.05
         try:
-            while self._events or self._runs:
+            # While the store is failing the loop goes on even with nothing to write (the
+            # refused batch may have been discarded): an empty write tells when it heals.
+            while self._events or self._runs or self.failing:
                 mark = self._emitted
                 events, self._events = self._events, []
                 runs, self._runs = list(self._runs.values()), {}

@@ -35,8 +35,9 @@ __all__ = ["REDACTED", "Limits", "Param", "ParamSpec", "Secret", "check_raw"]
 # Shown instead of a secret wherever a parameter value is recorded or displayed.
 REDACTED = "***"
 
-# C0 controls, DEL and the C1 block; TAB is the one control a sane value may hold.
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+# C0 controls, DEL, the C1 block and the Unicode line and paragraph separators (which end
+# a line in JavaScript and in some log viewers); TAB is the one control a sane value holds.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 PARAM_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 
 

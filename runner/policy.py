@@ -5,6 +5,13 @@
     secret = "env:DEPLOY_HOOK"     # or "file:/run/secrets/hook"; several: a list
     allow = ["user:alice", "token:ci-*", "webhook:github"]
 
+Patterns match job paths segment by segment, like token patterns (``deploy/*`` is every
+job directly under deploy, ``deploy/**`` every one beneath it). Where several entries
+match a job, the most specific one decides each thing it says — its ``verify`` (with its
+``secret``) and its ``allow`` — and less specific entries fill in what it does not say:
+a broad ``verify`` is never dropped by a narrower entry that only sets ``allow``. Two
+equally specific entries that disagree about a served job stop the start with a message.
+
 Only the secret's *source* is kept here; the value is read at start-up (``runner.webhooks
 .load_secret``) and never written anywhere.
 """
@@ -12,11 +19,13 @@ Only the secret's *source* is kept here; the value is read at start-up (``runner
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner.auth.principal import job_matches
 from runner.errors import ConfigError
 
 SCHEMES = ("github", "gitlab", "slack", "teams", "standard")
@@ -32,7 +41,15 @@ class JobPolicy:
     allow: tuple[str, ...] = ()  # empty: anyone authenticated
 
     def matches(self, job_path: str) -> bool:
-        return fnmatch.fnmatchcase(job_path, self.job) and "/.." not in job_path
+        return job_matches(self.job, job_path)
+
+    @property
+    def specificity(self) -> tuple[int, int]:
+        """More literal segments first, then fewer wildcard characters."""
+        segments = self.job.split("/")
+        literal = sum(1 for seg in segments if not any(c in seg for c in "*?["))
+        wild = sum(self.job.count(c) for c in "*?[")
+        return literal, -wild
 
     def allows(self, caller_kind: str, caller_name: str) -> bool:
         """``allow`` entries are ``kind:name`` with shell-style wildcards in the name."""
@@ -65,6 +82,8 @@ def policies_from_toml(table: dict[str, Any], path: Path) -> tuple[JobPolicy, ..
             if not spec.startswith(("env:", "file:")):
                 # Never echo the value: a secret pasted in place is the usual mistake here.
                 raise ConfigError(f'{where}: secret must be "env:NAME" or "file:PATH"')
+        if not re.fullmatch(r"[a-z0-9_\-*?\[\]!/]+", job.strip("/")):
+            raise ConfigError(f"{where}: a job pattern is a job path with * ? [ ] wildcards")
         allow = body.get("allow", [])
         if isinstance(allow, str):
             allow = [allow]
@@ -76,8 +95,37 @@ def policies_from_toml(table: dict[str, Any], path: Path) -> tuple[JobPolicy, ..
 
 
 def policy_for(policies: tuple[JobPolicy, ...], job_path: str) -> JobPolicy | None:
-    """The first policy whose job pattern matches (runner.toml order)."""
-    return next((p for p in policies if p.matches(job_path)), None)
+    """The policy that applies to ``job_path``: the matching entries cascaded, most
+    specific first (ConfigError when two equally specific ones disagree)."""
+    matching = sorted(
+        (p for p in policies if p.matches(job_path)), key=lambda p: p.specificity, reverse=True
+    )
+    if not matching:
+        return None
+    verify = _decide(matching, job_path, "verify", lambda p: p.verify is not None)
+    allow = _decide(matching, job_path, "allow", lambda p: bool(p.allow))
+    return JobPolicy(
+        job=(verify or matching[0]).job,
+        verify=verify.verify if verify else None,
+        secrets=verify.secrets if verify else (),
+        allow=allow.allow if allow else (),
+    )
+
+
+def _decide(
+    matching: list[JobPolicy], job: str, what: str, says: Callable[[JobPolicy], bool]
+) -> JobPolicy | None:
+    """The most specific entry that says ``what``; two as specific that differ: an error."""
+    saying = [p for p in matching if says(p)]
+    if not saying:
+        return None
+    top = [p for p in saying if p.specificity == saying[0].specificity]
+    if len({(p.verify, p.secrets, p.allow) if what == "verify" else p.allow for p in top}) > 1:
+        raise ConfigError(
+            f"/{job}: runner.toml entries {', '.join(repr(p.job) for p in top)} are as "
+            f"specific as each other and set different {what}; make one more specific"
+        )
+    return saying[0]
 
 
 class Policies:
@@ -93,7 +141,10 @@ class Policies:
     def for_job(self, job_path: str) -> JobPolicy | None:
         if job_path in self._by_job:
             return self._by_job[job_path]
-        return policy_for(self.all, job_path)
+        try:
+            return policy_for(self.all, job_path)
+        except ConfigError:
+            return None  # no served job: answered 404 whatever runner.toml says
 
     @property
     def verifying(self) -> bool:

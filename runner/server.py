@@ -10,6 +10,7 @@ a second SIGTERM/SIGINT skips the wait.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import os
 import socket
@@ -21,6 +22,7 @@ import uvicorn
 
 from runner import runtime as runtimes
 from runner import tls
+from runner.errors import ConfigError
 from runner.executor import Executor
 from runner.hooks import Extension
 from runner.runtime import Runtime
@@ -95,7 +97,14 @@ def prepare(
             timeout_keep_alive=30,
             h11_max_incomplete_event_size=16 * 1024,
         )
-        sock = bind(settings.server.host, settings.server.port)
+        try:
+            sock = bind(settings.server.host, settings.server.port)
+        except OSError as exc:
+            where = f"{settings.server.host}:{settings.server.port}"
+            raise ConfigError(
+                f"cannot listen on {where}: {exc.strerror or exc} (is another server there? "
+                "choose --port, or stop it)"
+            ) from None
     except BaseException:
         runtime.resources.close()
         raise
@@ -173,6 +182,9 @@ def banner(prepared: Prepared) -> str:
 
 def serve(settings: Settings) -> None:
     """``runner serve``: run until SIGTERM/SIGINT, draining first."""
+    # A fatal signal (SIGBUS from a store file that cannot grow, SIGSEGV) leaves its
+    # traceback on stderr instead of a silent death.
+    faulthandler.enable()
     prepared = prepare(settings)
     print(banner(prepared), flush=True)
     log.info("listening", extra={"url": prepared.url, "pid": os.getpid()})

@@ -75,6 +75,7 @@ class Status:
     ready: bool
     running: int
     queued: int
+    reason: str | None = None  # why not ready
 
 
 class History:
@@ -282,5 +283,8 @@ class Runs(History):
         return await self.executor.cancel(run.id, reason)
 
     def status(self) -> Status:
+        """Ready to take runs? Not while draining, nor while the store fails to write
+        (every start would be refused: a load balancer should send callers elsewhere)."""
         e = self.executor
-        return Status(not e.draining, len(e.running), len(e.queue))
+        reason = "draining" if e.draining else "store failing" if self.journal.failing else None
+        return Status(reason is None, len(e.running), len(e.queue), reason)

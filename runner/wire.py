@@ -35,10 +35,24 @@ def result_line(run_id: str, done: dict[str, Any]) -> str:
     )
 
 
+# C0 controls but TAB and CR, DEL and C1: in a terminal, escape sequences can move the
+# cursor, rewrite a title or hide what came before; text for terminals shows them escaped.
+# CR stays: progress bars redraw their line with it, and it can only redraw that line.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def escape_controls(line: str) -> str:
+    """``line`` with control characters shown as ``\\xNN`` (TAB and CR kept)."""
+    if not _CONTROLS.search(line):
+        return line
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m[0]):02x}", line)
+
+
 def text_line(event: Event) -> str | None:
-    """One event as a text-mode line; None for events text mode does not show."""
+    """One event as a text-mode line; None for events text mode does not show. A job's
+    output comes with its control characters escaped (terminals read the text format)."""
     if event.kind in (EV_OUTPUT, EV_ERROR):
-        return event.data
+        return escape_controls(event.data)
     if event.kind == EV_STATUS:
         body = event.json()
         message = body.get("progress") or body.get("message")

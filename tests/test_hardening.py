@@ -109,3 +109,98 @@ def test_the_next_link_names_no_run_a_token_cannot_see(serve, tmp_path):
     assert [r["id"] for r in page["runs"]] == [mine[1]]
     assert not any(h in page["next"] for h in hidden)
     assert [r["id"] for r in second["runs"]] == [mine[0]]
+
+
+def test_ready_says_no_while_the_store_fails_and_yes_when_it_heals(serve, tmp_path):
+    """A store that cannot write makes every start a 503: /_ready says so, with the reason."""
+    from tests.faults import FaultyStore
+
+    store = FaultyStore(tmp_path / "runner.db")
+    srv = serve(store=store)
+    with srv.client() as c:
+        store.failing.set()
+        c.post("/py/echo?rg=a", headers={"Prefer": "respond-async"})
+        sick = c.get("/_ready")
+        store.failing.clear()
+        deadline = time.monotonic() + 10
+        while c.get("/_ready").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert sick.status_code == 503 and sick.json()["reason"] == "store failing"
+
+
+def test_escape_sequences_and_nul_reach_text_clients_escaped(serve):
+    """Text mode (read in terminals) shows a job's control characters escaped; SSE keeps
+    the data as the job wrote it."""
+    srv = serve()
+    with srv.client() as c:
+        text = c.post("/py/ctl").text
+        sse = c.post("/py/ctl", headers={"Accept": "text/event-stream"}).text
+    assert "\x1b" not in text and "\x00" not in text
+    assert "\\x1b]0;owned\\x07\\x1b[2Jcleared\\x00end\ttab" in text
+    assert "\\x1b[31mred error" in text
+    output = [e["data"] for e in parse_sse(sse) if e.get("event") == "output"]
+    assert output == ["\x1b]0;owned\x07\x1b[2Jcleared\x00end\ttab"]
+
+
+def test_hostile_parameters_are_refused_before_any_run(serve):
+    """A JSON body naming a parameter twice, and a value with U+2028, are 422s."""
+    srv = serve()
+    with srv.client() as c:
+        twice = c.post("/py/echo", content=b'{"rg": "a", "rg": "b"}',
+                       headers={"Content-Type": "application/json"})  # fmt: skip
+        separator = c.post("/py/echo", params={"rg": "a\u2028b"})
+        assert c.get("/_runs").json()["runs"] == []
+    assert twice.status_code == 422
+    assert twice.json()["errors"] == [
+        {"name": "rg", "reason": "given more than once in the JSON body"}
+    ]
+    assert separator.status_code == 422
+    assert separator.json()["errors"] == [{"name": "rg", "reason": "contains control characters"}]
+
+
+def test_a_secret_in_the_url_is_warned_about_by_name_never_by_value(serve, caplog):
+    """Proxies log URLs: a secret parameter in the query string gets a warning naming it."""
+    srv = serve()
+    with srv.client() as c:
+        c.post("/py/leak", params={"token": SECRET})
+    warned = [r.getMessage() for r in caplog.records if "came in the URL" in r.getMessage()]
+    assert warned == ["/py/leak: secret parameter(s) token came in the URL; "
+                      "send them in a form or JSON body"]  # fmt: skip
+    assert SECRET not in caplog.text
+
+
+def test_a_symlink_loop_in_a_job_folder_is_named_not_a_traceback(tmp_path):
+    """A job folder with a symlink loop stops the start with a message naming the file."""
+    import pytest
+
+    from runner.catalogue import Catalogue
+    from runner.errors import CatalogueError
+
+    (tmp_path / "a.sh").symlink_to(tmp_path / "b.sh")
+    (tmp_path / "b.sh").symlink_to(tmp_path / "a.sh")
+    with pytest.raises(CatalogueError, match="a.sh: broken symlink"):
+        Catalogue.discover((tmp_path,))
+
+
+def test_a_port_in_use_is_a_message_and_exit_2(tmp_path):
+    """`runner serve` on a taken port says so in words (no traceback) and exits 2."""
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "runner", "serve", "--port", str(port), "--state-dir",
+             str(tmp_path / "s"), "--no-tls"],
+            capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
+            env={"PATH": "/usr/bin:/bin", "RUNNER_BUILTIN_JOBS": "false", "HOME": str(tmp_path)},
+        )  # fmt: skip
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr

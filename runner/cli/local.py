@@ -16,18 +16,24 @@ from runner.cli.show import pairs
 from runner.client import exits
 from runner.errors import RunnerError
 from runner.journal import Journal
-from runner.records import EV_DONE, EV_OUTPUT, VIA_CLI, Event, Trigger
+from runner.records import EV_DONE, EV_ERROR, EV_OUTPUT, VIA_CLI, Event, Trigger
 from runner.runtime import build
 from runner.service import History, StartRequest
 from runner.settings import Settings
 from runner.store import SQLiteStore
-from runner.wire import text_line
+from runner.wire import escape_controls, text_line
 
 
 def print_event(event: Event) -> None:
-    """Output lines to stdout; errors, progress and the result line to stderr."""
+    """Output lines to stdout; errors, progress and the result line to stderr. Control
+    characters are escaped for a terminal, kept for a pipe or a file."""
     if event.kind == EV_OUTPUT:
-        print(event.data, flush=True)
+        data = escape_controls(event.data) if sys.stdout.isatty() else event.data
+        print(data, flush=True)
+        return
+    if event.kind == EV_ERROR:
+        data = escape_controls(event.data) if sys.stderr.isatty() else event.data
+        print(data, file=sys.stderr, flush=True)
         return
     line = text_line(event)
     if line is not None:

@@ -23,8 +23,8 @@ from httpx_sse import EventSource, SSEError
 
 from runner.client.connection import RETRY_STATUS, Connection, Retry
 from runner.errors import Unreachable
-from runner.records import EV_DONE, EV_OUTPUT, EV_RUN, Event
-from runner.wire import text_line
+from runner.records import EV_DONE, EV_ERROR, EV_OUTPUT, EV_RUN, Event
+from runner.wire import escape_controls, text_line
 
 # A start's own retry: 409 is a copy of this request still being started.
 START_RETRY = RETRY_STATUS | {409}
@@ -33,16 +33,20 @@ START_RETRY = RETRY_STATUS | {409}
 @dataclass
 class Printer:
     """Events to the terminal: output lines to stdout; errors, progress and the result
-    line to stderr (as ``runner run`` prints them)."""
+    line to stderr (as ``runner run`` prints them). Control characters are escaped when
+    the stream is a terminal."""
 
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     server: str = ""
 
     def __call__(self, event: Event) -> None:
-        if event.kind == EV_OUTPUT:
-            self.out.write(event.data + "\n")
-            self.out.flush()
+        if event.kind in (EV_OUTPUT, EV_ERROR):
+            # Escaped for a terminal (escape sequences could rewrite it); kept as they are
+            # for a pipe or a CI log.
+            stream = self.out if event.kind == EV_OUTPUT else self.err
+            stream.write((escape_controls(event.data) if stream.isatty() else event.data) + "\n")
+            stream.flush()
             return
         if event.kind == EV_RUN:
             run = event.json()

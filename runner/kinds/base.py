@@ -101,6 +101,11 @@ class Job(ABC):
     def schema(self) -> dict[str, Any]:
         """JSON Schema of the parameters; secrets carry ``writeOnly`` and ``x-secret``."""
 
+    @property
+    @abstractmethod
+    def secret_names(self) -> frozenset[str]:
+        """The parameters that are secrets (never recorded, logged or shown)."""
+
     @abstractmethod
     def body_schema(self) -> dict[str, Any]:
         """OpenAPI ``requestBody`` of ``POST /<job>``."""

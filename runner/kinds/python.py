@@ -80,6 +80,10 @@ class PythonJob(Job):
     def schema(self) -> dict[str, Any]:
         return self.spec.json_schema()
 
+    @property
+    def secret_names(self) -> frozenset[str]:
+        return self.spec.secrets
+
     def body_schema(self) -> dict[str, Any]:
         schema = self.schema()
         return {

@@ -119,6 +119,10 @@ class ScriptJob(Job):
             }
         return schema
 
+    @property
+    def secret_names(self) -> frozenset[str]:
+        return self.secrets
+
     def body_schema(self) -> dict[str, Any]:
         return {
             "required": False,

@@ -61,7 +61,7 @@ async def health(request: Request) -> Response:
 async def ready(request: Request) -> Response:
     status = jobs.runs_of(request).status()
     if not status.ready:
-        return JSONResponse({"ready": False, "reason": "draining"}, status_code=503)
+        return JSONResponse({"ready": False, "reason": status.reason}, status_code=503)
     return JSONResponse({"ready": True, "running": status.running, "queued": status.queued})
 
 

@@ -32,6 +32,7 @@ class Intake:
     params: dict[str, Any]
     controls: dict[str, str]
     body: bytes
+    in_query: frozenset[str] = frozenset()  # parameters given in the URL
 
 
 async def read_body(request: Request, limit: int, within: float = 30.0) -> bytes:
@@ -96,6 +97,7 @@ async def parse(request: Request, job: Job, limits: LimitSettings) -> Intake:
 
     for name, value in request.query_params.multi_items():
         put(name, value)
+    in_query = frozenset(params)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     # A script's body is its $1 whatever its type (webhookd: `curl -d payload`); only a
     # job whose kind says so reads parameters out of a body.
@@ -121,12 +123,31 @@ async def parse(request: Request, job: Job, limits: LimitSettings) -> Intake:
         problems.append(ParameterProblem("_mode", f"must be one of {', '.join(MODES)}"))
     if problems:
         raise ParameterError(job.path, problems)
-    return Intake(params, controls, body)
+    return Intake(params, controls, body, in_query)
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose names are each given once (json's default keeps the last)."""
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in out:
+            raise _Twice(name)
+        out[name] = value
+    return out
+
+
+class _Twice(ValueError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(name)
 
 
 def _json_object(job: Job, body: bytes) -> dict[str, Any]:
     try:
-        doc = json.loads(body)
+        doc = json.loads(body, object_pairs_hook=_unique)
+    except _Twice as twice:
+        problem = ParameterProblem(twice.name[:64], "given more than once in the JSON body")
+        raise ParameterError(job.path, [problem]) from None
     except (ValueError, RecursionError):
         raise ParameterError(job.path, [ParameterProblem("body", "not valid JSON")]) from None
     if not isinstance(doc, dict):

@@ -96,6 +96,14 @@ async def start(request: Request) -> Response | streams.TextStream:
     runs = runs_of(request)
     job = lookup(request)
     got = await intake.parse(request, job, request.app.state.limits)
+    exposed = sorted(got.in_query & job.secret_names)
+    if exposed:
+        # Proxies and access logs keep URLs: a secret belongs in the body. Its value
+        # never reaches this line, only its name.
+        log.warning(
+            "/%s: secret parameter(s) %s came in the URL; send them in a form or JSON body",
+            job.path, ", ".join(exposed), extra={"job": job.path},
+        )  # fmt: skip
     mode = intake.choose_mode(request, got.controls)
     delivery: Delivery | None = request.scope.get(DELIVERY_KEY)
     principal = principal_of(request.scope)
