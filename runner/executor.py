@@ -18,17 +18,17 @@ import json
 import logging
 import math
 import time
-import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from runner import lease
-from runner.errors import Busy, Conflict, Draining, JobError, NotFound, RunnerError
+from runner.errors import Busy, Conflict, Draining, NotFound
+from runner.failures import describe
 from runner.hooks import Extensions
 from runner.journal import Journal
 from runner.kinds import Host, Submission
-from runner.output import masker, split_lines
+from runner.output import masker
 from runner.records import (
     CANCELLED,
     EV_DONE,
@@ -73,6 +73,8 @@ class Active:
     # Set once the run ended: nothing a job left behind is appended after its `done`.
     closed: bool = False
     dropped: int = 0
+    written: int = 0  # bytes of output so far, against the run's output limit
+    overflow: str | None = None  # why the run was stopped for its output
 
     @property
     def lock(self) -> str | None:
@@ -209,21 +211,11 @@ class Executor:
         run.started = time.time()
         self.journal.emit(run, EV_STATUS, RUNNING_STATUS)
         log.info("%s started", label(run), extra={"run_id": run.id, "event": "started"})
-        mask = active.mask
-
-        def sink(kind: str, data: str) -> None:
-            if active.closed:
-                active.dropped += 1
-                if active.dropped == 1:
-                    log.warning("%s: output after the run ended, not recorded", label(run),
-                                extra={"run_id": run.id})  # fmt: skip
-                return
-            self.journal.emit(run, kind, data)
-
+        sink = self._sink(active)
         state, code, reason = FAILED, 1, None
         try:
             async with asyncio.timeout(run.timeout):
-                code = await sub.job.invoke(sub, run, sink, mask, self.host)
+                code = await sub.job.invoke(sub, run, sink, active.mask, self.host)
             state = SUCCEEDED if code == 0 else FAILED
             if code != 0:
                 reason = f"exited with code {code}"
@@ -233,32 +225,48 @@ class Executor:
         except asyncio.CancelledError:
             state, code = CANCELLED, EXIT_CANCELLED
             reason = active.cancel_reason or "cancelled"
-        except JobError as exc:
-            # A job's own words may hold a secret, and several lines.
-            lines = split_lines(mask(str(exc)))
-            state, code, reason = FAILED, exc.exit_code, lines[0]
-            for line in lines:
-                sink(EV_ERROR, line)
+            if active.overflow:
+                state, code, reason = FAILED, 1, active.overflow
         except Exception as exc:
-            state, code = FAILED, 1
-            explained = self._explain(exc)
-            if explained is not None:
-                # A known failure (no identity, a missing role…): words, not a traceback.
-                reason = mask(explained.splitlines()[0])
-                for line in explained.splitlines():
-                    sink(EV_ERROR, mask(line))
-            else:
-                reason = mask(f"{type(exc).__name__}: {exc}")
-                for line in traceback.format_exception(exc):
-                    for part in line.rstrip("\n").split("\n"):
-                        sink(EV_ERROR, mask(part))
-            log.warning("%s raised %s", label(run), reason, extra={"run_id": run.id})
+            failure = describe(exc, active.mask, self.extensions.explain)
+            for line in failure.lines:
+                sink(EV_ERROR, line)
+            if failure.unexpected:
+                log.warning("%s raised %s", label(run), failure.reason, extra={"run_id": run.id})
+            state, code, reason = FAILED, failure.exit_code, failure.reason
         self._finish(active, state, code, reason)
 
-    def _explain(self, exc: BaseException) -> str | None:
-        if isinstance(exc, RunnerError):
-            return str(exc)
-        return self.extensions.explain(exc)
+    def _sink(self, active: Active) -> Callable[[str, str], None]:
+        """Where the job's events go: the journal, until the run ends or its output passes
+        its limit."""
+        run = active.run
+        limit = active.sub.job.output_limit or self.limits.max_output_bytes
+
+        def sink(kind: str, data: str) -> None:
+            if active.closed or active.overflow:
+                active.dropped += 1
+                if active.dropped == 1 and active.closed:
+                    log.warning("%s: output after the run ended, not recorded", label(run),
+                                extra={"run_id": run.id})  # fmt: skip
+                return
+            active.written += len(data)
+            if active.written > limit:
+                self._overflow(active, limit)
+                return
+            self.journal.emit(run, kind, data)
+
+        return sink
+
+    def _overflow(self, active: Active, limit: int) -> None:
+        """Stop a run whose output passed its limit: it fails, saying so (nothing more of
+        its output is stored, and nothing of it silently)."""
+        active.overflow = (
+            f"the run wrote more than its output limit of {limit} bytes and was stopped "
+            "(raise it with OUTPUT_LIMIT / # runner-output-limit:, or max_output_bytes)"
+        )
+        self.journal.emit(active.run, EV_ERROR, "runner: " + active.overflow)
+        if active.task is not None:
+            active.task.cancel()
 
     def _finish(self, active: Active, state: str, code: int | None, reason: str | None) -> None:
         active.closed = True

@@ -26,22 +26,31 @@ from runner.store.base import Store
 
 log = logging.getLogger("runner.journal")
 
-RING = 4096  # recent events kept per live run for followers that keep up
+RING = 4096  # recent events kept per live run for followers that keep up…
+RING_BYTES = 1 << 20  # …and at most this much of their text (64 KiB lines add up fast)
 PAGE = 5000  # events read from the store at a time when replaying
 
 
 class Channel:
     """Live state of one run: recent committed events and a wake-up for followers."""
 
-    __slots__ = ("_wake", "last", "recent")
+    __slots__ = ("_wake", "last", "recent", "size")
 
     def __init__(self) -> None:
-        self.recent: deque[Event] = deque(maxlen=RING)
+        self.recent: deque[Event] = deque()
+        self.size = 0  # bytes of text in ``recent``
         self.last = 0
         self._wake = asyncio.Event()
 
     def publish(self, events: list[Event]) -> None:
         self.recent.extend(events)
+        self.size += sum(len(e.data) for e in events)
+        # Older events leave the ring (followers behind read them from the store), but the
+        # newest batch always stays: a follower that keeps up never reads the store.
+        while len(self.recent) > len(events) and (
+            len(self.recent) > RING or self.size > RING_BYTES
+        ):
+            self.size -= len(self.recent.popleft().data)
         self.last = events[-1].seq
         self._wake.set()
         self._wake = asyncio.Event()

@@ -204,3 +204,19 @@ def test_a_port_in_use_is_a_message_and_exit_2(tmp_path):
     assert done.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_run_over_its_output_limit_fails_saying_so_and_stores_no_more(serve):
+    """max_output_bytes 2000: a job printing 1,000 lines is stopped and failed with the
+    reason; what it stored stays under the limit (plus the line that says why)."""
+    srv = serve(max_output_bytes=2000)
+    with srv.client() as c:
+        py = c.post("/py/lines?n=1000&every=50&pause=0.01", headers={"Prefer": "wait"})
+        sh = c.post("/sh/echo", content=b"x" * 3000, headers={"Prefer": "wait"})
+        record = c.get(f"/_runs/{py.headers['x-run-id']}").json()
+        log = c.get(f"/_runs/{py.headers['x-run-id']}/log").text
+    assert py.status_code == 500 and record["state"] == "failed"
+    assert record["reason"].startswith("the run wrote more than its output limit of 2000 bytes")
+    output = [line for line in log.splitlines() if not line.startswith("runner:")]
+    assert sum(len(line) for line in output) <= 2000
+    assert sh.status_code == 500 and "output limit" in sh.text

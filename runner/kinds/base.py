@@ -12,6 +12,7 @@ parameters become validated values (:meth:`Job.admit`), and how a run of it exec
 
 from __future__ import annotations
 
+import re
 import string
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -64,6 +65,17 @@ class Submission:
     had_secrets: bool = False  # a secret *parameter* was given (it is never stored)
 
 
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """``64M``, ``512K``, ``2G`` or plain bytes; ValueError otherwise."""
+    m = re.fullmatch(r"\s*(\d+)\s*([KMG]?)i?B?\s*", text, re.IGNORECASE)
+    if not m:
+        raise ValueError(f"not a size: {text!r} (e.g. 64M)")
+    return int(m[1]) * _UNITS[m[2].upper()]
+
+
 def lock_fields(template: str) -> tuple[str, ...]:
     """The parameter names a lock template such as ``rg:{rg}`` uses."""
     return tuple(name for _, name, _, _ in string.Formatter().parse(template) if name)
@@ -82,6 +94,7 @@ class Job(ABC):
     description: str
     timeout: float | None
     lock: str | None
+    output_limit: int | None  # bytes of output a run may write; None: the server's default
 
     @property
     def lock_fields(self) -> tuple[str, ...]:
@@ -141,5 +154,6 @@ class Job(ABC):
             "description": self.description,
             "timeout": self.timeout,
             "lock": self.lock,
+            "output_limit": self.output_limit,
             "parameters": self.schema(),
         }

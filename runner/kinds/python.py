@@ -75,7 +75,10 @@ class PythonJob(Job):
         check = getattr(module, "check", None)
         if check is not None and (not callable(check) or inspect.iscoroutinefunction(check)):
             raise JobLoadError(f"{file}: check must be a plain function check(params) -> dict")
-        return cls(path, file, doc, timeout, lock, spec, func, check)
+        limit = getattr(module, "OUTPUT_LIMIT", None)
+        if limit is not None and (not isinstance(limit, int) or limit <= 0):
+            raise JobLoadError(f"{file}: OUTPUT_LIMIT must be a positive number of bytes")
+        return cls(path, file, doc, timeout, lock, limit, spec, func, check)
 
     def schema(self) -> dict[str, Any]:
         return self.spec.json_schema()

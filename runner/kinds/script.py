@@ -8,6 +8,7 @@ Leading comments describe it and declare its settings::
     # runner-timeout: 300
     # runner-lock: site:{site}
     # runner-secret: token
+    # runner-output-limit: 128M
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from runner.errors import JobLoadError, ParameterError, ParameterProblem
-from runner.kinds.base import Admitted, Host, Job, Sink, Submission
+from runner.kinds.base import Admitted, Host, Job, Sink, Submission, parse_size
 from runner.kinds.process import run_script
 from runner.params import PARAM_NAME, REDACTED
 from runner.records import RunRecord
@@ -78,6 +79,7 @@ class ScriptJob(Job):
         lines: list[str] = []
         timeout: float | None = None
         lock: str | None = None
+        limit: int | None = None
         secrets: set[str] = set()
         try:
             with file.open(encoding="utf-8", errors="replace") as fh:
@@ -98,12 +100,17 @@ class ScriptJob(Job):
                     raise JobLoadError(f"{file}: runner-timeout must be seconds") from None
             elif key == "runner-lock":
                 lock = value.strip()
+            elif key == "runner-output-limit":
+                try:
+                    limit = parse_size(value)
+                except ValueError as exc:
+                    raise JobLoadError(f"{file}: runner-output-limit: {exc}") from None
             elif key == "runner-secret":
                 secrets.update(n.strip() for n in value.split(",") if n.strip())
             else:
                 lines.append(text)
         description = "\n".join(lines).strip()
-        return cls(path, file, description, timeout, lock, frozenset(secrets))
+        return cls(path, file, description, timeout, lock, limit, frozenset(secrets))
 
     def schema(self) -> dict[str, Any]:
         # Any webhookd-style parameters, passed as environment variables.

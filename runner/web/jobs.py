@@ -11,7 +11,7 @@ from typing import Any
 
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from runner.errors import NotFound, ParameterError, ParameterProblem
 from runner.kinds import Job
@@ -35,6 +35,8 @@ from runner.webhooks import Delivery
 from runner.wire import done_body, encode_text
 
 log = logging.getLogger("runner.http")
+
+WAIT_BUFFER = 1 << 20  # wait mode holds at most this much output before reading it back
 
 # Wait mode: a run that did not succeed answers non-2xx, so `curl --fail` fails a CI step.
 WAIT_STATUS = {SUCCEEDED: 200, FAILED: 500, TIMED_OUT: 504, CANCELLED: 409, INTERRUPTED: 503}
@@ -150,12 +152,21 @@ async def _wait(
     """Wait mode: the whole output once the run ends, with a status that says how it
     ended; or, past ``wait=N`` seconds (at most the server's ceiling), 202 + Location."""
     limit = min(mode.wait or ceiling, ceiling)
-    chunks: list[bytes] = []
+    chunks: list[bytes] | None = []  # None once the output outgrew the buffer
+    size = 0
     done: dict[str, Any] | None = None
     try:
         async with asyncio.timeout(limit):
             async for batch in runs.follow(run.id):
-                chunks.append(encode_text(batch))
+                if chunks is not None:
+                    chunk = encode_text(batch)
+                    size += len(chunk)
+                    if size <= WAIT_BUFFER:
+                        chunks.append(chunk)
+                    else:
+                        # A long output is not held in memory: it is read back from the
+                        # store once the run has ended and its status is known.
+                        chunks = None
                 done = done_body(batch) or done
     except TimeoutError:
         log.info(
@@ -170,9 +181,15 @@ async def _wait(
     state = done["state"] if done else INTERRUPTED
     headers["Preference-Applied"] = "wait" if mode.wait is None else f"wait={mode.wait:g}"
     headers["X-Run-State"] = state
-    return PlainTextResponse(
-        b"".join(chunks).decode(), status_code=WAIT_STATUS.get(state, 500), headers=headers
-    )
+    status = WAIT_STATUS.get(state, 500)
+    if chunks is None:
+        return StreamingResponse(
+            streams.text_chunks(runs.log(run.id)),
+            status_code=status,
+            headers=headers,
+            media_type="text/plain; charset=utf-8",
+        )
+    return PlainTextResponse(b"".join(chunks).decode(), status_code=status, headers=headers)
 
 
 def _replayed(record: RunRecord, mode: str) -> Response:
