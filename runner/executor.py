@@ -214,6 +214,9 @@ class Executor:
         sink = self._sink(active)
         state, code, reason = FAILED, 1, None
         try:
+            # Text mode shows a run before its record is stored; its job must not act
+            # before then (usually the same commit: the record and this status).
+            await self.journal.recorded(run.id)
             async with asyncio.timeout(run.timeout):
                 code = await sub.job.invoke(sub, run, sink, active.mask, self.host)
             state = SUCCEEDED if code == 0 else FAILED

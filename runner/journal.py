@@ -86,10 +86,26 @@ class Journal:
         self._syncers: list[tuple[int, asyncio.Future[BaseException | None]]] = []
         self.failing = False  # the last write failed: the store is down
         self._flush_soon = False
+        # New runs whose record is not in the store yet, and who waits for it.
+        self._unstored: set[str] = set()
+        self._recorded: dict[str, asyncio.Future[None]] = {}
 
     def open(self, run: RunRecord) -> None:
         """Start live tracking of a run (before its first event)."""
         self.channels.setdefault(run.id, Channel())
+        if run.last_event == 0:
+            self._unstored.add(run.id)
+
+    async def recorded(self, run_id: str) -> None:
+        """Return once the run's record is in the store. A run's job starts only then: a
+        crash can never leave a job that acted without a record of its run. While the
+        store fails this waits (the flush retries); cancelling the waiter is safe."""
+        if run_id not in self._unstored:
+            return
+        waiter = self._recorded.get(run_id)
+        if waiter is None:
+            waiter = self._recorded[run_id] = asyncio.get_running_loop().create_future()
+        await asyncio.shield(waiter)
 
     def emit(self, run: RunRecord, kind: str, data: str) -> Event:
         """Append an event to ``run``'s log; stored at the next flush, then published."""
@@ -158,6 +174,7 @@ class Journal:
                 backoff = 0.05
                 self.failing = False
                 self._committed = mark
+                self._stored(runs)
                 self._publish(events, runs)
                 self._resolve(None)
         finally:
@@ -177,11 +194,20 @@ class Journal:
                 keep.append((target, waiter))
         self._syncers = keep
 
+    def _stored(self, runs: list[RunRecord]) -> None:
+        for run in runs:
+            if run.id in self._unstored:
+                self._unstored.discard(run.id)
+                waiter = self._recorded.pop(run.id, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+
     def discard(self, run_id: str) -> None:
         """Forget a run that was refused before anyone saw it (its writes failed)."""
         self._events = [e for e in self._events if e.run_id != run_id]
         self._runs.pop(run_id, None)
         self.channels.pop(run_id, None)
+        self._unstored.discard(run_id)
 
     def _publish(self, events: list[Event], runs: list[RunRecord]) -> None:
         hooks = self.extensions if self.extensions.watching else None

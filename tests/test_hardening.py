@@ -220,3 +220,60 @@ def test_a_run_over_its_output_limit_fails_saying_so_and_stores_no_more(serve):
     output = [line for line in log.splitlines() if not line.startswith("runner:")]
     assert sum(len(line) for line in output) <= 2000
     assert sh.status_code == 500 and "output limit" in sh.text
+
+
+def test_a_store_locked_by_another_process_stalls_no_request(serve, tmp_path):
+    """Another process holds the store's write lock for 1.5 s: /_health keeps answering
+    at once, and a text-mode run started meanwhile completes once the lock is gone."""
+    import sqlite3
+    import threading
+
+    state = tmp_path / "state"
+    srv = serve(state_dir=state)
+    other = sqlite3.connect(state / "runner.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    answers: list[str] = []
+
+    def start_run() -> None:
+        with srv.client() as c:
+            answers.append(c.post("/py/echo?rg=a").text)
+
+    worker = threading.Thread(target=start_run)
+    worker.start()
+    slowest = 0.0
+    with srv.client() as c:
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            t0 = time.monotonic()
+            assert c.get("/_health").status_code == 200
+            slowest = max(slowest, time.monotonic() - t0)
+            time.sleep(0.05)
+    other.execute("COMMIT")
+    other.close()
+    worker.join(20)
+    assert slowest < 0.5, f"/_health took {slowest:.2f} s while the store was locked"
+    assert answers and "state=succeeded" in answers[0]
+
+
+def test_a_job_does_not_act_before_its_run_is_recorded(serve, tmp_path):
+    """With a store taking 1 s per write, a text-mode run's job has not started 0.5 s in:
+    a crash then would leave nothing done without a record of it."""
+    import threading
+
+    from tests.faults import FaultyStore
+
+    srv = serve(store=FaultyStore(tmp_path / "runner.db", delay=1.0))
+    marker = tmp_path / "touched"
+    answers: list[str] = []
+
+    def start_run() -> None:
+        with srv.client() as c:
+            answers.append(c.post("/py/touch", params={"path": str(marker)}).text)
+
+    worker = threading.Thread(target=start_run)
+    worker.start()
+    time.sleep(0.5)
+    early = marker.exists()
+    worker.join(20)
+    assert not early, "the job acted before its run was stored"
+    assert marker.exists() and "state=succeeded" in answers[0]

@@ -56,6 +56,8 @@ CREATE TABLE IF NOT EXISTS claims (
 ) WITHOUT ROWID;
 """
 
+BUSY_MS = 20  # the longest a call on the loop waits for another process's write lock
+
 _RUN_COLUMNS = (
     "id, job, state, params, caller, created, timeout, lock_key, started, finished, "
     "exit_code, reason, last_event, had_secrets, owner, trigger"
@@ -133,6 +135,9 @@ class SQLiteStore:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            # At start, wait for another process holding the file; afterwards not: the
+            # connection is used on the event loop, where a wait would stall every request.
+            # A busy write fails at once and the journal retries it with backoff.
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(SCHEMA)
             columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
@@ -141,6 +146,7 @@ class SQLiteStore:
                 db.execute("ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
             if "trigger" not in columns:
                 db.execute("ALTER TABLE runs ADD COLUMN trigger TEXT")
+            db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the run store {self.path}: {exc}") from exc
         self.path.chmod(0o600)
