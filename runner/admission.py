@@ -63,7 +63,8 @@ def prepare(
         run_timeout,
         lock_key,
         body,
-        had_secrets=bool(admitted.secrets),
+        had_secrets=bool(admitted.secrets) or admitted.stored_body is None,
+        stored_body=admitted.stored_body or b"",
     )
 
 

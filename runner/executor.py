@@ -18,7 +18,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +56,7 @@ log = logging.getLogger("runner.runs")
 
 # Recovery asks, for each queued run found at start, for it again as a Submission — or
 # for the reason it cannot run any more.
-Resubmit = Callable[[RunRecord], "Submission | str"]
+Resubmit = Callable[[RunRecord], Awaitable["Submission | str"]]
 
 
 @dataclass
@@ -161,6 +161,7 @@ class Executor:
             lock_key=mask(sub.lock_key) if sub.lock_key is not None else None,
             had_secrets=sub.had_secrets,
             owner=self.owner,
+            body=sub.stored_body,
             trigger=trigger or Trigger(),
         )
         self.journal.open(run)
@@ -344,7 +345,7 @@ class Executor:
             if lease.alive(run.owner):
                 continue  # queued in another live process: it will run it
             run.owner = self.owner
-            again = resubmit(run)
+            again = await resubmit(run)
             if isinstance(again, str):
                 self._interrupt(run, now, again)
                 continue

@@ -125,6 +125,8 @@ class RunRecord:
     # The executor holding it (queued or running): a lease, see runner.lease.
     owner: str = ""
     trigger: Trigger = field(default_factory=Trigger)
+    # A script's body ($1), kept to run again after a restart; never shown.
+    body: bytes = b""
     # ``params`` and ``trigger`` as JSON, made once by the store (they never change after
     # creation, and a run is written at every batch that holds its events).
     params_json: str = ""

@@ -262,15 +262,16 @@ class Runs(History):
     async def _find(self, run_id: str) -> RunRecord | None:
         return self.executor.live(run_id) or await self.store.get(run_id)
 
-    def resubmit(self, run: RunRecord) -> Submission | str:
+    async def resubmit(self, run: RunRecord) -> Submission | str:
         """A queued run found at start, admitted again — or why it cannot run any more."""
         job = self.catalogue.get(run.job)
         if job is None:
             return f"job /{run.job} no longer exists"
         if run.had_secrets:
-            return "secret parameters are never stored, so it cannot resume; start it again"
+            return "secrets are never stored, so it cannot resume; start it again"
+        body = await self.store.body(run.id)
         try:
-            return admission.prepare(job, run.params, self.rules, timeout=run.timeout)
+            return admission.prepare(job, run.params, self.rules, body=body, timeout=run.timeout)
         except ParameterError as exc:
             return f"its parameters are no longer valid: {exc}"
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Served, done_of, parse_sse, wait_final, wait_logged
+from tests.conftest import Served, done_of, files_containing, parse_sse, wait_final, wait_logged
 
 
 @pytest.fixture
@@ -191,3 +191,25 @@ def test_a_zombie_holds_no_lease():
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_queued_scripts_body_survives_kill_9(server):
+    """A webhook-style script queued with a body runs with that body ($1) after a kill -9
+    and restart; a body the script declares secret is not kept: that run is interrupted,
+    asking to start again."""
+    srv = server(None, env={"RUNNER_MAX_RUNNING": "1"})
+    with srv.client() as c:
+        long = c.post("/py/sleep", params={"seconds": "20", "key": "a"}, headers=ASYNC).json()
+        wait_logged(c, long["id"], "start ")
+        queued = c.post("/sh/echo", content=b"payload-42", headers=ASYNC).json()
+        secret = c.post("/sh/secretbody", content=b"hunter2-body", headers=ASYNC).json()
+    kill9(srv)
+    again = server(srv.state_dir, env={"RUNNER_MAX_RUNNING": "1"})
+    with again.client() as c:
+        ran = wait_final(c, queued["id"], within=30)
+        log = c.get(f"/_runs/{queued['id']}/log").text
+        refused = wait_final(c, secret["id"], within=30)
+    assert ran["state"] == "succeeded" and "body=payload-42" in log
+    assert refused["state"] == "interrupted"
+    assert refused["reason"] == "secrets are never stored, so it cannot resume; start it again"
+    assert files_containing(srv.state_dir, b"hunter2-body") == []

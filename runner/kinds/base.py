@@ -49,6 +49,9 @@ class Admitted:
     values: dict[str, Any]  # what the job gets (Python values; strings for scripts)
     recorded: dict[str, Any]  # the same with secrets redacted: what may be stored or shown
     secrets: list[str]  # the secret parameter values given
+    # The body as the run must keep it to run again after a restart (a script's $1);
+    # None when it is a secret and may not be stored.
+    stored_body: bytes | None = b""
 
 
 @dataclass
@@ -62,7 +65,8 @@ class Submission:
     timeout: float
     lock_key: str | None
     body: bytes = b""
-    had_secrets: bool = False  # a secret *parameter* was given (it is never stored)
+    had_secrets: bool = False  # a secret was given (it is never stored): no resuming
+    stored_body: bytes = b""  # what of the body the record keeps
 
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}

@@ -31,6 +31,7 @@ BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME",
 # Lower-case names that programs honour anyway (curl, wget, pip read lower-case proxies).
 HONOURED = frozenset(("http_proxy", "https_proxy", "ftp_proxy", "all_proxy", "no_proxy"))
 HEADER_LINES = 50
+BODY = "body"  # as a # runner-secret: name, the request body
 
 
 def base_env(environ: Mapping[str, str]) -> dict[str, str]:
@@ -160,7 +161,11 @@ class ScriptJob(Job):
         values = {k: str(v) for k, v in raw.items()}
         recorded = {k: REDACTED if k in self.secrets else v for k, v in values.items()}
         secrets = [v for k, v in values.items() if k in self.secrets and v]
-        return Admitted(values, recorded, secrets)
+        # The body ($1) is kept with the run so that a queued run can resume after a
+        # restart — unless the script declares it secret (# runner-secret: body).
+        if BODY in self.secrets and body:
+            return Admitted(values, recorded, [*secrets, body.decode("utf-8", "replace")], None)
+        return Admitted(values, recorded, secrets, body)
 
     async def invoke(
         self,

@@ -19,7 +19,13 @@ class Store(Protocol):
         """Upsert ``runs`` and append ``events`` in one transaction, durable on return."""
         ...
 
-    async def get(self, run_id: str) -> RunRecord | None: ...
+    async def get(self, run_id: str) -> RunRecord | None:
+        """A run's record (without its body: see :meth:`body`)."""
+        ...
+
+    async def body(self, run_id: str) -> bytes:
+        """The body a run keeps to run again after a restart (a script's $1), or b""."""
+        ...
 
     async def list_runs(
         self,

@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS runs (
     last_event INTEGER NOT NULL,
     had_secrets INTEGER NOT NULL DEFAULT 0,
     owner TEXT NOT NULL DEFAULT '',
-    trigger TEXT
+    trigger TEXT,
+    body BLOB
 );
 CREATE INDEX IF NOT EXISTS runs_job ON runs (job, id);
 CREATE INDEX IF NOT EXISTS runs_state ON runs (state, id);
@@ -62,8 +63,9 @@ _RUN_COLUMNS = (
     "id, job, state, params, caller, created, timeout, lock_key, started, finished, "
     "exit_code, reason, last_event, had_secrets, owner, trigger"
 )
+# The body is written with the first insert and never again (nor read with the record).
 _UPSERT = (
-    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    f"INSERT INTO runs ({_RUN_COLUMNS}, body) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
     "ON CONFLICT(id) DO UPDATE SET state=excluded.state, started=excluded.started, "
     "finished=excluded.finished, exit_code=excluded.exit_code, reason=excluded.reason, "
     "last_event=excluded.last_event, lock_key=excluded.lock_key, owner=excluded.owner"
@@ -91,6 +93,7 @@ def _row(run: RunRecord) -> tuple[object, ...]:
         int(run.had_secrets),
         run.owner,
         run.trigger_json,
+        run.body or None,
     )
 
 
@@ -146,6 +149,8 @@ class SQLiteStore:
                 db.execute("ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
             if "trigger" not in columns:
                 db.execute("ALTER TABLE runs ADD COLUMN trigger TEXT")
+            if "body" not in columns:
+                db.execute("ALTER TABLE runs ADD COLUMN body BLOB")
             db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the run store {self.path}: {exc}") from exc
@@ -206,6 +211,10 @@ class SQLiteStore:
         sql += " ORDER BY id DESC LIMIT ?"
         args.append(str(limit))
         return [_record(r) for r in self.db.execute(sql, args)]
+
+    async def body(self, run_id: str) -> bytes:
+        row = self.db.execute("SELECT body FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return bytes(row[0]) if row is not None and row[0] is not None else b""
 
     async def claim(self, claim: Claim, *, ttl: float, replacing: str | None = None) -> Claim:
         db = self.db

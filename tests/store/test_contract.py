@@ -50,6 +50,21 @@ async def test_a_run_keeps_its_trigger_and_its_reply_address(store):
     assert "reply" not in got.to_json()["trigger"]
 
 
+async def test_a_runs_body_is_kept_apart_and_never_shown(store):
+    """A script's body comes back from body() after later writes of the run, and is in
+    neither its record nor the history."""
+    run = _run()
+    run.body = b"payload\x01\xff"
+    await store.write([run], [])
+    run.state = "running"
+    run.body = b""
+    await store.write([run], [])
+    assert await store.body(run.id) == b"payload\x01\xff"
+    assert await store.body("nope") == b""
+    got = await store.get(run.id)
+    assert got is not None and got.body == b"" and "body" not in got.to_json()
+
+
 async def test_upsert_updates_state_and_timings(store):
     """Writing a run again updates its state, timings, exit code and reason."""
     run = _run()
