@@ -18,12 +18,12 @@ import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from runner import lease
 from runner.errors import Busy, Conflict, Draining, NotFound
+from runner.execution import Active, label, run_job, sink_for
 from runner.failures import describe
 from runner.hooks import Extensions
 from runner.journal import Journal
@@ -59,38 +59,6 @@ log = logging.getLogger("runner.runs")
 Resubmit = Callable[[RunRecord], Awaitable["Submission | str"]]
 
 
-@dataclass
-class Active:
-    """A run this process is responsible for (queued or running)."""
-
-    run: RunRecord
-    sub: Submission
-    # Replaces the run's secrets in every text of it that is recorded or shown.
-    mask: Callable[[str], str]
-    task: asyncio.Task[None] | None = None
-    cancel_reason: str | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    # Set once the run ended: nothing a job left behind is appended after its `done`.
-    closed: bool = False
-    dropped: int = 0
-    written: int = 0  # bytes of output so far, against the run's output limit
-    overflow: str | None = None  # why the run was stopped for its output
-
-    @property
-    def lock(self) -> str | None:
-        """The real lock key (the record shows it masked: it may be built from a secret)."""
-        return self.sub.lock_key
-
-
-def _fmt_params(params: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in params.items())
-
-
-def label(run: RunRecord) -> str:
-    """How a run is named in log lines: ``<id> vm/create(rg=demo, …)``."""
-    return f"{run.id} {run.job}({_fmt_params(run.params)})"
-
-
 class Executor:
     """Owns every live run of this process."""
 
@@ -115,6 +83,8 @@ class Executor:
         # This executor's lease on the runs it holds (see runner.lease).
         self.owner = lease.claim()
         self._avg_duration = 1.0
+        # Jobs given up on (they ignored their cancellation): kept until they end.
+        self._abandoned: set[asyncio.Task[int]] = set()
 
     # -- submission ------------------------------------------------------------------
 
@@ -207,28 +177,27 @@ class Executor:
             active.task = asyncio.get_running_loop().create_task(self._execute(active))
 
     async def _execute(self, active: Active) -> None:
-        run, sub = active.run, active.sub
+        run = active.run
         run.state = RUNNING
         run.started = time.time()
         self.journal.emit(run, EV_STATUS, RUNNING_STATUS)
         log.info("%s started", label(run), extra={"run_id": run.id, "event": "started"})
-        sink = self._sink(active)
+        sink = sink_for(active, self.journal, self.limits.max_output_bytes)
         state, code, reason = FAILED, 1, None
         try:
             # Text mode shows a run before its record is stored; its job must not act
             # before then (usually the same commit: the record and this status).
             await self.journal.recorded(run.id)
-            async with asyncio.timeout(run.timeout):
-                code = await sub.job.invoke(sub, run, sink, active.mask, self.host)
+            code = await run_job(active, sink, self.host, self._abandoned)
             state = SUCCEEDED if code == 0 else FAILED
             if code != 0:
                 reason = f"exited with code {code}"
         except TimeoutError:
             state, code = TIMED_OUT, EXIT_TIMED_OUT
-            reason = f"timed out after {run.timeout:g} s"
+            reason = f"timed out after {run.timeout:g} s" + active.abandoned
         except asyncio.CancelledError:
             state, code = CANCELLED, EXIT_CANCELLED
-            reason = active.cancel_reason or "cancelled"
+            reason = (active.cancel_reason or "cancelled") + active.abandoned
             if active.overflow:
                 state, code, reason = FAILED, 1, active.overflow
         except Exception as exc:
@@ -239,38 +208,6 @@ class Executor:
                 log.warning("%s raised %s", label(run), failure.reason, extra={"run_id": run.id})
             state, code, reason = FAILED, failure.exit_code, failure.reason
         self._finish(active, state, code, reason)
-
-    def _sink(self, active: Active) -> Callable[[str, str], None]:
-        """Where the job's events go: the journal, until the run ends or its output passes
-        its limit."""
-        run = active.run
-        limit = active.sub.job.output_limit or self.limits.max_output_bytes
-
-        def sink(kind: str, data: str) -> None:
-            if active.closed or active.overflow:
-                active.dropped += 1
-                if active.dropped == 1 and active.closed:
-                    log.warning("%s: output after the run ended, not recorded", label(run),
-                                extra={"run_id": run.id})  # fmt: skip
-                return
-            active.written += len(data)
-            if active.written > limit:
-                self._overflow(active, limit)
-                return
-            self.journal.emit(run, kind, data)
-
-        return sink
-
-    def _overflow(self, active: Active, limit: int) -> None:
-        """Stop a run whose output passed its limit: it fails, saying so (nothing more of
-        its output is stored, and nothing of it silently)."""
-        active.overflow = (
-            f"the run wrote more than its output limit of {limit} bytes and was stopped "
-            "(raise it with OUTPUT_LIMIT / # runner-output-limit:, or max_output_bytes)"
-        )
-        self.journal.emit(active.run, EV_ERROR, "runner: " + active.overflow)
-        if active.task is not None:
-            active.task.cancel()
 
     def _finish(self, active: Active, state: str, code: int | None, reason: str | None) -> None:
         active.closed = True
@@ -397,6 +334,14 @@ class Executor:
             await self.cancel(active.run.id, "the runner stopped")
         await self.journal.sync()
         lease.release(self.owner)
+        for job in list(self._abandoned):
+            # The last resort, at shutdown: a job that ignored every cancellation would
+            # keep the process from ever exiting (the loop waits for its tasks). Closing
+            # its coroutine raises GeneratorExit where it waits, which it rarely catches.
+            try:
+                job.get_coro().close()
+            except Exception:
+                log.exception("an abandoned job could not be closed; the process may hang")
 
 
 def _run_event(run: RunRecord) -> dict[str, Any]:

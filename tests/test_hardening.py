@@ -277,3 +277,23 @@ def test_a_job_does_not_act_before_its_run_is_recorded(serve, tmp_path):
     worker.join(20)
     assert not early, "the job acted before its run was stored"
     assert marker.exists() and "state=succeeded" in answers[0]
+
+
+def test_a_job_that_swallows_its_cancellation_is_abandoned_not_waited_for(serve):
+    """Timed out or cancelled, a job that catches CancelledError is given up on after the
+    grace period: the run is recorded, says so, and its slot and lock are free again."""
+    srv = serve(kill_grace=0.5, max_running=1)
+    with srv.client() as c:
+        t0 = time.monotonic()
+        timed = c.post("/py/stubborn?_timeout=0.5", headers={"Prefer": "wait"})
+        took = time.monotonic() - t0
+        record = c.get(f"/_runs/{timed.headers['x-run-id']}").json()
+        run_id = c.post("/py/stubborn", headers={"Prefer": "respond-async"}).json()["id"]
+        time.sleep(0.3)
+        cancelled = c.post(f"/_runs/{run_id}/cancel")
+        after = c.post("/py/echo?rg=a", headers={"Prefer": "wait"})
+    assert timed.status_code == 504 and took < 6
+    assert record["state"] == "timed_out" and "abandoned" in record["reason"]
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+    assert "abandoned" in cancelled.json()["reason"]
+    assert after.status_code == 200, "the slot stayed taken"

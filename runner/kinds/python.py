@@ -9,6 +9,7 @@ shares the server's event loop: it must await, not block.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import importlib.util
 import inspect
@@ -142,7 +143,9 @@ class PythonJob(Job):
             ctx.cancelled.set()
             raise
         finally:
-            _JOB_TASKS.reset(token)
+            # Not in this context when an abandoned job is closed at shutdown.
+            with contextlib.suppress(ValueError):
+                _JOB_TASKS.reset(token)
             self._end_leftovers(tasks)
         return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
