@@ -22,6 +22,7 @@ import uvicorn
 
 from runner import runtime as runtimes
 from runner import tls
+from runner.connections import guarded_protocol
 from runner.errors import ConfigError
 from runner.executor import Executor
 from runner.hooks import Extension
@@ -96,6 +97,9 @@ def prepare(
             # Slow clients: an idle keep-alive connection is closed after this many seconds.
             timeout_keep_alive=30,
             h11_max_incomplete_event_size=16 * 1024,
+            http=guarded_protocol(
+                settings.limits.header_timeout, settings.limits.max_connections_per_address
+            ),
         )
         try:
             sock = bind(settings.server.host, settings.server.port)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 
@@ -304,3 +305,61 @@ def test_a_job_that_swallows_its_cancellation_is_abandoned_not_waited_for(serve)
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
     assert "abandoned" in cancelled.json()["reason"]
     assert after.status_code == 200, "the slot stayed taken"
+
+
+def test_slow_headers_are_cut_after_header_timeout(serve):
+    """Slowloris: 30 TLS connections trickling a header line every 0.5 s are closed once
+    header_timeout (1 s) passes; meanwhile a normal request is answered."""
+    from tests.conftest import raw_tls
+
+    srv = serve(header_timeout=1.0)
+    with contextlib.ExitStack() as stack:
+        slow = [stack.enter_context(raw_tls(srv)) for _ in range(30)]
+        for s in slow:
+            s.sendall(b"POST /py/echo HTTP/1.1\r\nHost: x\r\n")
+            s.settimeout(0.01)
+        t0 = time.monotonic()
+        closed: set[int] = set()
+        while len(closed) < len(slow) and time.monotonic() - t0 < 5:
+            for i, s in enumerate(slow):
+                if i in closed:
+                    continue
+                try:
+                    s.sendall(b"X-Slow: 1\r\n")
+                    if s.recv(1) == b"":
+                        closed.add(i)
+                except TimeoutError:
+                    pass
+                except OSError:
+                    closed.add(i)
+            time.sleep(0.5)
+        took = time.monotonic() - t0
+        with srv.client() as c:
+            assert c.get("/_health").status_code == 200
+    assert len(closed) == 30, f"{30 - len(closed)} slow connections stayed open"
+    assert took < 3.5
+
+
+def test_one_address_holds_at_most_max_connections_per_address(serve):
+    """With 10 allowed, the 11th and 12th connections from one address are refused at once."""
+    from tests.conftest import raw_tls
+
+    srv = serve(max_connections_per_address=10, header_timeout=30.0)
+    with contextlib.ExitStack() as stack:
+        held = [stack.enter_context(raw_tls(srv)) for _ in range(10)]
+        time.sleep(0.2)
+        outcomes = []
+        for _ in range(2):
+            s = stack.enter_context(raw_tls(srv))
+            s.settimeout(5)
+            try:
+                s.sendall(b"GET /_health HTTP/1.1\r\nHost: x\r\n\r\n")
+                outcomes.append(s.recv(100))
+            except OSError:
+                outcomes.append(b"")
+        first = held[0]
+        first.settimeout(5)
+        first.sendall(b"GET /_health HTTP/1.1\r\nHost: x\r\n\r\n")
+        answered = first.recv(100)
+    assert outcomes == [b"", b""]
+    assert answered.startswith(b"HTTP/1.1 200")

@@ -101,6 +101,12 @@ class LimitSettings(Section):
     max_param_bytes: Int = Field(8192, ge=1, description="bytes per parameter value")
     max_header_bytes: Int = Field(32 * 1024, ge=1, description="request headers (431)")
     body_timeout: Seconds = Field(30.0, description="seconds to send a request body (408)")
+    header_timeout: Seconds = Field(
+        10.0, description="seconds to send a request's headers (then the connection closes)"
+    )
+    max_connections_per_address: Int = Field(
+        256, ge=1, description="connections one client address may hold open"
+    )
     drain_timeout: Seconds = Field(30.0, description="SIGTERM: seconds runs may finish in")
     kill_grace: Seconds = Field(5.0, description="script jobs: SIGTERM → SIGKILL seconds")
     retention_days: Number = Field(30.0, ge=0, description="finished runs older are pruned")
