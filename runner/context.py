@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from runner.output import split_lines
@@ -64,6 +64,24 @@ class Lender(Protocol):
     async def resource(self, name: str, ctx: Any) -> Any: ...
 
 
+class Written:
+    """What ``ctx.print`` and ``ctx.error`` return: awaiting it waits until the store has
+    caught up with the run's output (a job printing much should ``await ctx.print(…)``);
+    not awaiting it is fine too."""
+
+    __slots__ = ("_drained",)
+
+    def __init__(self, drained: Callable[[], Awaitable[None]]) -> None:
+        self._drained = drained
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._drained().__await__()
+
+
+async def _no_wait() -> None:
+    return None
+
+
 class Context:
     """Handed to ``run(ctx, …)``. One per run."""
 
@@ -77,6 +95,7 @@ class Context:
         mask: Callable[[str], str],
         resources: Lender,
         timeout: float,
+        drained: Callable[[], Awaitable[None]] = _no_wait,
     ) -> None:
         self.run_id = run_id
         self.job = job
@@ -86,17 +105,21 @@ class Context:
         self._sink = sink
         self._mask = mask
         self._resources = resources
+        self._written = Written(drained)
         self.cancelled = asyncio.Event()
 
-    def print(self, *parts: object, sep: str = " ") -> None:
-        """Write output lines (stdout). Several lines at once are split."""
+    def print(self, *parts: object, sep: str = " ") -> Written:
+        """Write output lines (stdout). Several lines at once are split. ``await`` it to
+        go no faster than the store."""
         for line in split_lines(self._mask(sep.join(str(p) for p in parts))):
             self._sink(EV_OUTPUT, line)
+        return self._written
 
-    def error(self, *parts: object, sep: str = " ") -> None:
+    def error(self, *parts: object, sep: str = " ") -> Written:
         """Write error lines (stderr)."""
         for line in split_lines(self._mask(sep.join(str(p) for p in parts))):
             self._sink(EV_ERROR, line)
+        return self._written
 
     def progress(self, message: str, percent: float | None = None) -> None:
         """Report progress: a ``status`` event; text mode shows it as a ``runner:`` line."""

@@ -14,6 +14,7 @@ as followers are woken: after the commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -26,6 +27,10 @@ from runner.store.base import Store
 
 log = logging.getLogger("runner.journal")
 
+# Output waiting to be committed: past SOFT, ``await ctx.print(…)`` waits for the store;
+# past HARD, the journal commits inline (a job that never awaits cannot pile up output).
+PENDING_SOFT = 256 << 10
+PENDING_HARD = 8 << 20
 RING = 4096  # recent events kept per live run for followers that keep up…
 RING_BYTES = 1 << 20  # …and at most this much of their text (64 KiB lines add up fast)
 PAGE = 5000  # events read from the store at a time when replaying
@@ -86,6 +91,8 @@ class Journal:
         self._syncers: list[tuple[int, asyncio.Future[BaseException | None]]] = []
         self.failing = False  # the last write failed: the store is down
         self._flush_soon = False
+        self._pending = 0  # bytes of event text not committed yet
+        self._writing = False  # the flush loop awaits the store
         # New runs whose record is not in the store yet, and who waits for it.
         self._unstored: set[str] = set()
         self._recorded: dict[str, asyncio.Future[None]] = {}
@@ -113,8 +120,39 @@ class Journal:
         event = Event(run.id, run.last_event, kind, data, time.time())
         self._events.append(event)
         self._runs[run.id] = run
+        self._pending += len(data)
         self._schedule()
+        if self._pending > PENDING_HARD:
+            self._commit_inline()
         return event
+
+    async def drained(self) -> None:
+        """Return when little enough output waits to be stored: a job that awaits its
+        prints (``await ctx.print(…)``) goes no faster than the store commits."""
+        if self._pending > PENDING_SOFT:
+            with contextlib.suppress(Exception):  # a failing store is said elsewhere
+                await self.sync()
+
+    def _commit_inline(self) -> None:
+        """Commit what is pending now, on a store that can (SQLite's calls are synchronous
+        anyway): a job printing in a loop without awaiting never gives the flush a turn."""
+        write_now = getattr(self.store, "write_now", None)
+        if write_now is None or self._writing:
+            return  # an async store: output waits for the next turn (and the job's await)
+        mark = self._emitted
+        events, self._events = self._events, []
+        runs, self._runs = list(self._runs.values()), {}
+        try:
+            write_now(runs, events)
+        except Exception:
+            self._events[:0] = events
+            self._runs = {r.id: r for r in runs} | self._runs
+            return
+        self._pending = sum(len(e.data) for e in self._events)
+        self._committed = mark
+        self._stored(runs)
+        self._publish(events, runs)
+        self._resolve(None)
 
     def save(self, run: RunRecord) -> None:
         """Record a change of ``run`` that comes with no event."""
@@ -157,20 +195,26 @@ class Journal:
                 mark = self._emitted
                 events, self._events = self._events, []
                 runs, self._runs = list(self._runs.values()), {}
+                self._pending -= sum(len(e.data) for e in events)
                 try:
+                    self._writing = True
                     await self.store.write(runs, events)
                 except Exception as exc:
                     # Nothing unstored is ever shown, and nothing is dropped: the batch goes
                     # back in front of what came since and is written when the store heals.
                     # Followers wait meanwhile; sync() tells its waiters about the failure.
                     log.error("store write failed (%s); retrying in %.2fs", exc, backoff)
+                    self._pending += sum(len(e.data) for e in events)
                     self._events[:0] = events
                     self._runs = {r.id: r for r in runs} | self._runs
                     self.failing = True
                     self._resolve(exc)
+                    self._writing = False
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
+                finally:
+                    self._writing = False
                 backoff = 0.05
                 self.failing = False
                 self._committed = mark

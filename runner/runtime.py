@@ -68,6 +68,7 @@ class Runtime:
             script_env=script_env,
             masked=self.extensions.script_secrets(),
             kill_grace=settings.limits.kill_grace,
+            drained=self.journal.drained,
         )
         self.executor = Executor(settings.limits, store, self.journal, host, self.extensions)
         policies = Policies(settings.security.policies, [job.path for job in catalogue])

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import string
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -40,6 +40,8 @@ class Host:
     # (App Service's identity header…). Not parameters, so a queued run can still resume.
     masked: tuple[str, ...]
     kill_grace: float
+    # Returns once the run's output waiting to be stored is small (``await ctx.print``).
+    drained: Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True)

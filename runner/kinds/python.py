@@ -133,6 +133,7 @@ class PythonJob(Job):
             mask=mask,
             resources=host.resources,
             timeout=run.timeout,
+            drained=host.drained,
         )
         tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         _track_tasks(asyncio.get_running_loop())
