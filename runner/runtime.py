@@ -122,9 +122,11 @@ class Runtime:
         days = self.settings.limits.retention_days
         while True:
             try:
-                now = time.time()
+                now, limits = time.time(), self.settings.limits
                 removed = await self.store.prune(
-                    now - days * 86400, claims_before=now - self.settings.limits.replay_ttl
+                    now - days * 86400,
+                    claims_before=now - limits.replay_ttl,
+                    keep_bytes=limits.retention_bytes or None,
                 )
             except Exception:
                 log.exception("pruning old runs failed")

@@ -116,8 +116,10 @@ class History:
         states: Sequence[str] = (),
         before: str | None = None,
         limit: int = 50,
+        caller: str | None = None,
     ) -> RunPage:
-        """The history, newest first, of the runs ``principal`` may see."""
+        """The history, newest first, of the runs ``principal`` may see (``caller``: only
+        those one principal started, e.g. ``user:alice``)."""
         problems = []
         bad = [s for s in states if s not in STATES]
         if bad:
@@ -137,6 +139,7 @@ class History:
             states=states,
             before=before,
             limit=limit,
+            caller=caller,
         )
         return RunPage(runs, runs[-1].id if len(runs) == limit else None)
 

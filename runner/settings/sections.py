@@ -110,6 +110,9 @@ class LimitSettings(Section):
     drain_timeout: Seconds = Field(30.0, description="SIGTERM: seconds runs may finish in")
     kill_grace: Seconds = Field(5.0, description="script jobs: SIGTERM → SIGKILL seconds")
     retention_days: Number = Field(30.0, ge=0, description="finished runs older are pruned")
+    retention_bytes: Int = Field(
+        0, ge=0, description="oldest finished runs pruned while the store is larger (0: off)"
+    )
     max_output_bytes: Int = Field(
         64 << 20, ge=1, description="output a run may write (a job may set its own); then fails"
     )

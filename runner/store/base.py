@@ -35,9 +35,11 @@ class Store(Protocol):
         states: Sequence[str] = (),
         before: str | None = None,
         limit: int = 50,
+        caller: str | None = None,
     ) -> list[RunRecord]:
         """Newest first; ``before`` is a run id cursor for the next page; ``jobs``, when
-        given, bounds the answer to those jobs (an empty list: no run)."""
+        given, bounds the answer to those jobs (an empty list: no run); ``caller`` to the
+        runs one principal started. Each page costs the same at any history size."""
         ...
 
     async def claim(self, claim: Claim, *, ttl: float, replacing: str | None = None) -> Claim:
@@ -54,7 +56,13 @@ class Store(Protocol):
         """Events of one run with ``seq > after``, in order, at most ``limit``."""
         ...
 
-    async def prune(self, created_before: float, claims_before: float | None = None) -> int:
+    async def prune(
+        self,
+        created_before: float,
+        claims_before: float | None = None,
+        keep_bytes: int | None = None,
+    ) -> int:
         """Delete finished runs created before the time given, with their events (and
-        claims taken before ``claims_before``)."""
+        claims taken before ``claims_before``), then the oldest finished runs while the
+        store holds more than ``keep_bytes``; in small batches, giving space back."""
         ...

@@ -1,75 +1,42 @@
-"""SQLite store: one file in the state directory, WAL mode.
+"""SQLite store: one file in the state directory, WAL mode (schema: ``sqlite_schema``).
 
-Calls run on the event loop thread on purpose. With WAL and ``synchronous=NORMAL`` a commit
-is a ``write()`` into the WAL without fsync — tens of microseconds, less than handing the
-work to a thread — and it survives a crash of the process (``kill -9``); only a power loss
-can take the last transactions. Other processes (``runner runs``, ``runner logs``) read
-the same file concurrently, as WAL allows.
+Writes run on the event loop thread on purpose. With WAL and ``synchronous=NORMAL`` a
+commit is a ``write()`` into the WAL without fsync — tens of microseconds, less than
+handing the work to a thread — and it survives a crash of the process (``kill -9``); only
+a power loss can take the last transactions. Reading a run's events — a replay may be
+millions of lines — happens in worker threads on connections of their own, a page at a
+time, so that a long replay never holds the loop. Other processes (``runner runs``,
+``runner logs``) read the same file concurrently, as WAL allows.
 """
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import itertools
 import json
 import sqlite3
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from ulid import ULID
+
 from runner.errors import StoreError
 from runner.records import FINAL, Claim, Event, RunRecord, Trigger
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    job TEXT NOT NULL,
-    state TEXT NOT NULL,
-    params TEXT NOT NULL,
-    caller TEXT NOT NULL,
-    created REAL NOT NULL,
-    timeout REAL NOT NULL,
-    lock_key TEXT,
-    started REAL,
-    finished REAL,
-    exit_code INTEGER,
-    reason TEXT,
-    last_event INTEGER NOT NULL,
-    had_secrets INTEGER NOT NULL DEFAULT 0,
-    owner TEXT NOT NULL DEFAULT '',
-    trigger TEXT,
-    body BLOB
-);
-CREATE INDEX IF NOT EXISTS runs_job ON runs (job, id);
-CREATE INDEX IF NOT EXISTS runs_state ON runs (state, id);
-CREATE INDEX IF NOT EXISTS runs_caller ON runs (job, caller);
-CREATE TABLE IF NOT EXISTS events (
-    run_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    data TEXT NOT NULL,
-    ts REAL NOT NULL,
-    PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS claims (
-    key TEXT PRIMARY KEY,
-    run_id TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    owner TEXT NOT NULL,
-    created REAL NOT NULL
-) WITHOUT ROWID;
-"""
+from runner.store.sqlite_schema import KIND_CODES, KIND_NAMES, RUN_COLUMNS, prepare
 
 BUSY_MS = 20  # the longest a call on the loop waits for another process's write lock
+PRUNE_BATCH = 200  # runs deleted per transaction when pruning, with a yield between
 
-_RUN_COLUMNS = (
-    "id, job, state, params, caller, created, timeout, lock_key, started, finished, "
-    "exit_code, reason, last_event, had_secrets, owner, trigger"
-)
 # The body is written with the first insert and never again (nor read with the record).
 _UPSERT = (
-    f"INSERT INTO runs ({_RUN_COLUMNS}, body) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    f"INSERT INTO runs ({RUN_COLUMNS}, body) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
     "ON CONFLICT(id) DO UPDATE SET state=excluded.state, started=excluded.started, "
     "finished=excluded.finished, exit_code=excluded.exit_code, reason=excluded.reason, "
     "last_event=excluded.last_event, lock_key=excluded.lock_key, owner=excluded.owner"
 )
+_FINAL = tuple(sorted(FINAL))
 
 
 def _row(run: RunRecord) -> tuple[object, ...]:
@@ -77,45 +44,24 @@ def _row(run: RunRecord) -> tuple[object, ...]:
         run.params_json = json.dumps(run.params)
         run.trigger_json = run.trigger.stored()
     return (
-        run.id,
-        run.job,
-        run.state,
-        run.params_json,
-        run.caller,
-        run.created,
-        run.timeout,
-        run.lock_key,
-        run.started,
-        run.finished,
-        run.exit_code,
-        run.reason,
-        run.last_event,
-        int(run.had_secrets),
-        run.owner,
-        run.trigger_json,
-        run.body or None,
-    )
+        run.id, run.job, run.state, run.params_json, run.caller, run.created, run.timeout,
+        run.lock_key, run.started, run.finished, run.exit_code, run.reason, run.last_event,
+        int(run.had_secrets), run.owner, run.trigger_json, run.body or None,
+    )  # fmt: skip
 
 
 def _record(row: sqlite3.Row) -> RunRecord:
     return RunRecord(
-        id=row[0],
-        job=row[1],
-        state=row[2],
-        params=json.loads(row[3]),
-        caller=row[4],
-        created=row[5],
-        timeout=row[6],
-        lock_key=row[7],
-        started=row[8],
-        finished=row[9],
-        exit_code=row[10],
-        reason=row[11],
-        last_event=row[12],
-        had_secrets=bool(row[13]),
-        owner=row[14],
-        trigger=Trigger.loaded(row[15]),
-    )
+        id=row[0], job=row[1], state=row[2], params=json.loads(row[3]), caller=row[4],
+        created=row[5], timeout=row[6], lock_key=row[7], started=row[8], finished=row[9],
+        exit_code=row[10], reason=row[11], last_event=row[12], had_secrets=bool(row[13]),
+        owner=row[14], trigger=Trigger.loaded(row[15]),
+    )  # fmt: skip
+
+
+def id_before(when: float) -> str:
+    """The smallest run id of the millisecond ``when``: ids below it are older runs."""
+    return str(ULID.from_timestamp(when))[:10] + "0" * 16
 
 
 class SQLiteStore:
@@ -124,6 +70,10 @@ class SQLiteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: sqlite3.Connection | None = None
+        self._keys: dict[str, int] = {}  # run id → its integer key, for runs written here
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -136,21 +86,11 @@ class SQLiteStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per batch.
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
             # At start, wait for another process holding the file; afterwards not: the
             # connection is used on the event loop, where a wait would stall every request.
             # A busy write fails at once and the journal retries it with backoff.
             db.execute("PRAGMA busy_timeout=5000")
-            db.executescript(SCHEMA)
-            columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-            # Stores made before runs recorded their lease holder and their trigger.
-            if "owner" not in columns:
-                db.execute("ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
-            if "trigger" not in columns:
-                db.execute("ALTER TABLE runs ADD COLUMN trigger TEXT")
-            if "body" not in columns:
-                db.execute("ALTER TABLE runs ADD COLUMN body BLOB")
+            prepare(db)
             db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the run store {self.path}: {exc}") from exc
@@ -161,6 +101,13 @@ class SQLiteStore:
         if self._db is not None:
             self._db.close()
             self._db = None
+        with self._readers_lock:
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
+        self._local = threading.local()
+
+    # -- writing -------------------------------------------------------------------------
 
     async def write(self, runs: Sequence[RunRecord], events: Sequence[Event]) -> None:
         self.write_now(runs, events)
@@ -175,18 +122,37 @@ class SQLiteStore:
                 db.executemany(_UPSERT, [_row(r) for r in runs])
             if events:
                 db.executemany(
-                    "INSERT INTO events (run_id, seq, kind, data, ts) VALUES (?,?,?,?,?)",
-                    [(e.run_id, e.seq, e.kind, e.data, e.ts) for e in events],
-                )
+                    "INSERT INTO events (run, seq, kind, data, ts) VALUES (?,?,?,?,?)",
+                    [(self._key(e.run_id), e.seq, KIND_CODES[e.kind], e.data, e.ts)
+                     for e in events],
+                )  # fmt: skip
             db.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, KeyError) as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise StoreError(f"cannot write to the run store {self.path}: {exc}") from exc
+        for run in runs:
+            if run.state in FINAL:
+                self._keys.pop(run.id, None)  # no more events: no more lookups
+
+    def _key(self, run_id: str) -> int:
+        key = self._keys.get(run_id)
+        if key is None:
+            row = self.db.execute("SELECT key FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"no run {run_id} for its events")
+            key = self._keys[run_id] = int(row[0])
+        return key
+
+    # -- reading -------------------------------------------------------------------------
 
     async def get(self, run_id: str) -> RunRecord | None:
-        row = self.db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        row = self.db.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
         return None if row is None else _record(row)
+
+    async def body(self, run_id: str) -> bytes:
+        row = self.db.execute("SELECT body FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return bytes(row[0]) if row is not None and row[0] is not None else b""
 
     async def list_runs(
         self,
@@ -196,30 +162,69 @@ class SQLiteStore:
         states: Sequence[str] = (),
         before: str | None = None,
         limit: int = 50,
+        caller: str | None = None,
     ) -> list[RunRecord]:
-        where, args = [], []
+        """Each combination of the equality filters is one index range scan (job, state,
+        job+state or caller with id), newest first and at most ``limit`` long; the pages
+        are merged. No filter grows with the history: see tests/store's plan test."""
         if job is not None:
-            where.append("job = ?")
-            args.append(job)
-        if jobs is not None:
-            where.append(f"job IN ({','.join('?' * len(jobs))})" if jobs else "0")
-            args.extend(jobs)
-        if states:
-            where.append(f"state IN ({','.join('?' * len(states))})")
-            args.extend(states)
+            jobs = [job] if jobs is None or job in jobs else []
+        job_values: list[str | None] = list(jobs) if jobs is not None else [None]
+        state_values: list[str | None] = list(states) if states else [None]
+        combos = list(itertools.product(job_values, state_values))
+        pages = [self._page(j, s, caller, before, limit) for j, s in combos]
+        newest = heapq.merge(*pages, key=lambda r: r.id, reverse=True)
+        return list(itertools.islice(newest, limit))
+
+    def _page(
+        self, job: str | None, state: str | None, caller: str | None, before: str | None, limit: int
+    ) -> list[RunRecord]:
+        sql, args = self.page_query(job, state, caller, before, limit)
+        return [_record(r) for r in self.db.execute(sql, args)]
+
+    @staticmethod
+    def page_query(
+        job: str | None, state: str | None, caller: str | None, before: str | None, limit: int
+    ) -> tuple[str, list[object]]:
+        """The SQL of one page of the history (public for the query-plan test)."""
+        where: list[str] = []
+        args: list[object] = []
+        for column, value in (("job", job), ("state", state), ("caller", caller)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
         if before is not None:
             where.append("id < ?")
             args.append(before)
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+        sql = f"SELECT {RUN_COLUMNS} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(str(limit))
-        return [_record(r) for r in self.db.execute(sql, args)]
+        args.append(limit)
+        return sql + " ORDER BY id DESC LIMIT ?", args
 
-    async def body(self, run_id: str) -> bytes:
-        row = self.db.execute("SELECT body FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return bytes(row[0]) if row is not None and row[0] is not None else b""
+    async def events(self, run_id: str, after: int = 0, limit: int = 10_000) -> list[Event]:
+        return await asyncio.to_thread(self._events, run_id, after, limit)
+
+    def _events(self, run_id: str, after: int, limit: int) -> list[Event]:
+        rows = self._reader().execute(
+            "SELECT seq, kind, data, ts FROM events WHERE run = "
+            "(SELECT key FROM runs WHERE id = ?) AND seq > ? ORDER BY seq LIMIT ?",
+            (run_id, after, limit),
+        )
+        return [Event(run_id, seq, KIND_NAMES[kind], data, ts) for seq, kind, data, ts in rows]
+
+    def _reader(self) -> sqlite3.Connection:
+        """This worker thread's own read connection (opened on first use)."""
+        reader: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if reader is None:
+            reader = sqlite3.connect(self.path, check_same_thread=False)
+            reader.execute("PRAGMA query_only=1")
+            self._local.db = reader
+            with self._readers_lock:
+                self._readers.append(reader)
+        return reader
+
+    # -- claims --------------------------------------------------------------------------
 
     async def claim(self, claim: Claim, *, ttl: float, replacing: str | None = None) -> Claim:
         db = self.db
@@ -252,33 +257,75 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write to the run store {self.path}: {exc}") from exc
 
-    async def events(self, run_id: str, after: int = 0, limit: int = 10_000) -> list[Event]:
-        rows = self.db.execute(
-            "SELECT seq, kind, data, ts FROM events WHERE run_id = ? AND seq > ? "
-            "ORDER BY seq LIMIT ?",
-            (run_id, after, limit),
-        )
-        return [Event(run_id, seq, kind, data, ts) for seq, kind, data, ts in rows]
+    # -- pruning -------------------------------------------------------------------------
 
-    async def prune(self, created_before: float, claims_before: float | None = None) -> int:
+    async def prune(
+        self,
+        created_before: float,
+        claims_before: float | None = None,
+        keep_bytes: int | None = None,
+    ) -> int:
+        """Finished runs older than ``created_before`` (by id: ULIDs sort by time), then
+        the oldest finished ones while the live data is over ``keep_bytes``; in batches
+        with a yield between, the freed pages given back to the file system."""
+        removed = 0
+        cutoff = id_before(created_before)
+        while batch := self._oldest(cutoff):
+            removed += self._delete(batch)
+            await asyncio.sleep(0)
+        while keep_bytes is not None and self.size()["live"] > keep_bytes:
+            batch = self._oldest(None, PRUNE_BATCH // 4)
+            if not batch:
+                break
+            removed += self._delete(batch)
+            await self._give_back()
+        if claims_before is not None:
+            self._execute("DELETE FROM claims WHERE created < ?", (claims_before,))
+        await self._give_back()
+        return removed
+
+    def _oldest(self, cutoff: str | None, count: int = PRUNE_BATCH) -> list[tuple[int, str]]:
+        marks = ",".join("?" * len(_FINAL))
+        below = "id < ? AND " if cutoff is not None else ""
+        args = ((cutoff,) if cutoff is not None else ()) + _FINAL + (count,)
+        return list(
+            self.db.execute(
+                f"SELECT key, id FROM runs WHERE {below}state IN ({marks}) ORDER BY id LIMIT ?",
+                args,
+            )
+        )
+
+    def _delete(self, batch: list[tuple[int, str]]) -> int:
         db = self.db
-        final = tuple(FINAL)
-        marks = ",".join("?" * len(final))
-        db.execute("BEGIN")
+        keys = [(key,) for key, _ in batch]
         try:
-            db.execute(
-                f"DELETE FROM events WHERE run_id IN (SELECT id FROM runs "
-                f"WHERE created < ? AND state IN ({marks}))",
-                (created_before, *final),
-            )
-            cur = db.execute(
-                f"DELETE FROM runs WHERE created < ? AND state IN ({marks})",
-                (created_before, *final),
-            )
-            if claims_before is not None:
-                db.execute("DELETE FROM claims WHERE created < ?", (claims_before,))
+            db.execute("BEGIN")
+            db.executemany("DELETE FROM events WHERE run = ?", keys)
+            db.executemany("DELETE FROM runs WHERE key = ?", keys)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise StoreError(f"cannot prune the run store: {exc}") from exc
-        return cur.rowcount
+        return len(batch)
+
+    def _execute(self, sql: str, args: tuple[object, ...]) -> None:
+        try:
+            self.db.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot prune the run store: {exc}") from exc
+
+    async def _give_back(self) -> None:
+        """Return free pages to the file system, a few hundred at a time."""
+        while self.size()["free"] > 0:
+            self._execute("PRAGMA incremental_vacuum(500)", ())
+            await asyncio.sleep(0)
+            if self.db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+                return  # a file without incremental vacuum (made read-only elsewhere)
+
+    def size(self) -> dict[str, int]:
+        """Bytes of the file: ``total``, ``free`` (pages pruning freed) and ``live``."""
+        page = self.db.execute("PRAGMA page_size").fetchone()[0]
+        pages = self.db.execute("PRAGMA page_count").fetchone()[0]
+        free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
+        return {"total": pages * page, "free": free * page, "live": (pages - free) * page}

@@ -94,6 +94,12 @@ def document(jobs: Iterable[Job]) -> dict[str, Any]:
                         "schema": {"type": "integer", "minimum": 1, "maximum": 500},
                     },
                     {"name": "before", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "caller",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "who started the runs, e.g. user:alice",
+                    },
                 ],  # fmt: skip
                 "responses": {"200": _json({}, "runs, newest first"), "422": PROBLEM},
             }

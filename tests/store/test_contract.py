@@ -6,6 +6,7 @@ import sqlite3
 import time
 
 import pytest
+from ulid import ULID
 
 from runner.records import Claim, Event, RunRecord, Trigger, new_run_id
 from runner.store import SQLiteStore
@@ -14,8 +15,9 @@ pytestmark = pytest.mark.anyio
 
 
 def _run(job: str = "a/b", state: str = "queued", created: float | None = None) -> RunRecord:
+    # A run's id tells when it was made (ULIDs sort by time), as its `created` does.
     return RunRecord(
-        id=new_run_id(),
+        id=new_run_id() if created is None else str(ULID.from_timestamp(created)),
         job=job,
         state=state,
         params={"rg": "x", "pw": "***"},
