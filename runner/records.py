@@ -199,3 +199,44 @@ class Claim:
     fingerprint: str
     owner: str
     created: float
+
+
+@dataclass(slots=True)
+class Notice:
+    """One message to deliver about a run, kept in the store's outbox until delivered.
+
+    ``id`` is stable per run, event and target (a Standard Webhooks ``webhook-id``: a
+    receiver that sees it twice knows it is one message). ``channel`` says how to send it:
+    ``webhook`` (signed with the notification secret), ``slack`` or ``teams`` (to the
+    reply address a chat gave). ``target`` may be a capability URL (Slack's response_url):
+    stored, never shown.
+    """
+
+    id: str
+    run_id: str
+    channel: str
+    target: str
+    body: str  # JSON
+    created: float
+    deadline: float  # given up after this
+    next_at: float = 0.0
+    attempts: int = 0
+    delivered: float | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+
+    @property
+    def gave_up(self) -> bool:
+        return self.delivered is None and self.next_at > self.deadline
+
+    def to_json(self) -> dict[str, Any]:
+        """What ``GET /_runs/<id>/notifications`` shows (not the target: it may be secret)."""
+        return {
+            "id": self.id,
+            "channel": self.channel,
+            "attempts": self.attempts,
+            "delivered": self.delivered,
+            "last_status": self.last_status,
+            "last_error": self.last_error,
+            "gave_up": self.gave_up,
+        }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from runner.records import Claim, Event, RunRecord
+from runner.records import Claim, Event, Notice, RunRecord
 
 
 class Store(Protocol):
@@ -54,6 +54,22 @@ class Store(Protocol):
 
     async def events(self, run_id: str, after: int = 0, limit: int = 10_000) -> list[Event]:
         """Events of one run with ``seq > after``, in order, at most ``limit``."""
+        ...
+
+    async def outbox_add(self, notices: Sequence[Notice]) -> None:
+        """Add notices; one whose id is there already is left as it is (idempotent)."""
+        ...
+
+    async def outbox_due(self, now: float, limit: int = 100) -> list[Notice]:
+        """Undelivered notices whose next try is due (given-up ones excluded)."""
+        ...
+
+    async def outbox_update(self, notice: Notice) -> None:
+        """Record a try of a notice: attempts, next try, delivery, last status and error."""
+        ...
+
+    async def notices(self, run_id: str) -> list[Notice]:
+        """Every notice of a run, delivered or not, oldest first."""
         ...
 
     async def prune(

@@ -23,7 +23,7 @@ from pathlib import Path
 from ulid import ULID
 
 from runner.errors import StoreError
-from runner.records import FINAL, Claim, Event, RunRecord, Trigger
+from runner.records import FINAL, Claim, Event, Notice, RunRecord, Trigger
 from runner.store.sqlite_schema import KIND_CODES, KIND_NAMES, RUN_COLUMNS, prepare
 
 BUSY_MS = 20  # the longest a call on the loop waits for another process's write lock
@@ -37,6 +37,15 @@ _UPSERT = (
     "last_event=excluded.last_event, lock_key=excluded.lock_key, owner=excluded.owner"
 )
 _FINAL = tuple(sorted(FINAL))
+_NOTICE = (
+    "id, run_id, channel, target, body, created, deadline, next_at, attempts, delivered, "
+    "last_status, last_error"
+)
+
+
+def _notice_row(n: Notice) -> tuple[object, ...]:
+    return (n.id, n.run_id, n.channel, n.target, n.body, n.created, n.deadline, n.next_at,
+            n.attempts, n.delivered, n.last_status, n.last_error)  # fmt: skip
 
 
 def _row(run: RunRecord) -> tuple[object, ...]:
@@ -257,6 +266,44 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write to the run store {self.path}: {exc}") from exc
 
+    # -- outbox --------------------------------------------------------------------------
+
+    async def outbox_add(self, notices: Sequence[Notice]) -> None:
+        db = self.db
+        try:
+            db.execute("BEGIN")
+            db.executemany(
+                f"INSERT OR IGNORE INTO outbox ({_NOTICE}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [_notice_row(n) for n in notices],
+            )
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StoreError(f"cannot write to the run store {self.path}: {exc}") from exc
+
+    async def outbox_due(self, now: float, limit: int = 100) -> list[Notice]:
+        rows = self.db.execute(
+            f"SELECT {_NOTICE} FROM outbox WHERE delivered IS NULL AND next_at <= ? "
+            "AND next_at <= deadline ORDER BY next_at LIMIT ?",
+            (now, limit),
+        )
+        return [Notice(*row) for row in rows]
+
+    async def outbox_update(self, notice: Notice) -> None:
+        self._execute(
+            "UPDATE outbox SET attempts = ?, next_at = ?, delivered = ?, last_status = ?, "
+            "last_error = ? WHERE id = ?",
+            (notice.attempts, notice.next_at, notice.delivered, notice.last_status,
+             notice.last_error, notice.id),
+        )  # fmt: skip
+
+    async def notices(self, run_id: str) -> list[Notice]:
+        rows = self.db.execute(
+            f"SELECT {_NOTICE} FROM outbox WHERE run_id = ? ORDER BY created, id", (run_id,)
+        )
+        return [Notice(*row) for row in rows]
+
     # -- pruning -------------------------------------------------------------------------
 
     async def prune(
@@ -301,6 +348,7 @@ class SQLiteStore:
         try:
             db.execute("BEGIN")
             db.executemany("DELETE FROM events WHERE run = ?", keys)
+            db.executemany("DELETE FROM outbox WHERE run_id = ?", [(i,) for _, i in batch])
             db.executemany("DELETE FROM runs WHERE key = ?", keys)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -313,7 +361,7 @@ class SQLiteStore:
         try:
             self.db.execute(sql, args)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot prune the run store: {exc}") from exc
+            raise StoreError(f"cannot write to the run store {self.path}: {exc}") from exc
 
     async def _give_back(self) -> None:
         """Return free pages to the file system, a few hundred at a time."""

@@ -6,6 +6,7 @@
     events   (run key, seq) → kind (a small integer), text, time. WITHOUT ROWID: the rows
              live in their primary key; no run id repeated in every row.
     claims   request keys taken by runs (delivery ids, Idempotency-Key).
+    outbox   notices to deliver about runs (notifications, chat replies), until delivered.
 
 Version 1 files (run ids in every event row) are rebuilt into version 2 at open, once.
 """
@@ -58,6 +59,22 @@ CREATE TABLE IF NOT EXISTS events (
     ts REAL NOT NULL,
     PRIMARY KEY (run, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    target TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created REAL NOT NULL,
+    deadline REAL NOT NULL,
+    next_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    delivered REAL,
+    last_status INTEGER,
+    last_error TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered, next_at);
+CREATE INDEX IF NOT EXISTS outbox_run ON outbox (run_id);
 CREATE TABLE IF NOT EXISTS claims (
     key TEXT PRIMARY KEY,
     run_id TEXT NOT NULL,
