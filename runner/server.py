@@ -66,7 +66,7 @@ def prepare(
     extensions: list[Extension] | None = None,
 ) -> Prepared:
     """Build the runtime, set up TLS and security, bind the socket. Raises RunnerError."""
-    runtime = runtimes.build(settings, store=store, extensions=extensions)
+    runtime = runtimes.build(settings, store=store, extensions=extensions, serving=True)
     try:
         settings = runtime.settings
         cert = key = None

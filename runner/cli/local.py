@@ -16,22 +16,37 @@ from runner.cli.show import pairs
 from runner.client import exits
 from runner.errors import RunnerError
 from runner.journal import Journal
-from runner.records import EV_DONE, EV_OUTPUT, VIA_CLI, Event, Trigger
+from runner.records import EV_DONE, EV_ERROR, EV_OUTPUT, VIA_CLI, Event, Trigger
 from runner.runtime import build
 from runner.service import History, StartRequest
 from runner.settings import Settings
 from runner.store import SQLiteStore
-from runner.wire import text_line
+from runner.wire import result_line, text_line
 
 
-def print_event(event: Event) -> None:
-    """Output lines to stdout; errors, progress and the result line to stderr."""
-    if event.kind == EV_OUTPUT:
-        print(event.data, flush=True)
-        return
-    line = text_line(event)
-    if line is not None:
-        print(line, file=sys.stderr, flush=True)
+class EventPrinter:
+    """Output lines to stdout; errors, progress and the result line to stderr.
+
+    A failure a job explained (``JobError``) arrives twice: as its last ``error`` line and
+    as the ``done`` event's reason. A terminal shows it once.
+    """
+
+    def __init__(self) -> None:
+        self.last_error: str | None = None
+
+    def __call__(self, event: Event) -> None:
+        if event.kind == EV_OUTPUT:
+            print(event.data, flush=True)
+            return
+        if event.kind == EV_ERROR:
+            self.last_error = event.data
+        line = text_line(event)
+        if event.kind == EV_DONE:
+            done = event.json()
+            if done.get("reason") and done["reason"] == self.last_error:
+                line = result_line(event.run_id, done)
+        if line is not None:
+            print(line, file=sys.stderr, flush=True)
 
 
 async def run_here(settings: Settings, job_path: str, items: list[str], limit: float | None) -> int:
@@ -54,6 +69,7 @@ async def run_here(settings: Settings, job_path: str, items: list[str], limit: f
         )
         run = (await runtime.runs.start(request)).run
         done: dict[str, Any] | None = None
+        print_event = EventPrinter()
         try:
             async for batch in runtime.runs.follow(run.id):
                 for event in batch:
@@ -107,6 +123,7 @@ async def show_log(settings: Settings, run_id: str, *, follow: bool) -> int:
         await history.get(run_id)
         batches = history.follow(run_id) if follow else history.log(run_id)
         done: dict[str, Any] | None = None
+        print_event = EventPrinter()
         async for batch in batches:
             for event in batch:
                 print_event(event)
