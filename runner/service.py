@@ -107,8 +107,11 @@ class History:
         states: Sequence[str] = (),
         before: str | None = None,
         limit: int = 50,
+        caller: str | None = None,
     ) -> RunPage:
-        """The history, newest first, of the runs ``principal`` may see."""
+        """The history, newest first, of the runs ``principal`` may see; ``caller``:
+        started by it (``webhook:github`` also matches ``webhook:github/<delivery>``).
+        Like the runs a token may not see, filtered in the page: a page may be short."""
         problems = []
         bad = [s for s in states if s not in STATES]
         if bad:
@@ -124,6 +127,10 @@ class History:
         )
         # An API token sees the runs of the jobs it may run, and only those.
         visible = [r for r in runs if principal.may_run(r.job)]
+        if caller:
+            visible = [
+                r for r in visible if r.caller == caller or r.caller.startswith(caller + "/")
+            ]
         return RunPage(visible, runs[-1].id if len(runs) == limit else None)
 
     def follow(

@@ -31,6 +31,7 @@ async def list_runs(request: Request) -> Response:
         states=states,
         before=q.get("before"),
         limit=limit,
+        caller=q.get("caller"),
     )
     body: dict[str, object] = {"runs": [r.to_json() for r in page.runs]}
     if page.next_before is not None:
