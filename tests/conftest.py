@@ -245,3 +245,8 @@ def done_of(events: list[dict[str, Any]]) -> dict[str, Any]:
     assert len(done) == 1, events
     body: dict[str, Any] = json.loads(done[0]["data"])
     return body
+
+
+from tests.auth.conftest import make_htpasswd  # noqa: E402  (shared by web, ui and cli tests)
+
+__all__ = ["make_htpasswd"]
