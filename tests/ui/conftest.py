@@ -1,7 +1,7 @@
 """The web page in a real browser: Debian's Chromium (scripts/tools.sh installs it),
 driven by Playwright's Python package, headless, on loopback only.
 
-One browser for the whole session (a start costs ~1 s); each test gets a fresh context
+One browser per test module (a start costs ~1 s); each test gets a fresh context
 (its own cookies, cache and storage). Screenshots go to ``artifacts/screenshots/``
 (gitignored), kept after the run.
 """
@@ -37,7 +37,9 @@ FLAGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session: Playwright's sync API keeps an event loop running in the main
+# thread while it lives, and later tests call asyncio.run() there.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.fail("chromium is not installed: run scripts/tools.sh (make test does)")
