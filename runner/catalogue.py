@@ -62,6 +62,12 @@ class Catalogue:
     def __len__(self) -> int:
         return len(self._jobs)
 
+    def replace(self, other: Catalogue) -> None:
+        """Serve ``other``'s jobs from now on (job folders changed; see runner.reload).
+        One assignment: a lookup sees the old jobs or the new ones, never a mix; a run
+        already submitted keeps the job it was admitted with."""
+        self._jobs = other._jobs
+
     @classmethod
     def discover(cls, folders: tuple[Path, ...]) -> Catalogue:
         """Scan ``folders`` in order; every problem found is reported together."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 from collections.abc import Mapping
@@ -161,6 +162,10 @@ class RunRecord:
             "created": self.created,
             "started": self.started,
             "finished": self.finished,
+            # The same instants for people (issue 11): ISO 8601, UTC.
+            "created_at": _iso(self.created),
+            "started_at": _iso(self.started),
+            "finished_at": _iso(self.finished),
             "duration": self.duration,
             "exit_code": self.exit_code,
             "reason": self.reason,
@@ -168,6 +173,13 @@ class RunRecord:
             "events": self.last_event,
             "links": self.links(),
         }
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    stamp = datetime.datetime.fromtimestamp(ts, datetime.UTC)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,32 +141,48 @@ def build(
     *,
     store: Store | None = None,
     extensions: Sequence[Extension] | None = None,
+    serving: bool = False,
 ) -> Runtime:
     """Jobs, store and extensions from ``settings``; with ``settings.sandbox.enabled`` the
     emulated Azure starts first (in a thread) and the settings point at it.
 
     ``store`` and ``extensions`` replace the ones the settings name: tests pass a faulty
-    store or a recording extension this way. Raises RunnerError with a message in words.
+    store or a recording extension this way. ``serving`` (a server, not ``runner run``)
+    adds the metrics and the rescans of the job folders. Raises RunnerError in words.
     """
-    catalogue = Catalogue.discover(folders(settings.server))
+    job_folders = folders(settings.server)
+    catalogue = Catalogue.discover(job_folders)
     settings.server.state_dir.mkdir(parents=True, exist_ok=True)
     resources = contextlib.ExitStack()
     try:
         extras: list[Extension] = []
+        metrics = None
+        if serving:
+            from runner.metrics import Metrics
+
+            metrics = Metrics()
+            extras.append(metrics)
+            if settings.server.job_rescan > 0:
+                from runner.reload import CatalogueWatcher
+
+                extras.append(CatalogueWatcher(catalogue, job_folders, settings.server.job_rescan))
         if settings.sandbox.enabled:
             settings, scripts = _with_sandbox(settings, resources)
             extras.append(scripts)
         if extensions is None:
             from runner.azure import AzureExtension
 
-            extensions = [AzureExtension(settings.azure, os.environ)]
-        return Runtime(
+            extensions = [AzureExtension(settings.azure, os.environ, observer=metrics)]
+        runtime = Runtime(
             settings,
             catalogue,
             store or store_for(settings),
             [*extensions, *extras],
             resources=resources,
         )
+        if metrics is not None:
+            metrics.watch(runtime.runs.status)
+        return runtime
     except BaseException:
         resources.close()
         raise

@@ -26,6 +26,7 @@ from runner.connections import guarded_protocol
 from runner.errors import ConfigError
 from runner.executor import Executor
 from runner.hooks import Extension
+from runner.kinds import Job
 from runner.runtime import Runtime
 from runner.settings import Settings
 from runner.store import Store
@@ -69,7 +70,7 @@ def prepare(
     extensions: list[Extension] | None = None,
 ) -> Prepared:
     """Build the runtime, set up TLS and security, bind the socket. Raises RunnerError."""
-    runtime = runtimes.build(settings, store=store, extensions=extensions)
+    runtime = runtimes.build(settings, store=store, extensions=extensions, serving=True)
     try:
         settings = runtime.settings
         cert = key = None
@@ -172,7 +173,7 @@ class RunnerServer(uvicorn.Server):
 def banner(prepared: Prepared) -> str:
     """What to print at start: the URL, how to trust the certificate, a ready curl line."""
     lines = [f"runner listening on {prepared.url}"]
-    job = next(prepared.runtime.runs.jobs(), None)
+    job = _example_job(prepared.runtime)
     cacert = f"--cacert {prepared.cacert} " if prepared.cacert else ""
     if prepared.cacert is not None and prepared.settings.server.tls_cert is None:
         lines.append(
@@ -180,8 +181,32 @@ def banner(prepared: Prepared) -> str:
             f"`curl --cacert {prepared.cacert}` (or add it to your CA store)"
         )
     if job is not None:
-        lines.append(f"try:  curl {cacert}-X POST '{prepared.url}/{job.path}'")
+        required = job.schema().get("required", [])
+        query = "&".join(f"{name}=…" for name in required)
+        sec = prepared.settings.security
+        auth = ""
+        if sec.htpasswd is not None:
+            auth = "--user USER "
+        elif prepared.settings.tokens_path.is_file():
+            auth = '-H "Authorization: Bearer $RUNNER_TOKEN" '
+        target = f"{prepared.url}/{job.path}" + (f"?{query}" if query else "")
+        lines.append(f"try:  curl {cacert}{auth}-X POST '{target}'")
+    if prepared.settings.server.web_ui:
+        lines.append(f"web page: {prepared.url}/")
     return "\n".join(lines)
+
+
+def _example_job(runtime: Runtime) -> Job | None:
+    """The job the banner suggests: one a plain curl can start (no webhook signature, no
+    allow list), with the fewest required parameters (issue 11: the first job
+    alphabetically was a Slack-verified one, so the suggested line got a 403)."""
+    runs = runtime.runs
+    open_jobs = [
+        job for job in runs.jobs()
+        if (policy := runs.policies.for_job(job.path)) is None
+        or (not policy.verify and not policy.allow)
+    ]  # fmt: skip
+    return min(open_jobs, key=lambda j: len(j.schema().get("required", [])), default=None)
 
 
 def serve(settings: Settings) -> None:

@@ -118,8 +118,8 @@ class History:
         limit: int = 50,
         caller: str | None = None,
     ) -> RunPage:
-        """The history, newest first, of the runs ``principal`` may see (``caller``: only
-        those one principal started, e.g. ``user:alice``)."""
+        """The history, newest first, of the runs ``principal`` may see; ``caller``:
+        started by it (``webhook:github`` also matches ``webhook:github/<delivery>``)."""
         problems = []
         bad = [s for s in states if s not in STATES]
         if bad:

@@ -37,14 +37,14 @@ class Served:
     """A running server and what a test needs to talk to it."""
 
     url: str
-    cacert: Path
+    cacert: Path | None  # None: plain HTTP (tls=False, behind a front)
     state_dir: Path
     server: RunnerServer | None = None
     thread: threading.Thread | None = None
     proc: subprocess.Popen[str] | None = None
 
     def ssl_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.cacert))
+        return ssl.create_default_context(cafile=str(self.cacert) if self.cacert else None)
 
     def client(self, **kw: Any) -> httpx.Client:
         kw.setdefault("timeout", 20)
@@ -101,7 +101,6 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
             assert thread.is_alive(), "server thread died at start"
             assert time.monotonic() < deadline, "server did not start"
             time.sleep(0.01)
-        assert prepared.cacert is not None
         served = Served(prepared.url, prepared.cacert, state, server=server, thread=thread)
         started.append(served)
         return served
@@ -246,3 +245,8 @@ def done_of(events: list[dict[str, Any]]) -> dict[str, Any]:
     assert len(done) == 1, events
     body: dict[str, Any] = json.loads(done[0]["data"])
     return body
+
+
+from tests.auth.conftest import make_htpasswd  # noqa: E402  (shared by web, ui and cli tests)
+
+__all__ = ["make_htpasswd"]

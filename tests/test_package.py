@@ -70,6 +70,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
     assert "runner/builtin_jobs/vm/create.py" in names
+    # The web page ships in the wheel: its HTML shell, script modules and style sheet.
+    for name in ("index.html", "app.js", "form.js", "live.js", "history.js", "style.css"):
+        assert f"runner/web/ui/static/{name}" in names, name
     return venv
 
 

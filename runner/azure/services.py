@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from azure.mgmt.network.aio import NetworkManagementClient
     from azure.mgmt.resource.resources.aio import ResourceManagementClient
 
+    from runner.azure.telemetry import AzureObserver
+
 IMDS_METADATA_VERSION = "2021-02-01"
 
 
@@ -52,8 +54,15 @@ class AzureExtension(Extension):
 
     name = "azure"
 
-    def __init__(self, settings: AzureSettings, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: AzureSettings,
+        environ: Mapping[str, str] | None = None,
+        observer: AzureObserver | None = None,
+    ) -> None:
         self.settings = settings
+        # Told of every ARM request and token acquisition (the metrics extension).
+        self.observer = observer
         self.environ = dict(os.environ if environ is None else environ)
         self.source = identity.source(settings, self.environ)
         self._azure: Azure | None = None
@@ -83,12 +92,19 @@ class AzureExtension(Extension):
         if not subscription or not location:
             raise ConfigError("the instance metadata has no subscription or location; set them")
         credential = identity.make_credential(s)
+        policies: list[Any] = []
+        if self.observer is not None:
+            from runner.azure.telemetry import ArmRequestPolicy, ObservedCredential
+
+            credential = ObservedCredential(credential, self.observer)
+            policies.append(ArmRequestPolicy(self.observer))
         common: dict[str, Any] = {
             "base_url": s.arm_endpoint,
             "credential_scopes": [s.arm_audience.rstrip("/") + "/.default"],
             "polling_interval": s.arm_polling_interval,
             "retry_total": s.arm_retry_total,
             "transport": self._transport(),
+            "per_retry_policies": policies,
         }
         return Azure(
             credential=credential,

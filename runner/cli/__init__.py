@@ -172,7 +172,11 @@ def _local(args: argparse.Namespace) -> int:
     from runner.settings import load
 
     settings = load(config=getattr(args, "config", None), overrides=_overrides(args))
-    logs.configure(settings.server.log_format, settings.server.log_level)
+    logs.configure(
+        settings.server.log_format,
+        settings.server.log_level,
+        job_terminal=args.command == "run" and sys.stderr.isatty(),
+    )
     if args.command == "serve":
         from runner.server import serve
 

@@ -21,23 +21,38 @@ from runner.runtime import build
 from runner.service import History, StartRequest
 from runner.settings import Settings
 from runner.store import SQLiteStore
-from runner.wire import escape_controls, text_line
+from runner.wire import escape_controls, result_line, text_line
 
 
-def print_event(event: Event) -> None:
+class EventPrinter:
     """Output lines to stdout; errors, progress and the result line to stderr. Control
-    characters are escaped for a terminal, kept for a pipe or a file."""
-    if event.kind == EV_OUTPUT:
-        data = escape_controls(event.data) if sys.stdout.isatty() else event.data
-        print(data, flush=True)
-        return
-    if event.kind == EV_ERROR:
-        data = escape_controls(event.data) if sys.stderr.isatty() else event.data
-        print(data, file=sys.stderr, flush=True)
-        return
-    line = text_line(event)
-    if line is not None:
-        print(line, file=sys.stderr, flush=True)
+    characters are escaped for a terminal, kept for a pipe or a file.
+
+    A failure a job explained (``JobError``) arrives twice: as its last ``error`` line and
+    as the ``done`` event's reason. A terminal shows it once.
+    """
+
+    def __init__(self) -> None:
+        self.last_error: str | None = None
+
+    def __call__(self, event: Event) -> None:
+        if event.kind in (EV_OUTPUT, EV_ERROR):
+            stream = sys.stdout if event.kind == EV_OUTPUT else sys.stderr
+            print(
+                escape_controls(event.data) if stream.isatty() else event.data,
+                file=stream,
+                flush=True,
+            )
+            if event.kind == EV_ERROR:
+                self.last_error = event.data
+            return
+        line = text_line(event)
+        if event.kind == EV_DONE:
+            done = event.json()
+            if done.get("reason") and done["reason"] == self.last_error:
+                line = result_line(event.run_id, done)
+        if line is not None:
+            print(line, file=sys.stderr, flush=True)
 
 
 async def run_here(settings: Settings, job_path: str, items: list[str], limit: float | None) -> int:
@@ -60,6 +75,7 @@ async def run_here(settings: Settings, job_path: str, items: list[str], limit: f
         )
         run = (await runtime.runs.start(request)).run
         done: dict[str, Any] | None = None
+        print_event = EventPrinter()
         try:
             async for batch in runtime.runs.follow(run.id):
                 for event in batch:
@@ -113,6 +129,7 @@ async def show_log(settings: Settings, run_id: str, *, follow: bool) -> int:
         await history.get(run_id)
         batches = history.follow(run_id) if follow else history.log(run_id)
         done: dict[str, Any] | None = None
+        print_event = EventPrinter()
         async for batch in batches:
             for event in batch:
                 print_event(event)

@@ -24,7 +24,7 @@ from httpx_sse import EventSource, SSEError
 from runner.client.connection import RETRY_STATUS, Connection, Retry
 from runner.errors import Unreachable
 from runner.records import EV_DONE, EV_ERROR, EV_OUTPUT, EV_RUN, Event
-from runner.wire import escape_controls, text_line
+from runner.wire import escape_controls, result_line, text_line
 
 # A start's own retry: 409 is a copy of this request still being started.
 START_RETRY = RETRY_STATUS | {409}
@@ -39,6 +39,9 @@ class Printer:
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     server: str = ""
+    # A failure a job explained arrives as its last error line and as the done reason:
+    # said once.
+    last_error: str | None = None
 
     def __call__(self, event: Event) -> None:
         if event.kind in (EV_OUTPUT, EV_ERROR):
@@ -47,10 +50,14 @@ class Printer:
             stream = self.out if event.kind == EV_OUTPUT else self.err
             stream.write((escape_controls(event.data) if stream.isatty() else event.data) + "\n")
             stream.flush()
+            if event.kind == EV_ERROR:
+                self.last_error = event.data
             return
         if event.kind == EV_RUN:
             run = event.json()
             line = f"runner: run={run['id']} job={run['job']} {self.server}/_runs/{run['id']}"
+        elif event.kind == EV_DONE and event.json().get("reason") == self.last_error:
+            line = result_line(event.run_id, event.json())
         else:
             line = text_line(event) or ""
         if line:

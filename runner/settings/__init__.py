@@ -31,6 +31,7 @@ from runner.settings.sections import (
     SandboxSettings,
     SecuritySettings,
     ServerSettings,
+    loopback_address,
 )
 
 
@@ -182,4 +183,5 @@ __all__ = [
     "Settings",
     "from_values",
     "load",
+    "loopback_address",
 ]

@@ -12,7 +12,14 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from runner.policy import JobPolicy
 
@@ -45,6 +52,13 @@ def _expand(value: Any) -> Any:
     return value
 
 
+def _log_level(value: str) -> str:
+    from runner.logs import parse_level  # ground layer; imported here to keep one parser
+
+    parse_level(value)
+    return value
+
+
 Int = Annotated[int, BeforeValidator(_not_bool)]
 Number = Annotated[float, BeforeValidator(_not_bool)]
 Seconds = Annotated[float, BeforeValidator(_not_bool), Field(gt=0)]
@@ -68,6 +82,12 @@ class ServerSettings(Section):
     port: Int = Field(8443, ge=0, le=65535, description="TCP port (0 picks a free one)")
     jobs: Folders = Field((), description="job folders served besides the built-in ones")
     builtin_jobs: bool = Field(True, description="serve the built-in Azure jobs")
+    job_rescan: Number = Field(
+        2.0,
+        ge=0,
+        description="seconds between scans of the job folders: added, changed or "
+        "removed jobs are served without a restart (0: never)",
+    )
     state_dir: Folder = Field(Path(".runner"), description="run store and TLS files")
     tls: bool = Field(True, description="serve HTTPS (a self-signed pair unless given one)")
     tls_cert: OptionalPath = Field(None, description="certificate (PEM)")
@@ -75,7 +95,18 @@ class ServerSettings(Section):
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", description="auto: JSON lines when stderr is not a terminal"
     )
-    log_level: str = Field("info", description="debug, info, warning or error")
+    log_level: Annotated[str, AfterValidator(_log_level)] = Field(
+        "info",
+        description="debug, info, warning or error; then logger=level pairs, e.g. "
+        "`info,azure=debug` (Azure SDK HTTP lines show only when named or at debug)",
+    )
+    access_log: bool = Field(True, description="one log line per HTTP request")
+    web_ui: bool = Field(True, description="serve the web page at / (same auth as the API)")
+    metrics_listen: OptionalText = Field(
+        None,
+        description="host:port of a separate loopback listener serving /metrics without "
+        "auth; unset: GET /_metrics with the API's auth",
+    )
     heartbeat: Seconds = Field(15.0, description="seconds between SSE heartbeat comments")
     loop: Literal["auto", "asyncio", "uvloop"] = Field(
         "auto", description="event loop: auto uses uvloop when installed"
@@ -85,7 +116,23 @@ class ServerSettings(Section):
     def _pair(self) -> ServerSettings:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together: give both or neither")
+        if self.metrics_listen is not None:
+            loopback_address(self.metrics_listen)
         return self
+
+
+def loopback_address(spec: str) -> tuple[str, int]:
+    """``host:port`` of ``metrics_listen``, which must be loopback: it has no auth."""
+    host, sep, port = spec.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"metrics_listen must be host:port, got {spec!r}")
+    if host not in ("localhost", "::1") and not host.startswith("127."):
+        raise ValueError(
+            f"metrics_listen {spec!r} must be a loopback address (127.x, ::1, localhost): "
+            "it serves without authentication; beyond loopback use /_metrics with a token"
+        )
+    return host, int(port)
 
 
 class LimitSettings(Section):

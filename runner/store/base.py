@@ -39,7 +39,8 @@ class Store(Protocol):
     ) -> list[RunRecord]:
         """Newest first; ``before`` is a run id cursor for the next page; ``jobs``, when
         given, bounds the answer to those jobs (an empty list: no run); ``caller`` to the
-        runs one principal started. Each page costs the same at any history size."""
+        runs one principal started (a sender, ``webhook:github``, matches each of its
+        deliveries, ``webhook:github/<id>``). Each page costs the same at any history size."""
         ...
 
     async def claim(self, claim: Claim, *, ttl: float, replacing: str | None = None) -> Claim:

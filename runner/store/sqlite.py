@@ -24,7 +24,7 @@ from ulid import ULID
 
 from runner.errors import StoreError
 from runner.records import FINAL, Claim, Event, Notice, RunRecord, Trigger
-from runner.store.sqlite_schema import KIND_CODES, KIND_NAMES, RUN_COLUMNS, prepare
+from runner.store.sqlite_schema import KIND_CODES, KIND_NAMES, RUN_COLUMNS, SENDER, prepare
 
 BUSY_MS = 20  # the longest a call on the loop waits for another process's write lock
 PRUNE_BATCH = 200  # runs deleted per transaction when pruning, with a yield between
@@ -198,10 +198,19 @@ class SQLiteStore:
         """The SQL of one page of the history (public for the query-plan test)."""
         where: list[str] = []
         args: list[object] = []
-        for column, value in (("job", job), ("state", state), ("caller", caller)):
+        for column, value in (("job", job), ("state", state)):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
+        if caller is not None:
+            # A sender (``webhook:github``) or one caller exactly (``webhook:github/<id>``):
+            # both scan the sender index.
+            sender, _, delivery = caller.partition("/")
+            where.append(f"{SENDER} = ?")
+            args.append(sender)
+            if delivery:
+                where.append("caller = ?")
+                args.append(caller)
         if before is not None:
             where.append("id < ?")
             args.append(before)

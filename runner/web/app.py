@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -13,8 +14,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runner.errors import Refused, StoreError
+from runner.kinds import Job
+from runner.metrics import Metrics
 from runner.runtime import Runtime
-from runner.web import jobs, openapi, problems, runs
+from runner.settings import loopback_address
+from runner.web import jobs, openapi, problems, runs, ui
+from runner.web.access import AccessLog
 from runner.web.security import Security
 
 log = logging.getLogger("runner.http")
@@ -25,12 +30,18 @@ class SecurityHeaders:
 
     Output is only ever served as text/plain, SSE or JSON; nosniff stops a browser from
     guessing HTML out of a job's output (webhookd served output as text/html: reflected XSS).
+    The one HTML page (web/ui) runs only its own script files: the Content-Security-Policy
+    allows no inline script, no other origin, no framing.
     """
 
     def __init__(self, app: ASGIApp, *, hsts: bool, max_header_bytes: int = 32 * 1024) -> None:
         self.app = app
         self.max_header_bytes = max_header_bytes
-        self.extra = [(b"x-content-type-options", b"nosniff")]
+        self.extra = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"content-security-policy", CSP),
+            (b"referrer-policy", b"same-origin"),
+        ]
         if hsts:
             self.extra.append((b"strict-transport-security", b"max-age=31536000"))
 
@@ -54,6 +65,12 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+CSP = (
+    b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    b"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -67,6 +84,14 @@ async def ready(request: Request) -> Response:
 
 async def catalogue(request: Request) -> Response:
     return JSONResponse({"jobs": [job.describe() for job in jobs.runs_of(request).jobs()]})
+
+
+async def metrics_text(request: Request) -> Response:
+    """``GET /_metrics``: Prometheus' text format (behind the API's auth)."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 async def openapi_json(request: Request) -> Response:
@@ -91,18 +116,26 @@ def build_app(
     """The ASGI app. With ``manage_runtime`` its lifespan starts and stops the runtime."""
     settings = runtime.settings
     security = security or Security(policies=runtime.runs.policies)
+    metrics = next((e for e in runtime.extensions.all if isinstance(e, Metrics)), None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_runtime:
             await runtime.start()
+        if metrics is not None and settings.server.metrics_listen:
+            host, port = metrics.listen(*loopback_address(settings.server.metrics_listen))
+            log.info("metrics on http://%s:%d/metrics (no auth: loopback only)", host, port)
         try:
             yield
         finally:
+            if metrics is not None:
+                metrics.stop_listening()
             if manage_runtime:
                 await runtime.stop()
 
     routes = [
+        *(ui.routes() if settings.server.web_ui else []),
+        *([Route("/_metrics", metrics_text, methods=["GET"])] if metrics is not None else []),
         Route("/_health", health, methods=["GET", "HEAD"]),
         Route("/_ready", ready, methods=["GET", "HEAD"]),
         Route("/_jobs", catalogue, methods=["GET"]),
@@ -128,9 +161,35 @@ def build_app(
     app.state.runs = runtime.runs
     app.state.limits = settings.limits
     app.state.heartbeat = settings.server.heartbeat
-    return SecurityHeaders(
-        security.wrap(app), hsts=hsts, max_header_bytes=settings.limits.max_header_bytes
+    app.state.metrics = metrics
+    app.state.csrf = ui.Tokens.in_state_dir(settings.server.state_dir)
+    guarded = ui.CrossSiteGuard(security.wrap(app), security.cors_origins)
+    headed = SecurityHeaders(guarded, hsts=hsts, max_header_bytes=settings.limits.max_header_bytes)
+    return AccessLog(
+        headed,
+        shown=_shown_params(runtime),
+        metrics=metrics,
+        enabled=settings.server.access_log,
     )
+
+
+def _shown_params(runtime: Runtime) -> Callable[[str], frozenset[str] | None]:
+    """For the access log: a job's parameters whose values may be logged (not secrets)."""
+    cache: weakref.WeakKeyDictionary[Job, frozenset[str]] = weakref.WeakKeyDictionary()
+
+    def shown(path: str) -> frozenset[str] | None:
+        job = runtime.runs.find(path)
+        if job is None:
+            return None
+        if job not in cache:
+            props = job.schema().get("properties", {})
+            cache[job] = frozenset(
+                name for name, prop in props.items()
+                if not prop.get("x-secret") and not prop.get("writeOnly")
+            )  # fmt: skip
+        return cache[job]
+
+    return shown
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

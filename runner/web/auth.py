@@ -30,7 +30,7 @@ from runner.auth import ANONYMOUS, Htpasswd, Principal, RateLimiter, TokenStore
 from runner.auth.ratelimit import retry_after
 from runner.errors import Forbidden
 from runner.web.problems import ProblemResponse, from_error, problem
-from runner.web.routing import SCOPE_KEY, job_path, route_path
+from runner.web.routing import REFUSAL_KEY, SCOPE_KEY, job_path, route_path
 
 
 def job_of(scope: Scope) -> str | None:
@@ -47,7 +47,9 @@ class AuthMiddleware:
         *,
         htpasswd: Htpasswd | None,
         tokens: TokenStore | None,
-        open_paths: tuple[str, ...] = ("/_health",),
+        # Probes carry no credentials: a load balancer or kubelet asks /_ready (it says
+        # only whether this replica takes runs, and how many it has).
+        open_paths: tuple[str, ...] = ("/_health", "/_ready"),
         limiter: RateLimiter | None = None,
         failed_logins: RateLimiter | None = None,
         realm: str = "runner",
@@ -121,6 +123,7 @@ class AuthMiddleware:
             key = f"{_address(scope)}|user:{user}"
             wait = self.failed_logins.wait(key)
             if wait > 0:
+                scope[REFUSAL_KEY] = "login_throttled"
                 return self._too_many(wait, "too many failed logins for this user from here")
             if user is not None:
                 if self._threads is None:
@@ -131,6 +134,7 @@ class AuthMiddleware:
                 if ok:
                     return Principal.user(user)
             self.failed_logins.take(key)
+            scope[REFUSAL_KEY] = f"failed_login basic user {user!r}"
             return self._unauthorized("wrong user name or password")
         if scheme == "bearer" and self.tokens is not None:
             # Not limited: a 256-bit token cannot be guessed, and checking one costs a
@@ -138,6 +142,7 @@ class AuthMiddleware:
             info = self.tokens.verify(credentials.strip())
             if info is not None:
                 return Principal.token(info.name, info.jobs)
+            scope[REFUSAL_KEY] = "failed_login bearer token"
             return self._unauthorized("unknown, revoked or expired token", bearer_error=True)
         return self._unauthorized(f"unsupported authentication scheme {scheme!r}")
 
@@ -154,6 +159,7 @@ class AuthMiddleware:
                 key = f"webhook:{principal.name}:{job}"
             wait = self.limiter.take(key)
             if wait > 0:
+                scope[REFUSAL_KEY] = "rate_limited"
                 return self._too_many(wait, f"too many runs started by {principal.caller}")
         if job is not None:
             try:

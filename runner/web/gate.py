@@ -20,9 +20,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from runner.auth import Principal
 from runner.errors import Refused, TooLarge
 from runner.policy import Policies
-from runner.web.problems import from_error, problem
-from runner.web.routing import SCOPE_KEY, job_path
-from runner.webhooks import Secret, SignatureError, verify
+from runner.web.problems import ProblemResponse, from_error, problem
+from runner.web.routing import SCOPE_KEY, WEBHOOK_KEY, job_path
+from runner.webhooks import BadSignature, Secret, SignatureError, StaleTimestamp, verify
 
 log = logging.getLogger("runner.security")
 DELIVERY_KEY = "runner.delivery"
@@ -63,11 +63,21 @@ class WebhookGate:
                 scope, receive, send
             )
             return
-        except (SignatureError, Refused) as exc:
+        except SignatureError as exc:
+            # The log names the secret's source for the operator; the sender is told what
+            # to compare, never where the secret lives (issue 11).
             log.warning("webhook refused for /%s: %s", job, exc)
+            outcome = "stale" if isinstance(exc, StaleTimestamp) else "forged"
+            scope[WEBHOOK_KEY] = (policy.verify, outcome)
+            await _public(exc)(scope, receive, send)
+            return
+        except Refused as exc:
+            log.warning("webhook refused for /%s: %s", job, exc)
+            scope[WEBHOOK_KEY] = (policy.verify, "refused")
             await from_error(exc)(scope, receive, send)
             return
         if not delivery.runs:
+            scope[WEBHOOK_KEY] = (policy.verify, "answered")
             # GitHub's ping, Slack's ssl_check and url_verification: answered, never run.
             answer: dict[str, object] = {"ok": True, "kind": delivery.kind}
             if delivery.challenge is not None:
@@ -77,6 +87,17 @@ class WebhookGate:
         scope[SCOPE_KEY] = Principal.webhook(delivery.scheme, delivery.delivery_id, (job,))
         scope[DELIVERY_KEY] = delivery
         await self.app(scope, _replay(body, receive), send)
+
+
+def _public(exc: SignatureError) -> ProblemResponse:
+    """The 403 a refused sender gets: the reason, without this job's secret sources."""
+    if isinstance(exc, BadSignature):
+        exc = BadSignature(
+            exc.scheme,
+            "the signature matches none of this job's secrets: the body was changed on the "
+            "way, or the sender's secret differs from the one configured for this job",
+        )
+    return from_error(exc)
 
 
 async def _read_all(receive: Receive, limit: int) -> bytes:

@@ -77,6 +77,12 @@ def document(jobs: Iterable[Job]) -> dict[str, Any]:
             }
         },
         "/_jobs": {"get": {"operationId": "jobs", "responses": {"200": _json({}, "catalogue")}}},
+        "/_metrics": {
+            "get": {
+                "operationId": "metrics",
+                "responses": {"200": {"description": "Prometheus text format", "content": TEXT}},
+            }
+        },
         "/_runs": {
             "get": {
                 "operationId": "list_runs",
@@ -98,7 +104,7 @@ def document(jobs: Iterable[Job]) -> dict[str, Any]:
                         "name": "caller",
                         "in": "query",
                         "schema": {"type": "string"},
-                        "description": "who started the runs, e.g. user:alice",
+                        "description": "who started it: user:alice, token:ci, webhook:github…",
                     },
                 ],  # fmt: skip
                 "responses": {"200": _json({}, "runs, newest first"), "422": PROBLEM},

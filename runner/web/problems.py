@@ -73,10 +73,13 @@ def status_of(exc: Exception) -> tuple[int, str]:
 def from_error(exc: Refused | StoreError) -> ProblemResponse:
     status, title = status_of(exc)
     if isinstance(exc, ParameterError):
+        # /_runs?state=bogus is a bad query of the history, not a job that did not run.
+        said = "in the query of" if exc.job.startswith("_") else "for"
+        ran = "" if exc.job.startswith("_") else "; nothing was run"
         return problem(
             status,
             title,
-            f"{len(exc.problems)} parameter problem(s) for /{exc.job}; nothing was run",
+            f"{len(exc.problems)} parameter problem(s) {said} /{exc.job}{ran}",
             errors=[{"name": p.name, "reason": p.reason} for p in exc.problems],
         )
     if isinstance(exc, StoreError):

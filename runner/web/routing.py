@@ -13,6 +13,11 @@ from runner.auth import ANONYMOUS, Principal
 
 # The ASGI scope key the authentication middleware (or the webhook gate before it) sets.
 SCOPE_KEY = "runner.principal"
+# Why a guard refused a request (``rate_limited``, ``failed_login``, ``login_throttled``),
+# and a webhook's outcome at the gate (scheme, ``forged`` | ``stale`` | ``answered``): set
+# where it is decided, read by the access log and the metrics (runner.web.access).
+REFUSAL_KEY = "runner.refusal"
+WEBHOOK_KEY = "runner.webhook"
 
 
 def principal_of(scope: Scope) -> Principal:

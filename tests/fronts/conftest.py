@@ -100,3 +100,8 @@ http {{
             proc.wait(5)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+from tests.ui.conftest import browser, page  # noqa: E402  (the sub-path test's browser)
+
+__all__ = ["browser", "page"]

@@ -105,6 +105,24 @@ async def test_list_filters_and_pages_newest_first(store):
     assert {r.id for r in queued} == {runs[3].id, runs[4].id}
 
 
+async def test_the_caller_filter_matches_a_sender_and_each_of_its_deliveries(store):
+    """``webhook:github`` finds every delivery of GitHub, ``webhook:github/d1`` one, and
+    neither finds a sender whose name merely starts the same."""
+    callers = ["webhook:github/d1", "webhook:github/d2", "webhook:githubber/d3", "user:al"]
+    runs = []
+    for caller in callers:
+        run = _run()
+        run.caller = caller
+        runs.append(run)
+    await store.write(runs, [])
+    sender = await store.list_runs(caller="webhook:github")
+    assert [r.caller for r in sender] == ["webhook:github/d2", "webhook:github/d1"]
+    one = await store.list_runs(caller="webhook:github/d1")
+    assert [r.caller for r in one] == ["webhook:github/d1"]
+    assert [r.caller for r in await store.list_runs(caller="user:al")] == ["user:al"]
+    assert await store.list_runs(caller="user:a") == []
+
+
 async def test_a_claim_is_taken_once_and_found_by_the_next_taker(store):
     """The first claim of a key holds it; a second gets the first back; release frees it."""
     first = Claim("k:1", "run-a", "fp-a", "owner-a", 1000.0)

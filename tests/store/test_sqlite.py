@@ -29,7 +29,11 @@ def _run(i: int, created: float, state: str = "succeeded", job: str = "a/b") -> 
 
 @pytest.mark.parametrize(
     ("job", "state", "caller", "before"),
-    list(itertools.product(["a/b", None], ["failed", None], ["user:u1", None], ["01J", None])),
+    list(
+        itertools.product(
+            ["a/b", None], ["failed", None], ["user:u1", "webhook:github/d1", None], ["01J", None]
+        )
+    ),
 )
 def test_every_page_of_the_history_is_an_index_range_scan(tmp_path, job, state, caller, before):
     """Each filter combination the API offers reads an index in id order: no scan of the

@@ -2,5 +2,6 @@
 credential files of ``tests/auth``."""
 
 from tests.auth.conftest import bcrypt_calls, clock, make_htpasswd, token_store
+from tests.azure.conftest import azure_rig
 
-__all__ = ["bcrypt_calls", "clock", "make_htpasswd", "token_store"]
+__all__ = ["azure_rig", "bcrypt_calls", "clock", "make_htpasswd", "token_store"]

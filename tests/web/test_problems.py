@@ -22,7 +22,7 @@ NOT_FOUND = {"type": "about:blank", "title": "Not found", "status": 404}
           "detail": "the body is 2000000 bytes; the limit is 1048576"}),
         ("GET", "/_runs?state=bogus&limit=abc", {}, None, 422,
          {"type": "about:blank", "title": "Invalid parameters", "status": 422,
-          "detail": "2 parameter problem(s) for /_runs; nothing was run",
+          "detail": "2 parameter problem(s) in the query of /_runs",
           "errors": [{"name": "state", "reason": "unknown state(s) bogus"},
                      {"name": "limit", "reason": "must be a whole number from 1 to 500"}]}),
         ("DELETE", "/py/echo", {}, None, 405,
