@@ -61,8 +61,11 @@ class Store(Protocol):
         """Add notices; one whose id is there already is left as it is (idempotent)."""
         ...
 
-    async def outbox_due(self, now: float, limit: int = 100) -> list[Notice]:
-        """Undelivered notices whose next try is due (given-up ones excluded)."""
+    async def outbox_take(self, now: float, lease: float, limit: int = 100) -> list[Notice]:
+        """Take undelivered notices whose next try is due (given-up ones excluded): each
+        taken one's next try moves to ``now + lease`` in the same step, so that no other
+        sender (another replica) takes it while this one tries it. A sender that dies
+        mid-try leaves it due again after the lease."""
         ...
 
     async def outbox_update(self, notice: Notice) -> None:

@@ -291,12 +291,24 @@ class SQLiteStore:
                 db.execute("ROLLBACK")
             raise StoreError(f"cannot write to the run store {self.path}: {exc}") from exc
 
-    async def outbox_due(self, now: float, limit: int = 100) -> list[Notice]:
-        rows = self.db.execute(
-            f"SELECT {_NOTICE} FROM outbox WHERE delivered IS NULL AND next_at <= ? "
-            "AND next_at <= deadline ORDER BY next_at LIMIT ?",
-            (now, limit),
-        )
+    async def outbox_take(self, now: float, lease: float, limit: int = 100) -> list[Notice]:
+        db = self.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            rows = db.execute(
+                f"SELECT {_NOTICE} FROM outbox WHERE delivered IS NULL AND next_at <= ? "
+                "AND next_at <= deadline ORDER BY next_at LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            db.executemany(
+                "UPDATE outbox SET next_at = ? WHERE id = ?", [(now + lease, r[0]) for r in rows]
+            )
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StoreError(f"cannot take notices from the run store {self.path}: {exc}") from exc
+        # The caller gets them as they were (their due time), not as leased.
         return [Notice(*row) for row in rows]
 
     async def outbox_update(self, notice: Notice) -> None:

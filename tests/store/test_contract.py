@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import time
 
 import pytest
 from ulid import ULID
 
-from runner.records import Claim, Event, RunRecord, Trigger, new_run_id
+from runner.records import Claim, Event, Notice, RunRecord, Trigger, new_run_id
 from runner.store import SQLiteStore
 
 pytestmark = pytest.mark.anyio
@@ -121,6 +122,57 @@ async def test_the_caller_filter_matches_a_sender_and_each_of_its_deliveries(sto
     assert [r.caller for r in one] == ["webhook:github/d1"]
     assert [r.caller for r in await store.list_runs(caller="user:al")] == ["user:al"]
     assert await store.list_runs(caller="user:a") == []
+
+
+def _notice(run_id: str, n: int, now: float) -> Notice:
+    body = '{"state": "succeeded"}'
+    return Notice(f"msg_{run_id}_{n}", run_id, "webhook", "https://hooks.test/x", body,
+                  created=now, deadline=now + 3600, next_at=now)  # fmt: skip
+
+
+async def test_the_outbox_hands_each_due_notice_to_one_taker_until_delivered(store):
+    """A notice is added once (ids are idempotent), taken by one sender at a time (a
+    lease), due again after a failed try or a lapsed lease, and never after delivery."""
+    run = _run(state="succeeded")
+    await store.write([run], [])
+    now = 1_000_000.0
+    first = _notice(run.id, 1, now)
+    await store.outbox_add([first, _notice(run.id, 2, now + 5)])
+    await store.outbox_add([dataclasses.replace(first, body="{}")])  # a retry of the add
+    taken = await store.outbox_take(now, lease=30)
+    assert [n.id for n in taken] == [first.id]
+    assert taken[0].body == first.body
+    # The first is leased; the second came due meanwhile.
+    assert [n.id for n in await store.outbox_take(now + 10, lease=30)] == [f"msg_{run.id}_2"]
+    assert await store.outbox_take(now + 20, lease=30) == [], "both leased"
+    # A sender that died mid-try: the lease lapses, another takes it.
+    assert [n.id for n in await store.outbox_take(now + 31, lease=30)] == [first.id]
+    tried = dataclasses.replace(first, attempts=1, next_at=now + 100, last_status=503,
+                                last_error="503 from the receiver")  # fmt: skip
+    await store.outbox_update(tried)
+    # Due again after its backoff (the second's lease lapsed before: oldest due first).
+    again = await store.outbox_take(now + 100, lease=30)
+    assert [n.id for n in again] == [f"msg_{run.id}_2", first.id]
+    done = dataclasses.replace(tried, attempts=2, delivered=now + 101, last_status=200)
+    await store.outbox_update(done)
+    later = await store.outbox_take(now + 10_000, lease=30)
+    assert [n.id for n in later] == [f"msg_{run.id}_2"], "a delivered notice is never due"
+    shown = {n.id: n for n in await store.notices(run.id)}
+    assert shown[first.id].delivered == now + 101 and shown[first.id].attempts == 2
+    assert len(shown) == 2
+
+
+async def test_a_notice_past_its_deadline_is_given_up_and_pruned_with_its_run(store):
+    run = _run(state="failed", created=time.time() - 90 * 86400)
+    await store.write([run], [])
+    now = time.time()
+    late = dataclasses.replace(_notice(run.id, 1, now), deadline=now - 1, next_at=now)
+    await store.outbox_add([late])
+    assert await store.outbox_take(now, lease=30) == []
+    (shown,) = await store.notices(run.id)
+    assert shown.gave_up
+    await store.prune(created_before=now - 86400)
+    assert await store.notices(run.id) == []
 
 
 async def test_a_claim_is_taken_once_and_found_by_the_next_taker(store):
