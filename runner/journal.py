@@ -19,7 +19,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 
 from runner.hooks import Extensions
 from runner.records import EV_DONE, Event, RunRecord
@@ -96,6 +96,12 @@ class Journal:
         # New runs whose record is not in the store yet, and who waits for it.
         self._unstored: set[str] = set()
         self._recorded: dict[str, asyncio.Future[None]] = {}
+        # Runs held elsewhere: how a follower waits for their next events (a poll, or the
+        # replicas' doorbell); set by the executor's coordination.
+        self.remote_wait: Callable[[str, int], Awaitable[None]] = _poll
+        # Runs another replica took from this one: their writes were refused (fenced).
+        self.on_fenced: Callable[[Collection[str]], None] = lambda run_ids: None
+        self._fenced: set[str] = set()
 
     def open(self, run: RunRecord) -> None:
         """Start live tracking of a run (before its first event)."""
@@ -116,6 +122,9 @@ class Journal:
 
     def emit(self, run: RunRecord, kind: str, data: str) -> Event:
         """Append an event to ``run``'s log; stored at the next flush, then published."""
+        if run.id in self._fenced:
+            # Another replica holds the run now: nothing more of it is this one's to write.
+            return Event(run.id, run.last_event, kind, data, time.time())
         run.last_event += 1
         event = Event(run.id, run.last_event, kind, data, time.time())
         self._events.append(event)
@@ -198,7 +207,7 @@ class Journal:
                 self._pending -= sum(len(e.data) for e in events)
                 try:
                     self._writing = True
-                    await self.store.write(runs, events)
+                    fenced = await self.store.write(runs, events)
                 except Exception as exc:
                     # Nothing unstored is ever shown, and nothing is dropped: the batch goes
                     # back in front of what came since and is written when the store heals.
@@ -218,11 +227,21 @@ class Journal:
                 backoff = 0.05
                 self.failing = False
                 self._committed = mark
+                if fenced:
+                    events = self._fence(fenced, events)
                 self._stored(runs)
                 self._publish(events, runs)
                 self._resolve(None)
         finally:
             self._flushing = None
+
+    def _fence(self, run_ids: Collection[str], events: list[Event]) -> list[Event]:
+        """Drop what was refused for runs another replica took; tell the executor."""
+        self._fenced.update(run_ids)
+        for run_id in run_ids:
+            self.channels.pop(run_id, None)  # its followers read the store from now on
+        self.on_fenced(run_ids)
+        return [e for e in events if e.run_id not in self._fenced]
 
     def _resolve(self, failed: BaseException | None) -> None:
         """Wake sync() waiters: all of them on a failure, the covered ones on success."""
@@ -312,7 +331,11 @@ class Journal:
         if channel is not None:
             await channel.wait(after)
         elif run_id not in self.channels:
-            await asyncio.sleep(0.2)
+            await self.remote_wait(run_id, after)
+
+
+async def _poll(run_id: str, after: int) -> None:
+    await asyncio.sleep(0.2)
 
 
 def _left(idle: float | None, since: float) -> float | None:

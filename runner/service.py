@@ -176,7 +176,9 @@ class Runs(History):
         self.executor = executor
         self.rules = rules
         self.policies = policies
-        self.replays = Replays(store, executor.owner, self._find, ttl=replay_ttl)
+        self.replays = Replays(
+            store, executor.owner, self._find, ttl=replay_ttl, alive=executor.coord.alive
+        )
 
     # -- jobs ------------------------------------------------------------------------
 

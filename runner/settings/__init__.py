@@ -5,7 +5,8 @@ environment variables < command-line flags. Keys are flat in every source (``por
 ``RUNNER_MAX_RUNNING``, ``--state-dir``); inside, each key belongs to one section
 (:mod:`runner.settings.sections`) and each section goes to the part that needs it:
 ``server`` to the listener, ``limits`` to admission and the executor, ``azure`` to the
-Azure extension, ``security`` to the HTTP guards, ``sandbox`` to ``--sandbox``.
+Azure extension, ``security`` to the HTTP guards, ``sandbox`` to ``--sandbox``, ``store``
+to the run store and the replicas.
 Unknown keys are errors, not silently ignored, so a typo in runner.toml is found on the
 first start rather than in production.
 """
@@ -31,7 +32,9 @@ from runner.settings.sections import (
     SandboxSettings,
     SecuritySettings,
     ServerSettings,
+    StoreSettings,
     loopback_address,
+    redacted,
 )
 
 
@@ -45,9 +48,13 @@ class Settings(BaseModel):
     azure: AzureSettings = AzureSettings()
     security: SecuritySettings = SecuritySettings()
     sandbox: SandboxSettings = SandboxSettings()
+    store: StoreSettings = StoreSettings()
 
     @property
     def db_path(self) -> Path:
+        """The SQLite file (``store = "sqlite:PATH"``, else ``state_dir/runner.db``)."""
+        if self.store.url.startswith("sqlite:"):
+            return Path(self.store.url.removeprefix("sqlite:")).expanduser()
         return self.server.state_dir / "runner.db"
 
     @property
@@ -89,7 +96,8 @@ def coerce(key: str, value: Any, source: str) -> Any:
         return _adapter(key).validate_python(value)
     except pydantic.ValidationError as exc:
         why = "; ".join(str(e["msg"]) for e in exc.errors())
-        raise ConfigError(f"{source}: {key}: {why} (got {value!r})") from None
+        shown = redacted(str(value)) if key == "store" else value
+        raise ConfigError(f"{source}: {key}: {why} (got {shown!r})") from None
 
 
 def from_values(values: Mapping[str, Any], *, source: str = "settings") -> Settings:
@@ -181,6 +189,7 @@ __all__ = [
     "SecuritySettings",
     "ServerSettings",
     "Settings",
+    "StoreSettings",
     "from_values",
     "load",
     "loopback_address",

@@ -19,7 +19,6 @@ import asyncio
 import heapq
 import itertools
 import json
-import re
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
@@ -27,6 +26,7 @@ import asyncpg
 
 from runner.errors import StoreError
 from runner.records import FINAL, QUEUED, Claim, Event, Notice, RunRecord, Trigger
+from runner.settings.sections import redacted
 from runner.store.postgres_schema import (
     KIND_CODES,
     KIND_NAMES,
@@ -76,11 +76,6 @@ SELECT (SELECT array_agg(id) FROM r) AS written,
        CASE WHEN $24::text <> '' THEN pg_notify('{EVENTS_CHANNEL}', $24::text) END,
        CASE WHEN $25::bool THEN pg_notify('{QUEUE_CHANNEL}', '') END
 """
-
-
-def redacted(url: str) -> str:
-    """A database URL fit to show: its password replaced."""
-    return re.sub(r"(://[^:/@?]*:)[^@/?]*@", r"\1***@", url)
 
 
 def _record(row: Any) -> RunRecord:
@@ -189,8 +184,7 @@ class PostgresStore:
             return ()
         final = [r.id for r in runs if r.state in FINAL]
         bell = any(
-            (r.state == QUEUED and not r.owner) or (r.state in FINAL and r.lock_key)
-            for r in runs
+            (r.state == QUEUED and not r.owner) or (r.state in FINAL and r.lock_key) for r in runs
         )
         args = [
             *_columns(runs),
@@ -199,7 +193,7 @@ class PostgresStore:
             [e.ts for e in events], final, doorbell(events) if events else "", bell,
         ]  # fmt: skip
         try:
-            row = await self.pool.fetchrow(_WRITE, *args)
+            row: Any = await self.pool.fetchrow(_WRITE, *args)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise self._error("write to", exc) from exc
         written = set(row["written"] or ())
@@ -321,6 +315,8 @@ class PostgresStore:
                     )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise self._error("write to", exc) from exc
+        if row is None:  # released between the two statements: take it again
+            return await self.claim(claim, ttl=ttl, replacing=replacing)
         return Claim(*row)
 
     async def release(self, key: str, run_id: str) -> None:
@@ -403,10 +399,11 @@ class PostgresStore:
         below = " AND id < $2" if cutoff is not None else ""
         found: list[tuple[int, str]] = []
         for state in _FINAL:
-            args: list[object] = [state] + ([cutoff] if cutoff is not None else [])
+            args: list[object] = [state]
+            if cutoff is not None:
+                args.append(cutoff)
             rows = await self._fetch(
-                f"SELECT key, id FROM runs WHERE state = $1{below} "
-                f"ORDER BY id LIMIT {int(count)}",
+                f"SELECT key, id FROM runs WHERE state = $1{below} ORDER BY id LIMIT {int(count)}",
                 *args,
             )
             found.extend((r[0], r[1]) for r in rows)
@@ -425,14 +422,14 @@ class PostgresStore:
 
     async def size(self) -> dict[str, int]:
         """Bytes the runner's tables take (with indexes and TOAST): ``live``."""
-        row = await self._fetchrow(
+        row: Any = await self._fetchrow(
             "SELECT sum(pg_total_relation_size(t::regclass))::bigint FROM "
             "unnest(ARRAY['runs', 'events', 'outbox', 'claims']) AS t"
         )
         return {"live": int(row[0] or 0)}
 
 
-async def migrate(conn: asyncpg.Connection) -> int:
+async def migrate(conn: Any) -> int:
     """Bring the schema to :data:`VERSION` under an advisory lock (replicas starting at
     once wait for the first; each step runs once). Returns the version found."""
     async with conn.transaction():
