@@ -173,7 +173,7 @@ class Replicas:
     async def _claim_once(self) -> None:
         ex = self.executor
         while (free := ex.free_slots) > 0:
-            claimed = await self.board.claim(free)
+            claimed = await self.board.claim(free, [*ex.running, *ex.queue])
             if not claimed:
                 return
             assert self._resubmit is not None

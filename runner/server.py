@@ -14,6 +14,7 @@ import faulthandler
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -36,11 +37,14 @@ from runner.web.security import Security
 log = logging.getLogger("runner.server")
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket; TCP_NODELAY set here since uvicorn cannot on a pre-bound socket."""
+def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening socket; TCP_NODELAY set here since uvicorn cannot on a pre-bound socket.
+    ``reuse_port``: one of the sockets of ``--workers`` on one port (runner.supervisor)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(2048)
@@ -68,6 +72,7 @@ def prepare(
     *,
     store: Store | None = None,
     extensions: list[Extension] | None = None,
+    reuse_port: bool = False,
 ) -> Prepared:
     """Build the runtime, set up TLS and security, bind the socket. Raises RunnerError."""
     runtime = runtimes.build(settings, store=store, extensions=extensions, serving=True)
@@ -103,7 +108,7 @@ def prepare(
             ),
         )
         try:
-            sock = bind(settings.server.host, settings.server.port)
+            sock = bind(settings.server.host, settings.server.port, reuse_port=reuse_port)
         except OSError as exc:
             where = f"{settings.server.host}:{settings.server.port}"
             raise ConfigError(
@@ -122,8 +127,15 @@ def prepare(
 class RunnerServer(uvicorn.Server):
     """uvicorn's server with a draining first SIGTERM (see the module docstring)."""
 
-    def __init__(self, config: uvicorn.Config, executor: Executor, drain_timeout: float) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        executor: Executor,
+        drain_timeout: float,
+        on_started: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(config)
+        self.on_started = on_started
         self.executor = executor
         self.drain_timeout = drain_timeout
         self._drain: asyncio.Task[None] | None = None
@@ -131,13 +143,15 @@ class RunnerServer(uvicorn.Server):
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
-    def of(cls, prepared: Prepared) -> RunnerServer:
+    def of(cls, prepared: Prepared, on_started: Callable[[], None] | None = None) -> RunnerServer:
         rt = prepared.runtime
-        return cls(prepared.config, rt.executor, rt.settings.limits.drain_timeout)
+        return cls(prepared.config, rt.executor, rt.settings.limits.drain_timeout, on_started)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
+        if self.on_started is not None and not self.should_exit:
+            self.on_started()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._loop is not None and not self.should_exit:
@@ -210,7 +224,13 @@ def _example_job(runtime: Runtime) -> Job | None:
 
 
 def serve(settings: Settings) -> None:
-    """``runner serve``: run until SIGTERM/SIGINT, draining first."""
+    """``runner serve``: run until SIGTERM/SIGINT, draining first (``--workers N``: N
+    processes, runner.supervisor)."""
+    if settings.server.workers > 1:
+        from runner.supervisor import serve_workers
+
+        serve_workers(settings)
+        return
     # A fatal signal (SIGBUS from a store file that cannot grow, SIGSEGV) leaves its
     # traceback on stderr instead of a silent death.
     faulthandler.enable()

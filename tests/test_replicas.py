@@ -199,20 +199,24 @@ def test_sigterm_drains_one_replica_while_the_others_serve(replicas):
     assert a.proc.wait(20) == 0
 
 
-def test_workers_share_one_port_on_postgresql(serve_process, pg_database, tmp_path):
-    """``runner serve --workers 2``: one URL, two processes (replicas) serving it."""
+def test_workers_share_one_port_on_postgresql(serve_process, pg_cluster, pg_database, tmp_path):
+    """``runner serve --workers 2``: one URL, two processes (replicas) serving it; the
+    kernel spreads connections, so both hold runs."""
     srv = serve_process(
         tmp_path / "w",
         "--workers",
         "2",
         env={"RUNNER_STORE": pg_database, "RUNNER_LEASE_TIMEOUT": "2"},
     )
-    ids = [_start(srv, "py/echo", rg=f"r{i}") for i in range(10)]
+    ids = [_start(srv, "py/echo", rg=f"r{i}") for i in range(20)]
     with srv.client() as client:
         for run_id in ids:
             assert wait_final(client, run_id)["state"] == "succeeded"
         with httpx.Client(verify=srv.ssl_context()) as plain:
             assert plain.get(srv.url + "/_health").status_code == 200
+    database = pg_database.rsplit("/", 1)[1].split("?")[0]
+    holders = pg_cluster.psql("SELECT count(DISTINCT owner) FROM runs", database=database)
+    assert holders == "2"
 
 
 def test_workers_are_refused_with_sqlite_in_words(tmp_path):

@@ -68,6 +68,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", help="private key (PEM) of --tls-cert")
     serve.add_argument("--no-tls", action="store_true", help="serve plain HTTP")
     serve.add_argument("--sandbox", action="store_true", help="run on the emulated Azure")
+    serve.add_argument("--workers", type=int,
+                       help="processes serving the port (PostgreSQL store; default 1)")  # fmt: skip
     serve.add_argument("--htpasswd", help="htpasswd file (bcrypt) of users who may call")
     serve.add_argument("--insecure-no-auth", action="store_true",
                        help="allow listening beyond loopback with no authentication")  # fmt: skip
@@ -203,7 +205,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "state_dir": getattr(args, "state_dir", None),
         "jobs": tuple(jobs) if jobs else None,
     }
-    for name in ("host", "port", "tls_cert", "tls_key", "htpasswd"):
+    for name in ("host", "port", "tls_cert", "tls_key", "htpasswd", "workers"):
         overrides[name] = getattr(args, name, None)
     if getattr(args, "insecure_no_auth", False):
         overrides["insecure_no_auth"] = True
