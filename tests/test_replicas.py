@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -214,7 +215,7 @@ def test_workers_share_one_port_on_postgresql(serve_process, pg_cluster, pg_data
             assert wait_final(client, run_id)["state"] == "succeeded"
         with httpx.Client(verify=srv.ssl_context()) as plain:
             assert plain.get(srv.url + "/_health").status_code == 200
-    database = pg_database.rsplit("/", 1)[1].split("?")[0]
+    database = urllib.parse.urlsplit(pg_database).path.lstrip("/")
     holders = pg_cluster.psql("SELECT count(DISTINCT owner) FROM runs", database=database)
     assert holders == "2"
 
