@@ -173,7 +173,8 @@ class Replicas:
     async def _claim_once(self) -> None:
         ex = self.executor
         while (free := ex.free_slots) > 0:
-            claimed = await self.board.claim(free, [*ex.running, *ex.queue])
+            mine = [i for i, a in ex.shared.items() if a.run.owner == self.owner]
+            claimed = await self.board.claim(free, mine)
             if not claimed:
                 return
             assert self._resubmit is not None
