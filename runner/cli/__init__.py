@@ -116,6 +116,17 @@ def parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--env-file", metavar="FILE",
                          help="also write azure-cli's environment there, to `source`")  # fmt: skip
 
+    store = sub.add_parser("store", help="the run store: copy a SQLite history to PostgreSQL",
+                           parents=[state])  # fmt: skip
+    store_sub = store.add_subparsers(dest="store_command", required=True)
+    move = store_sub.add_parser(
+        "migrate", help="copy runs, events, claims and notices into PostgreSQL", parents=[state]
+    )
+    move.add_argument("--from", dest="source", metavar="sqlite:PATH",
+                      help="the SQLite store (default: the state dir's)")  # fmt: skip
+    move.add_argument("--to", dest="target", metavar="postgresql://…",
+                      help="the PostgreSQL store (default: the store setting)")  # fmt: skip
+
     add_passwd_arguments(sub.add_parser("passwd", help="add or update a user (bcrypt)"))
     token = sub.add_parser("token", help="create, list or revoke API tokens", parents=[state])
     add_token_arguments(token, parents=[state])
@@ -184,6 +195,10 @@ def _local(args: argparse.Namespace) -> int:
 
         serve(settings)
         return 0
+    if args.command == "store":
+        from runner.cli.local import migrate_store
+
+        return asyncio.run(migrate_store(settings, args.source, args.target))
     if args.command == "token":
         from runner.auth.cli import token_command
 
