@@ -52,6 +52,10 @@ class Replicas:
         self._executor: Executor | None = None
         self._live: set[str] = {self.owner}
         self._wake = asyncio.Event()
+        # The shared queue may hold runs for us: set by its doorbell, a submission to it
+        # from here, and each poll; cleared when a claim finds fewer than it could take.
+        # A slot freed alone makes no run claimable: no claim (a transaction) per run.
+        self._pending = True
         self._bells: dict[str, asyncio.Event] = {}
         self._seen: OrderedDict[str, int] = OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
@@ -129,6 +133,7 @@ class Replicas:
             self._seen.popitem(last=False)
 
     def _on_queue(self, conn: Any, pid: int, channel: str, payload: object) -> None:
+        self._pending = True
         self._wake.set()
 
     def _on_cancel(self, conn: Any, pid: int, channel: str, payload: object) -> None:
@@ -155,15 +160,23 @@ class Replicas:
     # -- the queue ---------------------------------------------------------------------
 
     def schedule(self) -> None:
-        self.executor.pump()
-        self._wake.set()
+        ex = self.executor
+        ex.pump()
+        if ex.shared:
+            self._pending = True  # a run queued from here waits in the shared queue
+        if self._pending and ex.free_slots:
+            self._wake.set()
 
     async def _claims(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
+            try:
                 async with asyncio.timeout(POLL):
                     await self._wake.wait()
+            except TimeoutError:
+                self._pending = True  # a missed doorbell costs at most a poll
             self._wake.clear()
+            if not self._pending:
+                continue
             try:
                 await self._claim_once()
             except Exception as exc:
@@ -174,7 +187,11 @@ class Replicas:
         ex = self.executor
         while (free := ex.free_slots) > 0:
             mine = [i for i, a in ex.shared.items() if a.run.owner == self.owner]
+            # Cleared first: a doorbell that rings during the claim sets it again.
+            self._pending = False
             claimed = await self.board.claim(free, mine)
+            if len(claimed) == free:
+                self._pending = True  # there may be more
             if not claimed:
                 return
             assert self._resubmit is not None
