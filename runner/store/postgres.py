@@ -158,6 +158,10 @@ class PostgresStore:
                 # Connections outlive an Entra token (the server checks it at login only);
                 # an idle one is closed after a while all the same.
                 max_inactive_connection_lifetime=300,
+                # asyncpg resets a connection (a round trip) each time it goes back to the
+                # pool; these connections keep no session state (no SET, LISTEN or
+                # session locks: the listener has a connection of its own), so none is.
+                reset=_keep,
                 **self._auth(),
             )
             async with self.pool.acquire() as conn:
@@ -427,6 +431,10 @@ class PostgresStore:
             "unnest(ARRAY['runs', 'events', 'outbox', 'claims']) AS t"
         )
         return {"live": int(row[0] or 0)}
+
+
+async def _keep(conn: Any) -> None:
+    """A pool connection back as it is (see ``open``)."""
 
 
 async def migrate(conn: Any) -> int:
