@@ -62,9 +62,7 @@ def rps(server: Server, args: argparse.Namespace, workdir: Path) -> dict[str, An
         result = run_wrk(wrk, url, lua, args.concurrency, args.seconds)
         result["client"] = "wrk"
     else:
-        request = (
-            "POST /py/noop HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
-        )
+        request = "POST /py/noop HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
         spec = {"kind": "load", "port": server.port, "request": request,
                 "concurrency": args.concurrency, "warmup": args.warmup,
                 "seconds": args.seconds}  # fmt: skip
@@ -82,8 +80,7 @@ def follow_latency(a: Server, b: Server, lines: int, pause: float) -> list[float
     latencies: list[float] = []
     with socket.create_connection(("127.0.0.1", a.port), timeout=30) as sock:
         sock.sendall(
-            f"GET /_runs/{run_id}/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
-            .encode()
+            f"GET /_runs/{run_id}/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode()
         )
         buf = b""
         deadline = time.monotonic() + 60

@@ -2,8 +2,9 @@
 # The real servers the tests drive, installed from Debian's packages where the machine
 # lacks them, so that `make test` works on a fresh machine: nginx and Caddy (the fronts
 # of deploy/, for text, wait and SSE through a proxy), Chromium with its driver (the
-# web page's browser tests) and PostgreSQL 15 (the replicas' store). Their services are not started (policy-rc.d): the tests
-# start their own, on loopback, and stop them.
+# web page's browser tests) and PostgreSQL 15 (the replicas' store). Their services are
+# not started (policy-rc.d): the tests start their own, on loopback or a socket, and
+# stop them.
 set -eu
 need=""
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need="$need nginx-light"
