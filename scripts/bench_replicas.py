@@ -79,9 +79,8 @@ def follow_latency(a: Server, b: Server, lines: int, pause: float) -> list[float
     run_id = started["id"]
     latencies: list[float] = []
     with socket.create_connection(("127.0.0.1", a.port), timeout=30) as sock:
-        sock.sendall(
-            f"GET /_runs/{run_id}/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode()
-        )
+        head = f"GET /_runs/{run_id}/events HTTP/1.1\r\nHost: x\r\n"
+        sock.sendall((head + "Accept: text/event-stream\r\n\r\n").encode())
         buf = b""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

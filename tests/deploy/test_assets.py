@@ -278,7 +278,10 @@ def test_the_replicas_template_shares_one_postgresql_with_an_entra_login():
     template = json.loads((DEPLOY / "azure" / "replicas" / "azuredeploy.json").read_text())
     res = _resources(template)
     app = res["Microsoft.App/containerApps"]
-    identity = "[resourceId('Microsoft.ManagedIdentity/userAssignedIdentities', variables('identityName'))]"
+    identity = (
+        "[resourceId('Microsoft.ManagedIdentity/userAssignedIdentities', "
+        "variables('identityName'))]"
+    )
     assert app["identity"]["type"] == "UserAssigned"
     assert list(app["identity"]["userAssignedIdentities"]) == [identity]
     server = res["Microsoft.DBforPostgreSQL/flexibleServers"]["properties"]
