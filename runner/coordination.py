@@ -35,6 +35,8 @@ class Coordination(Protocol):
     owner: str
     #: queued runs wait in a queue any replica may claim from (else in this process)
     shared: bool
+    #: this executor serves others' runs too (a server, not `runner run` in a terminal)
+    serving: bool
 
     def attach(self, executor: Executor) -> None:
         """Bind to the executor whose runs this coordinates (once, at construction)."""
@@ -71,6 +73,7 @@ class SingleProcess:
     """Everything in this process (SQLite's store is one host's file)."""
 
     shared = False
+    serving = True
 
     def __init__(self) -> None:
         self.owner = lease.claim()

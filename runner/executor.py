@@ -138,7 +138,7 @@ class Executor:
             timeout=sub.timeout,
             lock_key=mask(sub.lock_key) if sub.lock_key is not None else None,
             had_secrets=sub.had_secrets,
-            owner="" if shared and not sub.had_secrets else self.owner,
+            owner="" if shared and self.coord.serving and not sub.had_secrets else self.owner,
             body=sub.stored_body,
             trigger=trigger or Trigger(),
         )

@@ -45,6 +45,9 @@ class Replicas:
     shared = True
 
     def __init__(self, store: PostgresStore, lease_timeout: float) -> None:
+        # A server serves the shared queue; `runner run` in a terminal (started without
+        # recovery) takes no one else's runs, and leaves none of its own to others.
+        self.serving = False
         self.store = store
         self.lease_timeout = lease_timeout
         self.owner = lease.claim()
@@ -78,6 +81,7 @@ class Replicas:
 
     async def start(self, resubmit: Resubmit, *, recover: bool) -> None:
         self._resubmit = resubmit
+        self.serving = recover
         self._live = await self.board.heartbeat()
         if recover:
             # A predecessor on this host whose process is gone (a restart after kill -9)
@@ -189,7 +193,7 @@ class Replicas:
             mine = [i for i, a in ex.shared.items() if a.run.owner == self.owner]
             # Cleared first: a doorbell that rings during the claim sets it again.
             self._pending = False
-            claimed = await self.board.claim(free, mine)
+            claimed = await self.board.claim(free, mine, others=self.serving)
             if len(claimed) == free:
                 self._pending = True  # there may be more
             if not claimed:
@@ -211,7 +215,7 @@ class Replicas:
     async def _beat_once(self) -> None:
         ex = self.executor
         self._live = await self.board.heartbeat(draining=ex.draining)
-        recovered = await self.board.sweep()
+        recovered = await self.board.sweep() if self.serving else []
         if recovered:
             log.warning("replicas gone silent, their runs recovered: %s", ", ".join(recovered))
         for run_id, reason in await self.board.cancels():

@@ -293,4 +293,4 @@ class Runs(History):
         (every start would be refused: a load balancer should send callers elsewhere)."""
         e = self.executor
         reason = "draining" if e.draining else "store failing" if self.journal.failing else None
-        return Status(reason is None, len(e.running), len(e.queue), reason)
+        return Status(reason is None, len(e.running), len(e.queue) + len(e.shared), reason)

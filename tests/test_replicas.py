@@ -233,3 +233,30 @@ def test_workers_are_refused_with_sqlite_in_words(tmp_path):
     assert out.returncode == 2
     assert "--workers 2 needs a PostgreSQL store" in out.stderr
     assert "store = " in out.stderr or "RUNNER_STORE" in out.stderr
+
+
+def test_runner_run_in_a_terminal_runs_its_own_run_beside_replicas(replicas, pg_database):
+    """``runner run`` on the shared store runs its run here (even one with a lock key,
+    which waits in the table), takes none of the servers' runs, and ``runner runs``
+    lists the history from PostgreSQL."""
+    import subprocess
+    import sys
+
+    (a,) = replicas(1)
+    env = {**os.environ, "RUNNER_STORE": pg_database, "RUNNER_BUILTIN_JOBS": "false"}
+    cmd = [sys.executable, "-m", "runner"]
+    jobs = ["--jobs", str(Path(__file__).parent / "jobs")]
+    out = subprocess.run(
+        [*cmd, "run", "py/sleep", "seconds=0.1", "key=term", *jobs],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "start " in out.stdout
+    listed = subprocess.run(
+        [*cmd, "runs", "--json", *jobs], capture_output=True, text=True, env=env, timeout=60,
+        check=False,
+    )  # fmt: skip
+    runs = json.loads(listed.stdout)
+    assert [r["state"] for r in runs] == ["succeeded"]
+    assert runs[0]["caller"].startswith("cli:")
+    assert _state(a, runs[0]["id"])["state"] == "succeeded"

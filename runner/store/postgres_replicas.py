@@ -157,19 +157,22 @@ class Board:
         except _ERRORS as exc:
             raise self._error(exc) from exc
 
-    async def claim(self, limit: int, mine: Sequence[str] = ()) -> list[RunRecord]:
+    async def claim(
+        self, limit: int, mine: Sequence[str] = (), *, others: bool = True
+    ) -> list[RunRecord]:
         """Up to ``limit`` queued runs for this replica, oldest first: unowned ones (the
         shared queue) and ``mine`` (queued here holding secrets, that only this replica
         can run), skipping runs another replica is claiming and runs whose lock key is
-        held anywhere. A run queued with an owner is that owner's to start, never taken."""
+        held anywhere. A run queued with an owner is that owner's to start, never taken.
+        ``others``: False for a process that runs only its own (``runner run``)."""
         picked: list[RunRecord] = []
         try:
             async with self.store.pool.acquire() as conn, conn.transaction():
                 rows = await conn.fetch(
                     f"SELECT {RUN_COLUMNS}, attempt FROM runs WHERE state = 'queued' "
-                    "AND (owner = '' OR (owner = $1 AND id = ANY($3::text[]))) "
+                    "AND ((owner = '' AND $4) OR (owner = $1 AND id = ANY($3::text[]))) "
                     "ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
-                    self.owner, limit * 4 + 8, list(mine),
+                    self.owner, limit * 4 + 8, list(mine), others,
                 )  # fmt: skip
                 for row in rows:
                     if len(picked) >= limit:
