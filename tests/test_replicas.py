@@ -154,6 +154,16 @@ def test_cancel_from_a_replica_that_is_not_running_the_run(replicas):
         assert r.json()["state"] == "cancelled"
         assert r.json()["reason"] == "cancelled by request"
     assert _state(a, run_id)["state"] == "cancelled"
+    # A run waiting in the shared queue (its lock key held) is cancelled from either
+    # replica before any claims it: it never starts.
+    holder = _start(a, "py/sleep", seconds=30, key="c")
+    waiting = _start(a, "py/sleep", seconds=0.1, key="c")
+    with b.client() as client:
+        r = client.post(f"/_runs/{waiting}/cancel")
+        assert r.status_code == 200 and r.json()["state"] == "cancelled", r.text
+        assert client.post(f"/_runs/{holder}/cancel").json()["state"] == "cancelled"
+        assert "start" not in client.get(f"/_runs/{waiting}/log").text
+        assert client.post(f"/_runs/{waiting}/cancel").status_code == 409
 
 
 def test_a_webhook_redelivered_to_another_replica_starts_nothing(
