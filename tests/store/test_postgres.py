@@ -208,3 +208,50 @@ async def test_events_need_their_run(pg_database):
         assert isinstance(store.pool, asyncpg.Pool)
     finally:
         await store.close()
+
+
+async def test_peers_sweeping_a_silent_replica_at_once_interrupt_its_runs_once(pg_database):
+    """Three peers notice one silent replica together: each of its running runs gets one
+    `done` (numbered after its last event, naming the replica), its queued run goes back
+    to the shared queue, its lock key is freed, and its heartbeat row is gone."""
+    from runner.store.postgres_replicas import Board
+
+    stores = [PostgresStore(pg_database) for _ in range(4)]
+    for s in stores:
+        await s.open()
+    try:
+        dead = Board(stores[0], "host:1:1:1", lease_timeout=0.2)
+        await dead.heartbeat()
+        runs = [_run(i, time.time() + i, "running") for i in range(3)]
+        queued = _run(9, time.time() + 9, "queued")
+        for run in [*runs, queued]:
+            run.owner = dead.owner
+            run.last_event = 2
+            run.lock_key = f"k{run.params['i']}"
+        await stores[0].write(
+            [*runs, queued],
+            [Event(r.id, s, "output", "x", 1.0) for r in [*runs, queued] for s in (1, 2)],
+        )
+        await stores[0].pool.execute(
+            "INSERT INTO locks (key, run_id, attempt) VALUES ('k0', $1, 1)", runs[0].id
+        )
+        await asyncio.sleep(0.4)
+        peers = [Board(s, f"peer:{i}:1:1", lease_timeout=0.2) for i, s in enumerate(stores[1:])]
+        found = await asyncio.gather(*(p.sweep() for p in peers))
+        assert sorted(len(f) for f in found) == [0, 0, 1], found
+        for run in runs:
+            events = await stores[1].events(run.id)
+            assert [e.seq for e in events] == [1, 2, 3]
+            assert events[-1].kind == "done" and "host:1:1:1" in events[-1].json()["reason"]
+            got = await stores[1].get(run.id)
+            assert got is not None and got.state == "interrupted"
+        back = await stores[1].get(queued.id)
+        assert back is not None and back.state == "queued" and back.owner == ""
+        assert await stores[1].pool.fetchval("SELECT count(*) FROM locks") == 0
+        assert await stores[1].pool.fetchval("SELECT count(*) FROM replicas WHERE owner = $1",
+                                             dead.owner) == 0  # fmt: skip
+        claimed = await peers[0].claim(5)
+        assert [r.id for r in claimed] == [queued.id] and claimed[0].owner == peers[0].owner
+    finally:
+        for s in stores:
+            await s.close()
