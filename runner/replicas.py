@@ -8,9 +8,10 @@
           second: SKIP LOCKED claims up to the free slots; the executor starts them
     stop  ─► queued runs back to the shared queue, the heartbeat row gone
 
-Followers of a run held by another replica wait on the events doorbell (one NOTIFY per
-committed batch, carrying each run's last number): the table is the truth, the NOTIFY
-only says when to read it. A missed doorbell costs at most a poll interval.
+Followers of a run held by another replica mark it watched, then wait on the events
+doorbell (one NOTIFY per committed batch holding a watched run, carrying each run's last
+number): the table is the truth, the NOTIFY only says when to read it. A missed doorbell
+costs at most a poll interval.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class Replicas:
         self._pending = True
         self._bells: dict[str, asyncio.Event] = {}
         self._seen: OrderedDict[str, int] = OrderedDict()
+        self._watched: OrderedDict[str, None] = OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: Any = None
         self._resubmit: Resubmit | None = None
@@ -150,6 +152,15 @@ class Replicas:
 
     async def wait_remote(self, run_id: str, after: int) -> None:
         if self._seen.get(run_id, 0) > after:
+            return
+        if run_id not in self._watched:
+            # First wait for this run: ask its writer to ring from now on, then return
+            # so that the follower reads the table once more (nothing committed between
+            # that read and the mark goes unseen).
+            await self.store.watch(run_id)
+            self._watched[run_id] = None
+            while len(self._watched) > _SEEN:
+                self._watched.popitem(last=False)
             return
         bell = self._bells.setdefault(run_id, asyncio.Event())
         try:

@@ -3,7 +3,8 @@ under an advisory lock so that replicas starting together migrate once.
 
     runs      one row per run, as in SQLite (``key`` names it in ``events``), plus what
               replicas share: ``attempt`` (fences a holder that lost its run), ``cancel``
-              (a cancel asked on another replica). ``sender`` is stored, generated from
+              (a cancel asked on another replica), ``watched`` (followed from another
+              replica: its batches ring the doorbell). ``sender`` is stored, generated from
               ``caller``, so the history's caller filter is an index range scan.
     events    (run key, seq) → kind, text, time.
     claims    request keys (delivery ids, Idempotency-Key): unique rows.
@@ -43,7 +44,8 @@ MIGRATIONS: tuple[str, ...] = (
         trigger text,
         body bytea,
         attempt integer NOT NULL DEFAULT 0,
-        cancel text
+        cancel text,
+        watched boolean NOT NULL DEFAULT false
     );
     CREATE INDEX runs_job ON runs (job, id);
     CREATE INDEX runs_state ON runs (state, id);

@@ -255,3 +255,25 @@ async def test_peers_sweeping_a_silent_replica_at_once_interrupt_its_runs_once(p
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_only_batches_of_a_watched_run_ring_the_doorbell(pg_database):
+    """A batch rings `runner_events` (id:last seq) once another replica watches its run;
+    before that, no replica has a doorbell to read and drop."""
+    store = PostgresStore(pg_database)
+    await store.open()
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await store.connect()
+    await listener.add_listener("runner_events", lambda *args: heard.put_nowait(args[-1]))
+    try:
+        run = _run(1, time.time(), "running")
+        run.last_event = 2
+        await store.write([run], [Event(run.id, s, "output", "x", 1.0) for s in (1, 2)])
+        await store.watch(run.id)
+        run.last_event = 4
+        await store.write([run], [Event(run.id, s, "output", "x", 1.0) for s in (3, 4)])
+        assert await asyncio.wait_for(heard.get(), 5) == f"{run.id}:4"
+        assert heard.empty()
+    finally:
+        await listener.close()
+        await store.close()
