@@ -232,12 +232,13 @@ class Executor:
         run.state = RUNNING
         run.started = time.time()
         self.journal.emit(run, EV_STATUS, RUNNING_STATUS)
+        self.journal.hold(run.id)
         log.info("%s started", label(run), extra={"run_id": run.id, "event": "started"})
         sink = sink_for(active, self.journal, self.limits.max_output_bytes)
         state, code, reason = FAILED, 1, None
         try:
-            # Text mode shows a run before its record is stored; its job must not act
-            # before then (usually the same commit: the record and this status).
+            # Its job acts only once the store says `running` (text mode shows a run
+            # before its record is stored; usually one commit holds both).
             await self.journal.recorded(run.id)
             code = await run_job(active, sink, self.host, self._abandoned)
             state = SUCCEEDED if code == 0 else FAILED

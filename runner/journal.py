@@ -93,8 +93,9 @@ class Journal:
         self._flush_soon = False
         self._pending = 0  # bytes of event text not committed yet
         self._writing = False  # the flush loop awaits the store
-        # New runs whose record is not in the store yet, and who waits for it.
-        self._unstored: set[str] = set()
+        # Runs held until what was emitted for them is in the store (the mark it takes),
+        # and who waits for it.
+        self._unstored: dict[str, int] = {}
         self._recorded: dict[str, asyncio.Future[None]] = {}
         # Runs held elsewhere: how a follower waits for their next events (a poll, or the
         # replicas' doorbell); set by the executor's coordination.
@@ -106,13 +107,19 @@ class Journal:
     def open(self, run: RunRecord) -> None:
         """Start live tracking of a run (before its first event)."""
         self.channels.setdefault(run.id, Channel())
-        if run.last_event == 0:
-            self._unstored.add(run.id)
+
+    def hold(self, run_id: str) -> None:
+        """Mark what was emitted so far for ``run_id``: :meth:`recorded` waits for it."""
+        self._unstored[run_id] = self._emitted
+        if self._committed >= self._emitted:
+            self._unstored.pop(run_id)
 
     async def recorded(self, run_id: str) -> None:
-        """Return once the run's record is in the store. A run's job starts only then: a
-        crash can never leave a job that acted without a record of its run. While the
-        store fails this waits (the flush retries); cancelling the waiter is safe."""
+        """Return once what was emitted for the run until :meth:`hold` is in the store:
+        its record and its `running` status. A run's job starts only then, so a crash can
+        never leave a job that acted while the store still says `queued` (a run queued
+        in the store never started: recovery may run it again, here or on a replica).
+        While the store fails this waits (the flush retries); cancelling it is safe."""
         if run_id not in self._unstored:
             return
         waiter = self._recorded.get(run_id)
@@ -259,8 +266,9 @@ class Journal:
 
     def _stored(self, runs: list[RunRecord]) -> None:
         for run in runs:
-            if run.id in self._unstored:
-                self._unstored.discard(run.id)
+            mark = self._unstored.get(run.id)
+            if mark is not None and mark <= self._committed:
+                del self._unstored[run.id]
                 waiter = self._recorded.pop(run.id, None)
                 if waiter is not None and not waiter.done():
                     waiter.set_result(None)
@@ -270,7 +278,7 @@ class Journal:
         self._events = [e for e in self._events if e.run_id != run_id]
         self._runs.pop(run_id, None)
         self.channels.pop(run_id, None)
-        self._unstored.discard(run_id)
+        self._unstored.pop(run_id, None)
 
     def _publish(self, events: list[Event], runs: list[RunRecord]) -> None:
         hooks = self.extensions if self.extensions.watching else None

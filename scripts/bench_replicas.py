@@ -108,7 +108,8 @@ def takeover(a: Server, b: Server) -> float:
     started = fetch_json(a.port, "POST", "/py/sleep?seconds=120", {"Prefer": "respond-async"})
     run_id = started["id"]
     deadline = time.monotonic() + 30
-    while fetch_json(a.port, "GET", f"/_runs/{run_id}")["state"] != "running":
+    # Running as the store says (B reads the store): the job has started on A.
+    while fetch_json(b.port, "GET", f"/_runs/{run_id}")["state"] != "running":
         if time.monotonic() > deadline:
             raise RuntimeError("the run never started")
         time.sleep(0.02)
@@ -117,7 +118,8 @@ def takeover(a: Server, b: Server) -> float:
     deadline = killed + 120
     while fetch_json(b.port, "GET", f"/_runs/{run_id}")["state"] != "interrupted":
         if time.monotonic() > deadline:
-            raise RuntimeError("the run was never marked interrupted")
+            tail = b.err_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the run was never marked interrupted; survivor's log:\n{tail}")
         time.sleep(0.02)
     return time.monotonic() - killed
 
