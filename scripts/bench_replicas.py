@@ -19,8 +19,12 @@ over plain HTTP on 127.0.0.1, and prints:
     ``kill -9`` of the replica running a run → the run ``interrupted`` as seen on the
     survivor, with the default ``lease_timeout`` (15 s) unless ``--lease-timeout``.
 
-``--profile DIR`` records the PostgreSQL replica under load with py-spy (if installed) and
-prints where its time goes. Every loop is bounded; everything started is stopped.
+Each rps figure comes with the CPU it cost per run: the runner's processes and
+PostgreSQL's (every ``postgres`` process of the throwaway cluster), from /proc — on two
+shared cores, where the time goes decides what a second worker can add. ``--profile DIR``
+also records the one-replica server under load with py-spy (``.venv/bin/pip install
+py-spy``) and prints its top functions. Every loop is bounded; everything started is
+stopped.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 from benchkit.constants import VENV_PYTHON  # noqa: E402
 from benchkit.http import fetch_json  # noqa: E402
 from benchkit.load import WRK_LUA, run_worker, run_wrk  # noqa: E402
-from benchkit.server import Server  # noqa: E402
+from benchkit.server import Server, profile_server  # noqa: E402
 
 from tests import pgcluster  # noqa: E402
 
@@ -52,14 +56,54 @@ from tests import pgcluster  # noqa: E402
 PG_SETTINGS = {"fsync": "on", "synchronous_commit": "off", "full_page_writes": "on"}
 
 
-def rps(server: Server, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+def _cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = task / "children"
+        if children.exists():
+            for child in children.read_text().split():
+                found += _children(int(child))
+    return found
+
+
+def _commits(cluster: pgcluster.Cluster) -> int:
+    """Transactions committed in the cluster so far (the statements of the runners)."""
+    return int(cluster.psql("SELECT sum(xact_commit) FROM pg_stat_database") or 0)
+
+
+def _postgres(cluster: pgcluster.Cluster) -> list[int]:
+    head = int((cluster.data_dir / "postmaster.pid").read_text().split()[0])
+    return _children(head)
+
+
+def rps(
+    server: Server, args: argparse.Namespace, workdir: Path, cluster: pgcluster.Cluster
+) -> dict[str, Any]:
     url = f"http://127.0.0.1:{server.port}/py/noop"
     wrk = shutil.which("wrk")
     if wrk:
         lua = workdir / "post.lua"
         lua.write_text(WRK_LUA)
         run_wrk(wrk, url, lua, args.concurrency, args.warmup, latency=False)
+        runner, pg = _children(server.pid), _postgres(cluster)
+        before = _cpu(runner), _cpu(pg), _commits(cluster)
         result = run_wrk(wrk, url, lua, args.concurrency, args.seconds)
+        after = _cpu(runner), _cpu(pg), _commits(cluster)
+        n = max(1, result["requests"])
+        result["commits_per_run"] = round((after[2] - before[2]) / n, 2)
+        result["cpu_ms_runner"] = round(1000 * (after[0] - before[0]) / n, 3)
+        result["cpu_ms_postgres"] = round(1000 * (after[1] - before[1]) / n, 3)
         result["client"] = "wrk"
     else:
         request = "POST /py/noop HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
@@ -69,6 +113,24 @@ def rps(server: Server, args: argparse.Namespace, workdir: Path) -> dict[str, An
         result = run_worker(spec, str(VENV_PYTHON))
         result["client"] = "python"
     return result
+
+
+def _profile(server: Server, args: argparse.Namespace) -> str:
+    url = f"http://127.0.0.1:{server.port}/py/noop"
+    lua = args.profile / "post.lua"
+    args.profile.mkdir(parents=True, exist_ok=True)
+    lua.write_text(WRK_LUA)
+    wrk = shutil.which("wrk")
+
+    def load() -> object:
+        if wrk is None:
+            return None
+        return run_wrk(wrk, url, lua, args.concurrency, args.seconds, latency=False)
+
+    raw = args.profile / "pg-1.raw"
+    return "py-spy, one PostgreSQL replica under load:\n" + profile_server(
+        server, raw, args.seconds, load, 25
+    )
 
 
 def follow_latency(a: Server, b: Server, lines: int, pause: float) -> list[float]:
@@ -170,8 +232,10 @@ def main() -> int:
                     for name, env in configs.items():
                         server = _server(workdir, f"{name}-{round_}", env)
                         servers.append(server)
-                        result = rps(server, args, workdir)
+                        result = rps(server, args, workdir, cluster)
                         result["not_succeeded"] = _check(server)
+                        if name == "pg-1" and args.profile and round_ == args.rounds - 1:
+                            print(_profile(server, args), flush=True)
                         results[name].append(result)
                         print(f"rps {name}: {result['rps']:.0f} runs/s ({result})", flush=True)
                         server.stop()
@@ -210,6 +274,12 @@ def main() -> int:
             f"{figures['rps pg-1']['vs_sqlite']:.2f}x (target >= 0.7x); --workers 2 "
             f"{figures['rps pg-workers-2']['vs_sqlite']:.2f}x (target >= 1.2x)"
         )
+        for name in ("sqlite", "pg-1", "pg-workers-2"):
+            f = figures[f"rps {name}"]
+            if "cpu_ms_runner" in f:
+                print(f"  CPU per run, {name}: runner {f['cpu_ms_runner']:.3f} ms, "
+                      f"PostgreSQL {f['cpu_ms_postgres']:.3f} ms; "
+                      f"{f['commits_per_run']:.2f} transactions per run")  # fmt: skip
     if "follow" in figures:
         print(f"cross-replica follow p50 {figures['follow']['p50_ms']:.1f} ms (target <= 10 ms)")
     return 0
