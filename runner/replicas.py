@@ -64,6 +64,7 @@ class Replicas:
         self._seen: OrderedDict[str, int] = OrderedDict()
         self._watched: OrderedDict[str, None] = OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
+        self._cancelling: set[asyncio.Task[None]] = set()
         self._listener: Any = None
         self._resubmit: Resubmit | None = None
 
@@ -145,7 +146,9 @@ class Replicas:
     def _on_cancel(self, conn: Any, pid: int, channel: str, payload: object) -> None:
         run_id = str(payload)
         if self._holds(run_id):
-            asyncio.get_running_loop().create_task(self._cancel_here(run_id, None))
+            task = asyncio.get_running_loop().create_task(self._cancel_here(run_id, None))
+            self._cancelling.add(task)  # a reference, so that the task is not collected
+            task.add_done_callback(self._cancelling.discard)
 
     def _holds(self, run_id: str) -> bool:
         return self.executor.live(run_id) is not None or run_id in self.executor.shared
