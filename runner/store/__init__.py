@@ -1,7 +1,8 @@
 """Where runs and events live, behind one small interface (:class:`Store`).
 
-Embedded default: SQLite in the state directory. Every backend must pass the contract
-suite in ``tests/store/``; :func:`open_store` picks the backend from the settings.
+Embedded default: SQLite in the state directory; PostgreSQL (``store = "postgresql://…"``)
+for replicas. Every backend must pass the contract suite in ``tests/store/``;
+:func:`store_for` picks the backend from the settings.
 """
 
 from __future__ import annotations

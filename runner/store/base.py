@@ -1,4 +1,4 @@
-"""The store interface: the seam where PostgreSQL will plug in for scale-out."""
+"""The store interface: the seam where SQLite (one process) and PostgreSQL (replicas) plug in."""
 
 from __future__ import annotations
 
