@@ -270,3 +270,27 @@ def test_runner_run_in_a_terminal_runs_its_own_run_beside_replicas(replicas, pg_
     assert [r["state"] for r in runs] == ["succeeded"]
     assert runs[0]["caller"].startswith("cli:")
     assert _state(a, runs[0]["id"])["state"] == "succeeded"
+
+
+def test_workers_check_their_settings_before_starting(tmp_path):
+    """What --workers refuses, said before any process starts: SQLite, --sandbox, and a
+    port another server holds."""
+    import socket as sockets
+
+    from runner.errors import ConfigError
+    from runner.settings import from_values
+    from runner.supervisor import check, reserve
+
+    with pytest.raises(ConfigError, match="SQLite store is one process's"):
+        check(from_values({"workers": 2, "state_dir": tmp_path}))
+    pg = {"workers": 2, "store": "postgresql://u@/db", "sandbox": True}
+    with pytest.raises(ConfigError, match="emulated Azure lives in one process"):
+        check(from_values(pg))
+    with sockets.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(ConfigError, match="cannot listen on"):
+            reserve("127.0.0.1", taken.getsockname()[1])
+    held = reserve("127.0.0.1", 0)
+    assert held.getsockname()[1] > 0
+    held.close()

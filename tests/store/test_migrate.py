@@ -12,6 +12,7 @@ from ulid import ULID
 
 from runner.records import Claim, Event, Notice, RunRecord
 from runner.store import SQLiteStore
+from runner.store.migrate import migrate
 from runner.store.postgres import PostgresStore
 from tests.conftest import ROOT, wait_final
 
@@ -61,9 +62,10 @@ async def test_a_sqlite_history_moves_to_postgresql_whole_and_once(
                                     now + 60, now)])  # fmt: skip
     await source.close()
 
-    first = _migrate("--from", f"sqlite:{tmp_path / 'old' / 'runner.db'}", "--to", pg_database)
-    assert first.returncode == 0, first.stderr
-    assert "copied 32 runs (96 events), 1 claims and 1 notices" in first.stdout
+    first = await migrate(tmp_path / "old" / "runner.db", PostgresStore(pg_database))
+    assert str(first) == (
+        "copied 32 runs (96 events), 1 claims and 1 notices; 0 runs were there already"
+    )
     again = _migrate("--from", f"sqlite:{tmp_path / 'old' / 'runner.db'}", "--to", pg_database)
     assert again.returncode == 0 and "32 runs were there already" in again.stdout
 
