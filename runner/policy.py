@@ -3,7 +3,8 @@
     [jobs."ci/deploy"]
     verify = "github"              # github | gitlab | slack | teams | standard
     secret = "env:DEPLOY_HOOK"     # or "file:/run/secrets/hook"; several: a list
-    allow = ["user:alice", "token:ci-*", "webhook:github"]
+    allow = ["user:alice", "token:ci-*", "webhook:github", "slack:T123/*"]
+    notify = ["https://hooks.example.com/deploys"]   # besides the global ``notify``
 
 Patterns match job paths segment by segment, like token patterns (``deploy/*`` is every
 job directly under deploy, ``deploy/**`` every one beneath it). Where several entries
@@ -29,6 +30,8 @@ from runner.auth.principal import job_matches
 from runner.errors import ConfigError
 
 SCHEMES = ("github", "gitlab", "slack", "teams", "standard")
+# Who an allow list can name: chat users are ``slack:TEAM/USER`` and ``teams:<object id>``.
+ALLOW_KINDS = ("user", "token", "webhook", "slack", "teams")
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class JobPolicy:
     verify: str | None = None
     secrets: tuple[str, ...] = ()  # sources: "env:NAME" / "file:PATH"
     allow: tuple[str, ...] = ()  # empty: anyone authenticated
+    notify: tuple[str, ...] = ()  # URLs (or sources of URLs) told when a run ends
 
     def matches(self, job_path: str) -> bool:
         return job_matches(self.job, job_path)
@@ -68,7 +72,7 @@ def policies_from_toml(table: dict[str, Any], path: Path) -> tuple[JobPolicy, ..
         where = f'{path}: [jobs."{job}"]'
         if not isinstance(body, dict):
             raise ConfigError(f"{where} must be a table")
-        unknown = set(body) - {"verify", "secret", "allow"}
+        unknown = set(body) - {"verify", "secret", "allow", "notify"}
         if unknown:
             raise ConfigError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
         verify = body.get("verify")
@@ -88,9 +92,17 @@ def policies_from_toml(table: dict[str, Any], path: Path) -> tuple[JobPolicy, ..
         if isinstance(allow, str):
             allow = [allow]
         for entry in allow:
-            if entry.partition(":")[0] not in ("user", "token", "webhook"):
-                raise ConfigError(f"{where}: allow entries are user:NAME, token:NAME, webhook:X")
-        out.append(JobPolicy(job.strip("/"), verify, secrets, tuple(allow)))
+            if entry.partition(":")[0] not in ALLOW_KINDS:
+                raise ConfigError(
+                    f"{where}: allow entries are user:NAME, token:NAME, webhook:X, "
+                    "slack:TEAM/USER or teams:OBJECT-ID"
+                )
+        notify = body.get("notify", [])
+        notify = (notify,) if isinstance(notify, str) else tuple(notify)
+        for target in notify:
+            if not target.startswith(("https://", "http://", "env:", "file:", "keyvault:")):
+                raise ConfigError(f"{where}: notify entries are http(s) URLs or env:/file:")
+        out.append(JobPolicy(job.strip("/"), verify, secrets, tuple(allow), notify))
     return tuple(out)
 
 
@@ -104,11 +116,13 @@ def policy_for(policies: tuple[JobPolicy, ...], job_path: str) -> JobPolicy | No
         return None
     verify = _decide(matching, job_path, "verify", lambda p: p.verify is not None)
     allow = _decide(matching, job_path, "allow", lambda p: bool(p.allow))
+    notify = _decide(matching, job_path, "notify", lambda p: bool(p.notify))
     return JobPolicy(
         job=(verify or matching[0]).job,
         verify=verify.verify if verify else None,
         secrets=verify.secrets if verify else (),
         allow=allow.allow if allow else (),
+        notify=notify.notify if notify else (),
     )
 
 
@@ -120,7 +134,8 @@ def _decide(
     if not saying:
         return None
     top = [p for p in saying if p.specificity == saying[0].specificity]
-    if len({(p.verify, p.secrets, p.allow) if what == "verify" else p.allow for p in top}) > 1:
+    said = {(p.verify, p.secrets, p.allow) if what == "verify" else getattr(p, what) for p in top}
+    if len(said) > 1:
         raise ConfigError(
             f"/{job}: runner.toml entries {', '.join(repr(p.job) for p in top)} are as "
             f"specific as each other and set different {what}; make one more specific"

@@ -31,6 +31,7 @@ from runner.hooks import Extension, Extensions
 from runner.journal import Journal
 from runner.kinds import Host
 from runner.kinds.script import base_env
+from runner.notify.base import Composer, Links
 from runner.policy import Policies
 from runner.service import Runs
 from runner.settings import Settings
@@ -55,8 +56,13 @@ class Runtime:
         *,
         environ: Mapping[str, str] | None = None,
         resources: contextlib.ExitStack | None = None,
+        policies: Policies | None = None,
+        links: Links | None = None,
     ) -> None:
         self.settings = settings
+        # Where people open a run (chat and notices link to it): the server fills in its
+        # address once bound, unless public_url says it.
+        self.links = links or Links(settings.server.public_url or "")
         self.catalogue = catalogue
         self.store = store
         self.extensions = Extensions(extensions)
@@ -71,7 +77,7 @@ class Runtime:
             drained=self.journal.drained,
         )
         self.executor = Executor(settings.limits, store, self.journal, host, self.extensions)
-        policies = Policies(settings.security.policies, [job.path for job in catalogue])
+        policies = policies or Policies(settings.security.policies, [job.path for job in catalogue])
         self.runs = Runs(
             catalogue,
             self.executor,
@@ -173,12 +179,19 @@ def build(
             from runner.azure import AzureExtension
 
             extensions = [AzureExtension(settings.azure, os.environ, observer=metrics)]
+        store = store or store_for(settings)
+        policies = Policies(settings.security.policies, [job.path for job in catalogue])
+        links = Links(settings.server.public_url or "")
+        if serving:
+            extras.extend(_outbox(settings, store, policies, links))
         runtime = Runtime(
             settings,
             catalogue,
-            store or store_for(settings),
+            store,
             [*extensions, *extras],
             resources=resources,
+            policies=policies,
+            links=links,
         )
         if metrics is not None:
             metrics.watch(runtime.runs.status)
@@ -186,6 +199,29 @@ def build(
     except BaseException:
         resources.close()
         raise
+
+
+def _outbox(settings: Settings, store: Store, policies: Policies, links: Links) -> list[Extension]:
+    """The outbox and its composers: notification URLs, Slack and Teams replies."""
+    from runner.notify import Outbox
+    from runner.notify.setup import webhook_notices
+
+    composers: list[Composer] = []
+    notices = webhook_notices(settings.notify, policies, links, os.environ)
+    if notices is not None:
+        composers.append(notices)
+    if not composers:
+        return []
+    n = settings.notify
+    return [
+        Outbox(
+            store,
+            composers,
+            timeout=n.notify_timeout,
+            backoff=n.notify_backoff,
+            max_timeout=settings.limits.max_timeout,
+        )
+    ]
 
 
 class SandboxScripts(Extension):

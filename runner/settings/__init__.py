@@ -27,7 +27,9 @@ from runner.policy import policies_from_toml
 from runner.settings.sections import (
     SECTIONS,
     AzureSettings,
+    ChatSettings,
     LimitSettings,
+    NotifySettings,
     SandboxSettings,
     SecuritySettings,
     ServerSettings,
@@ -45,6 +47,8 @@ class Settings(BaseModel):
     azure: AzureSettings = AzureSettings()
     security: SecuritySettings = SecuritySettings()
     sandbox: SandboxSettings = SandboxSettings()
+    notify: NotifySettings = NotifySettings()
+    chat: ChatSettings = ChatSettings()
 
     @property
     def db_path(self) -> Path:
@@ -121,6 +125,7 @@ def from_toml(path: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if isinstance(data.get("jobs"), dict):
         out["policies"] = policies_from_toml(data["jobs"], path)
+    table = {**table, **_chat_keys(data.get("chat"), path)}
     for raw_key, value in table.items():
         key = raw_key.replace("-", "_")
         if key not in KEYS:
@@ -131,6 +136,21 @@ def from_toml(path: Path) -> dict[str, Any]:
             out[key] = path.parent / out[key]
     if "jobs" in out:
         out["jobs"] = tuple(p if p.is_absolute() else path.parent / p for p in out["jobs"])
+    return out
+
+
+def _chat_keys(chat: Any, path: Path) -> dict[str, Any]:
+    """``[chat.slack] signing_secret`` is the flat key ``slack_signing_secret``."""
+    if chat is None:
+        return {}
+    if not isinstance(chat, dict) or not all(isinstance(v, dict) for v in chat.values()):
+        raise ConfigError(f"{path}: [chat] holds tables: [chat.slack], [chat.teams]")
+    out = {}
+    for platform, keys in chat.items():
+        if platform not in ("slack", "teams"):
+            raise ConfigError(f"{path}: [chat.{platform}]: chat platforms are slack and teams")
+        for key, value in keys.items():
+            out[f"{platform}_{key}"] = value
     return out
 
 
@@ -176,7 +196,9 @@ __all__ = [
     "CLIENT_VARIABLES",
     "KEYS",
     "AzureSettings",
+    "ChatSettings",
     "LimitSettings",
+    "NotifySettings",
     "SandboxSettings",
     "SecuritySettings",
     "ServerSettings",

@@ -144,6 +144,7 @@ def build_app(
         Route("/_runs/{run_id}", runs.get_run, methods=["GET"]),
         Route("/_runs/{run_id}/log", runs.get_log, methods=["GET"]),
         Route("/_runs/{run_id}/events", runs.get_events, methods=["GET"]),
+        Route("/_runs/{run_id}/notifications", runs.get_notifications, methods=["GET"]),
         Route("/_runs/{run_id}/cancel", runs.cancel_run, methods=["POST"]),
         Route("/{path:path}", jobs.start, methods=["POST"]),
         Route("/{path:path}", jobs.describe, methods=["GET", "HEAD"]),
