@@ -26,6 +26,7 @@ from types import TracebackType
 
 from runner.admission import Rules
 from runner.catalogue import Catalogue, folders
+from runner.chat.setup import Chat
 from runner.executor import Executor
 from runner.hooks import Extension, Extensions
 from runner.journal import Journal
@@ -87,6 +88,8 @@ class Runtime:
             policies,
             settings.limits.replay_ttl,
         )
+        # The chat platforms a server answers (None: not serving, e.g. ``runner run``).
+        self.chat: Chat | None = None
         # What lives as long as the runtime outside the event loop (the sandbox's thread).
         self.resources = resources or contextlib.ExitStack()
         self._pruner: asyncio.Task[None] | None = None
@@ -182,8 +185,12 @@ def build(
         store = store or store_for(settings)
         policies = Policies(settings.security.policies, [job.path for job in catalogue])
         links = Links(settings.server.public_url or "")
+        chat = None
         if serving:
-            extras.extend(_outbox(settings, store, policies, links))
+            from runner.chat import load as load_chat
+
+            chat = load_chat(settings.chat, os.environ)
+            extras.extend(_outbox(settings, store, policies, links, chat))
         runtime = Runtime(
             settings,
             catalogue,
@@ -193,6 +200,7 @@ def build(
             policies=policies,
             links=links,
         )
+        runtime.chat = chat
         if metrics is not None:
             metrics.watch(runtime.runs.status)
         return runtime
@@ -201,7 +209,9 @@ def build(
         raise
 
 
-def _outbox(settings: Settings, store: Store, policies: Policies, links: Links) -> list[Extension]:
+def _outbox(
+    settings: Settings, store: Store, policies: Policies, links: Links, chat: Chat
+) -> list[Extension]:
     """The outbox and its composers: notification URLs, Slack and Teams replies."""
     from runner.notify import Outbox
     from runner.notify.setup import webhook_notices
@@ -210,6 +220,7 @@ def _outbox(settings: Settings, store: Store, policies: Policies, links: Links) 
     notices = webhook_notices(settings.notify, policies, links, os.environ)
     if notices is not None:
         composers.append(notices)
+    composers.extend(chat.composers(links, settings.notify.notify_deadline))
     if not composers:
         return []
     n = settings.notify

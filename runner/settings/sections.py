@@ -274,9 +274,15 @@ class ChatSettings(Section):
     slack_progress: Number = Field(
         60.0, ge=0, description="seconds between progress posts (0: none; 3 at most)"
     )
+    slack_allow: Texts = Field(
+        (), description="TEAM/USER patterns who may run jobs naming no allow list (T1/*)"
+    )
     slack_api_url: str = Field("https://slack.com/api", description="Slack Web API base URL")
     teams_secret: SecretSource = Field(
         None, description="outgoing webhook security token (source): enables /_chat/teams"
+    )
+    teams_allow: Texts = Field(
+        (), description="AAD object ids (or *) who may run jobs naming no allow list"
     )
     teams_result_url: SecretSource = Field(
         None, description="Workflows/incoming webhook URL (source) for results as cards"
