@@ -34,6 +34,7 @@ from runner.settings.sections import (
     SecuritySettings,
     ServerSettings,
     loopback_address,
+    names_a_secret,
 )
 
 
@@ -93,7 +94,10 @@ def coerce(key: str, value: Any, source: str) -> Any:
         return _adapter(key).validate_python(value)
     except pydantic.ValidationError as exc:
         why = "; ".join(str(e["msg"]) for e in exc.errors())
-        raise ConfigError(f"{source}: {key}: {why} (got {value!r})") from None
+        section, name = KEYS[key]
+        # A secret's source refused is most often the secret pasted in: never echoed.
+        got = "" if names_a_secret(SECTIONS[section].model_fields[name]) else f" (got {value!r})"
+        raise ConfigError(f"{source}: {key}: {why}{got}") from None
 
 
 def from_values(values: Mapping[str, Any], *, source: str = "settings") -> Settings:

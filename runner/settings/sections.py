@@ -237,6 +237,13 @@ def _targets(value: Any) -> Any:
 
 
 SecretSource = Annotated[str | None, BeforeValidator(_source)]
+
+
+def names_a_secret(field: Any) -> bool:
+    """Whether a field holds a secret's source: its refused value is never echoed."""
+    return any(getattr(m, "func", None) is _source for m in field.metadata)
+
+
 Targets = Annotated[tuple[str, ...], _items(","), AfterValidator(_targets)]
 
 
