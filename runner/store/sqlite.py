@@ -27,6 +27,7 @@ from runner.records import FINAL, Claim, Event, Notice, RunRecord, Trigger
 from runner.store.sqlite_schema import KIND_CODES, KIND_NAMES, RUN_COLUMNS, SENDER, prepare
 
 BUSY_MS = 20  # the longest a call on the loop waits for another process's write lock
+READ_THREADS = 1  # worker threads reading replay pages at once
 PRUNE_BATCH = 200  # runs deleted per transaction when pruning, with a yield between
 
 # The body is written with the first insert and never again (nor read with the record).
@@ -83,6 +84,7 @@ class SQLiteStore:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._read_slot: asyncio.Semaphore | None = None  # made on the loop, at first use
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -221,7 +223,14 @@ class SQLiteStore:
         return sql + " ORDER BY id DESC LIMIT ?", args
 
     async def events(self, run_id: str, after: int = 0, limit: int = 10_000) -> list[Event]:
-        return await asyncio.to_thread(self._events, run_id, after, limit)
+        # Pages are read in a worker thread, one at a time: reading a page is Python work
+        # that holds the GIL, and ten threads holding it in turn would starve the loop
+        # (every other request) as surely as reading on it. Waiters are served in order,
+        # so long replays share fairly.
+        if self._read_slot is None:
+            self._read_slot = asyncio.Semaphore(READ_THREADS)
+        async with self._read_slot:
+            return await asyncio.to_thread(self._events, run_id, after, limit)
 
     def _events(self, run_id: str, after: int, limit: int) -> list[Event]:
         rows = self._reader().execute(
