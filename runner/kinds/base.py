@@ -92,8 +92,6 @@ class Job(ABC):
     """One job: its URL path, file, description and run-time declarations."""
 
     kind: ClassVar[str]
-    # Python jobs read parameters out of a form or JSON body; a script's body is its $1.
-    body_is_params: ClassVar[bool]
 
     path: str
     file: Path
@@ -128,6 +126,12 @@ class Job(ABC):
     @abstractmethod
     def body_schema(self) -> dict[str, Any]:
         """OpenAPI ``requestBody`` of ``POST /<job>``."""
+
+    @abstractmethod
+    def body_params(self, body: bytes, ctype: str, limits: LimitSettings) -> list[tuple[str, Any]]:
+        """The parameters a request body of media type ``ctype`` gives, in order (a name
+        may repeat: the caller refuses that); ParameterError or UnsupportedMediaType for a
+        body this kind cannot read."""
 
     @abstractmethod
     def admit(
