@@ -120,7 +120,7 @@ class ScriptJob(Job):
                 secrets.update(n.strip() for n in value.split(",") if n.strip())
             elif key == "runner-param":
                 try:
-                    params.append(ScriptParam.parse(value))
+                    params.append(_declaration(value, params))
                 except DeclarationError as exc:
                     raise JobLoadError(f"{file}: line {i + 1}: runner-param: {exc}") from None
             else:
@@ -238,6 +238,17 @@ class ScriptJob(Job):
         )
 
 
+def _declaration(text: str, earlier: list[ScriptParam]) -> ScriptParam:
+    """One ``# runner-param:`` line, checked against the names a script may not take."""
+    param = ScriptParam.parse(text)
+    if any(p.name == param.name for p in earlier):
+        raise DeclarationError(f"{param.name} is declared twice")
+    reserved = check_names([param.name], dict.fromkeys(BASE_ENV, ""))
+    if reserved:
+        raise DeclarationError(f"{param.name}: {reserved[0].reason}")
+    return param
+
+
 def _declared(
     file: Path, params: list[ScriptParam], secrets: set[str], lock: str | None
 ) -> Declared | None:
@@ -246,12 +257,6 @@ def _declared(
     if not params:
         return None
     names = [p.name for p in params]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise JobLoadError(f"{file}: runner-param: {', '.join(twice)} declared twice")
-    reserved = check_names(names, {k: "" for k in BASE_ENV})
-    if reserved:
-        raise JobLoadError(f"{file}: runner-param: {reserved[0].name}: {reserved[0].reason}")
     # runner-secret names a secret the script takes: it takes it whether declared or not.
     extra = sorted(secrets - set(names) - {BODY})
     params = [p.with_secret() if p.name in secrets else p for p in params]
