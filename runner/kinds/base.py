@@ -92,6 +92,11 @@ class Job(ABC):
     """One job: its URL path, file, description and run-time declarations."""
 
     kind: ClassVar[str]
+    # Whether a verified webhook delivery's body gives parameters as a call's body does.
+    # A Python job's always has; a script's is a payload, kept for $1 (runner.toml
+    # ``params`` maps what the script needs), so that a sender's reply URL or token
+    # (Slack's form has both) never becomes a parameter, which is recorded and shown.
+    delivery_body_is_params: ClassVar[bool]
 
     path: str
     file: Path

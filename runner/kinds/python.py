@@ -37,6 +37,7 @@ class PythonJob(Job):
     """A job written as a Python module."""
 
     kind: ClassVar[str] = "python"
+    delivery_body_is_params: ClassVar[bool] = True
 
     spec: ParamSpec
     func: Callable[..., Any]

@@ -72,6 +72,7 @@ class ScriptJob(Job):
     """A job that is an executable file."""
 
     kind: ClassVar[str] = "script"
+    delivery_body_is_params: ClassVar[bool] = False
 
     secrets: frozenset[str] = frozenset()  # ``# runner-secret:`` names
     # ``# runner-param:`` lines; None: the script takes any parameter (webhookd style).

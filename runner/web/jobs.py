@@ -112,9 +112,12 @@ async def start(request: Request) -> Response | streams.TextStream:
     runs = runs_of(request)
     job = lookup(request)
     delivery: Delivery | None = request.scope.get(DELIVERY_KEY)
-    # A delivery mapped by runner.toml gives its parameters through the mapping only.
-    mapped = delivery is not None and runs.maps_deliveries(job.path)
-    got = await intake.parse(request, job, request.app.state.limits, body_params=not mapped)
+    # A delivery's body gives parameters where its kind reads them so, and runner.toml
+    # maps none (a mapping gives them then).
+    from_body = delivery is None or (
+        job.delivery_body_is_params and not runs.maps_deliveries(job.path)
+    )
+    got = await intake.parse(request, job, request.app.state.limits, body_params=from_body)
     exposed = sorted(got.in_query & job.secret_names)
     if exposed:
         # Proxies and access logs keep URLs: a secret belongs in the body. Its value

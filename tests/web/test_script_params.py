@@ -3,9 +3,14 @@ its header (``# runner-param:``), through a real server."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import time
 
 import pytest
+
+from runner.policy import JobPolicy
 
 
 def _runs(srv) -> list[dict]:
@@ -129,3 +134,26 @@ def test_an_undeclared_script_takes_a_forms_fields_and_keeps_every_body_as_dolla
     lines = r.text.splitlines()
     assert lines[0] == ("name=n1" if body.startswith(b"name=") else "name=")
     assert f"body={body.decode()}" in lines
+
+
+def test_a_webhook_deliverys_form_is_dollar_one_only_its_reply_url_is_no_parameter(
+    serve, tmp_path, monkeypatch
+):
+    """A Slack command is a form holding a response_url and a token: to a script it stays
+    a payload ($1), never recorded parameters anyone reading runs could see."""
+    secret = "8f742231b10e8888abcd99yyyzzz85a5"
+    monkeypatch.setenv("SLACK_HOOK", secret)
+    srv = serve(policies=(JobPolicy("sh/echo", verify="slack", secrets=("env:SLACK_HOOK",)),))
+    reply = b"https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1%2F2%2Fsecret"
+    body = b"token=legacy-verification&command=%2Fdeploy&text=site&name=n1&response_url=" + reply
+    ts = str(int(time.time()))
+    sig = hmac.new(secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
+    headers = {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={sig}",
+               "Content-Type": "application/x-www-form-urlencoded", "Prefer": "wait"}  # fmt: skip
+    with srv.client() as c:
+        r = c.post("/sh/echo", content=body, headers=headers)
+        record = c.get(f"/_runs/{r.headers['x-run-id']}").json()
+    assert r.status_code == 200, r.text
+    assert r.text.splitlines()[0] == "name="
+    assert f"body={body.decode()}" in r.text.splitlines()
+    assert record["params"] == {}
