@@ -3,7 +3,8 @@
     [jobs."ci/deploy"]
     verify = "github"              # github | gitlab | slack | teams | standard
     secret = "env:DEPLOY_HOOK"     # or "file:/run/secrets/hook"; several: a list
-    allow = ["user:alice", "token:ci-*", "webhook:github"]
+    allow = ["user:alice", "token:ci-*", "webhook:github", "slack:T123/*"]
+    notify = ["https://hooks.example.com/deploys"]   # besides the global ``notify``
     events = ["push"]              # deliveries of other events start nothing (said why)
     when = { "body.ref" = "refs/heads/main" }
     params = { ref = "body.ref", sha = "body.after" }   # the delivery → parameters
@@ -11,10 +12,11 @@
 Patterns match job paths segment by segment, like token patterns (``deploy/*`` is every
 job directly under deploy, ``deploy/**`` every one beneath it). Where several entries
 match a job, the most specific one decides each thing it says — its ``verify`` (with its
-``secret``), its ``allow``, ``events``, ``when`` and ``params`` — and less specific
-entries fill in what it does not say: a broad ``verify`` is never dropped by a narrower
-entry that only sets ``allow``. Two equally specific entries that disagree about a served
-job stop the start with a message. ``events``, ``when`` and ``params`` need ``verify``.
+``secret``), ``allow``, ``notify``, ``events``, ``when`` and ``params`` — and less
+specific entries fill in what it does not say: a broad ``verify`` is never dropped by a
+narrower entry that only sets ``allow``. Two equally specific entries that disagree about
+a served job stop the start with a message. ``events``, ``when`` and ``params`` need
+``verify``.
 
 Only the secret's *source* is kept here; the value is read at start-up (``runner.webhooks
 .load_secret``) and never written anywhere.
@@ -34,6 +36,8 @@ from runner.auth.principal import job_matches
 from runner.errors import ConfigError
 
 SCHEMES = ("github", "gitlab", "slack", "teams", "standard")
+# Who an allow list can name: chat users are ``slack:TEAM/USER`` and ``teams:<object id>``.
+ALLOW_KINDS = ("user", "token", "webhook", "slack", "teams")
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class JobPolicy:
     verify: str | None = None
     secrets: tuple[str, ...] = ()  # sources: "env:NAME" / "file:PATH"
     allow: tuple[str, ...] = ()  # empty: anyone authenticated
+    notify: tuple[str, ...] = ()  # URLs (or sources of URLs) told when a run ends
     # What a verified delivery must be (runner.deliveries), and its mapping to parameters.
     events: tuple[str, ...] = ()
     when: tuple[deliveries.Condition, ...] = ()
@@ -77,7 +82,7 @@ def policies_from_toml(table: dict[str, Any], path: Path) -> tuple[JobPolicy, ..
         where = f'{path}: [jobs."{job}"]'
         if not isinstance(body, dict):
             raise ConfigError(f"{where} must be a table")
-        unknown = set(body) - {"verify", "secret", "allow", *deliveries.KEYS}
+        unknown = set(body) - {"verify", "secret", "allow", "notify", *deliveries.KEYS}
         if unknown:
             raise ConfigError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
         verify = body.get("verify")
@@ -97,10 +102,20 @@ def policies_from_toml(table: dict[str, Any], path: Path) -> tuple[JobPolicy, ..
         if isinstance(allow, str):
             allow = [allow]
         for entry in allow:
-            if entry.partition(":")[0] not in ("user", "token", "webhook"):
-                raise ConfigError(f"{where}: allow entries are user:NAME, token:NAME, webhook:X")
+            if entry.partition(":")[0] not in ALLOW_KINDS:
+                raise ConfigError(
+                    f"{where}: allow entries are user:NAME, token:NAME, webhook:X, "
+                    "slack:TEAM/USER or teams:OBJECT-ID"
+                )
+        notify = body.get("notify", [])
+        notify = (notify,) if isinstance(notify, str) else tuple(notify)
+        for target in notify:
+            if not target.startswith(("https://", "http://", "env:", "file:", "keyvault:")):
+                raise ConfigError(f"{where}: notify entries are http(s) URLs or env:/file:")
         out.append(
-            JobPolicy(job.strip("/"), verify, secrets, tuple(allow), **_delivery(body, where))
+            JobPolicy(
+                job.strip("/"), verify, secrets, tuple(allow), notify, **_delivery(body, where)
+            )
         )
     return tuple(out)
 
@@ -128,6 +143,7 @@ def policy_for(policies: tuple[JobPolicy, ...], job_path: str) -> JobPolicy | No
         return None
     verify = _decide(matching, job_path, "verify", lambda p: p.verify is not None)
     allow = _decide(matching, job_path, "allow", lambda p: bool(p.allow))
+    notify = _decide(matching, job_path, "notify", lambda p: bool(p.notify))
     rules: dict[str, Any] = {}
     for what in deliveries.KEYS:
         found = _decide(matching, job_path, what, _says(what))
@@ -143,6 +159,7 @@ def policy_for(policies: tuple[JobPolicy, ...], job_path: str) -> JobPolicy | No
         verify=verify.verify if verify else None,
         secrets=verify.secrets if verify else (),
         allow=allow.allow if allow else (),
+        notify=notify.notify if notify else (),
         **rules,
     )
 
@@ -159,8 +176,8 @@ def _decide(
     if not saying:
         return None
     top = [p for p in saying if p.specificity == saying[0].specificity]
-    if len({(p.verify, p.secrets, p.allow) if what == "verify" else getattr(p, what)
-            for p in top}) > 1:  # fmt: skip
+    said = {(p.verify, p.secrets, p.allow) if what == "verify" else getattr(p, what) for p in top}
+    if len(said) > 1:
         raise ConfigError(
             f"/{job}: runner.toml entries {', '.join(repr(p.job) for p in top)} are as "
             f"specific as each other and set different {what}; make one more specific"

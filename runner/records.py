@@ -218,6 +218,9 @@ class Claim:
     created: float
 
 
+MAX_TRIES_KEPT = 20  # a notice retried for a day keeps its latest tries, not all
+
+
 @dataclass(slots=True)
 class Notice:
     """One message to deliver about a run, kept in the store's outbox until delivered.
@@ -241,10 +244,16 @@ class Notice:
     delivered: float | None = None
     last_status: int | None = None
     last_error: str | None = None
+    tries: str = "[]"  # JSON: the latest MAX_TRIES_KEPT tries, {"at", "status", "error"}
 
     @property
     def gave_up(self) -> bool:
         return self.delivered is None and self.next_at > self.deadline
+
+    def tried(self, at: float, status: int | None, error: str | None) -> str:
+        """``tries`` with one more, the oldest dropped past :data:`MAX_TRIES_KEPT`."""
+        kept = json.loads(self.tries)[-(MAX_TRIES_KEPT - 1) :]
+        return json.dumps([*kept, {"at": at, "status": status, "error": error}])
 
     def to_json(self) -> dict[str, Any]:
         """What ``GET /_runs/<id>/notifications`` shows (not the target: it may be secret)."""
@@ -256,4 +265,5 @@ class Notice:
             "last_status": self.last_status,
             "last_error": self.last_error,
             "gave_up": self.gave_up,
+            "tries": json.loads(self.tries),
         }

@@ -33,7 +33,7 @@ from runner.executor import Executor
 from runner.journal import PAGE, Journal
 from runner.kinds import Job, Submission
 from runner.policy import Policies
-from runner.records import STATES, Event, RunRecord, Trigger, new_run_id
+from runner.records import STATES, Event, Notice, RunRecord, Trigger, new_run_id
 from runner.replays import Key, Replays, fingerprint
 from runner.store.base import Store
 
@@ -153,6 +153,11 @@ class History:
         """Batches of committed events after ``after``: replay, then live, until done;
         with ``idle``, an empty batch after each ``idle`` seconds of silence."""
         return self.journal.follow(run_id, after, idle=idle)
+
+    async def notices(self, run_id: str, principal: Principal) -> list[Notice]:
+        """The notices of a run ``principal`` may see: each one's tries and outcome."""
+        run = await self.get(run_id, principal)
+        return await self.store.notices(run.id)
 
     async def log(self, run_id: str) -> AsyncIterator[list[Event]]:
         """The run's stored events in pages, as they are now."""

@@ -39,13 +39,13 @@ _UPSERT = (
 _FINAL = tuple(sorted(FINAL))
 _NOTICE = (
     "id, run_id, channel, target, body, created, deadline, next_at, attempts, delivered, "
-    "last_status, last_error"
+    "last_status, last_error, tries"
 )
 
 
 def _notice_row(n: Notice) -> tuple[object, ...]:
     return (n.id, n.run_id, n.channel, n.target, n.body, n.created, n.deadline, n.next_at,
-            n.attempts, n.delivered, n.last_status, n.last_error)  # fmt: skip
+            n.attempts, n.delivered, n.last_status, n.last_error, n.tries)  # fmt: skip
 
 
 def _row(run: RunRecord) -> tuple[object, ...]:
@@ -282,7 +282,7 @@ class SQLiteStore:
         try:
             db.execute("BEGIN")
             db.executemany(
-                f"INSERT OR IGNORE INTO outbox ({_NOTICE}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR IGNORE INTO outbox ({_NOTICE}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [_notice_row(n) for n in notices],
             )
             db.execute("COMMIT")
@@ -293,13 +293,16 @@ class SQLiteStore:
 
     async def outbox_take(self, now: float, lease: float, limit: int = 100) -> list[Notice]:
         db = self.db
+        due = (
+            f"SELECT {_NOTICE} FROM outbox WHERE delivered IS NULL AND next_at <= ? "
+            "AND next_at <= deadline ORDER BY next_at LIMIT ?"
+        )
+        # Senders poll: a look without the write lock first, which is most often all.
+        if not db.execute(due, (now, 1)).fetchall():
+            return []
         try:
             db.execute("BEGIN IMMEDIATE")
-            rows = db.execute(
-                f"SELECT {_NOTICE} FROM outbox WHERE delivered IS NULL AND next_at <= ? "
-                "AND next_at <= deadline ORDER BY next_at LIMIT ?",
-                (now, limit),
-            ).fetchall()
+            rows = db.execute(due, (now, limit)).fetchall()
             db.executemany(
                 "UPDATE outbox SET next_at = ? WHERE id = ?", [(now + lease, r[0]) for r in rows]
             )
@@ -314,9 +317,9 @@ class SQLiteStore:
     async def outbox_update(self, notice: Notice) -> None:
         self._execute(
             "UPDATE outbox SET attempts = ?, next_at = ?, delivered = ?, last_status = ?, "
-            "last_error = ? WHERE id = ?",
+            "last_error = ?, tries = ? WHERE id = ?",
             (notice.attempts, notice.next_at, notice.delivered, notice.last_status,
-             notice.last_error, notice.id),
+             notice.last_error, notice.tries, notice.id),
         )  # fmt: skip
 
     async def notices(self, run_id: str) -> list[Notice]:
