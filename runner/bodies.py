@@ -50,9 +50,15 @@ def form_pairs(body: bytes, max_fields: int, *, strict: bool = False) -> list[tu
         raise BodyError(str(exc)) from None
 
 
-def json_document(body: bytes) -> Any:
-    """The body as JSON, refusing a name given twice in one object (json's default keeps
-    the last one silently) and nesting deeper than ``MAX_JSON_DEPTH``."""
+def json_document(body: bytes, *, strict: bool = True) -> Any:
+    """The body as JSON. ``strict`` (for parameters): a name given twice in one object is
+    refused (json's default keeps the last one silently), and so is nesting deeper than
+    ``MAX_JSON_DEPTH``; both checks cost more than the parse itself on a large body."""
+    if not strict:
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            raise BodyError("not valid JSON") from None
     try:
         doc = json.loads(body, object_pairs_hook=_unique)
     except _Twice as twice:

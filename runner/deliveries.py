@@ -54,6 +54,11 @@ HIDDEN_HEADERS = frozenset(
     )
 )
 MAX_FORM_FIELDS = 1000
+# What evaluating an expression over a sender's document can raise: a function meeting a
+# value of the wrong type, or one walking a document nested past Python's recursion limit
+# (the document is parsed without the parameters' depth check, which costs more than the
+# parse on a large body: see scripts/bench_deliveries.py).
+EVALUATION_ERRORS = (jmes.JMESPathError, RecursionError)
 _SHOWN = 80  # characters of a found value quoted back in a reason
 
 
@@ -82,8 +87,8 @@ class Expression:
         return cls(text, compiled)
 
     def find(self, document: Mapping[str, Any]) -> Any:
-        """The expression's value (None when nothing matches); JMESPathError when a
-        function meets a value of the wrong type."""
+        """The expression's value (None when nothing matches); one of EVALUATION_ERRORS
+        when it cannot be had."""
         return self.compiled.search(document)
 
 
@@ -98,7 +103,7 @@ class Condition:
         """Why ``document`` does not meet the condition, or None when it does."""
         try:
             found = self.expression.find(document)
-        except jmes.JMESPathError as exc:
+        except EVALUATION_ERRORS as exc:
             return f"{self.expression.text} cannot be evaluated on this delivery ({exc})"
         if any(_same(found, want) for want in self.values):
             return None
@@ -155,13 +160,13 @@ def _body(body: bytes, ctype: str) -> Any:
             # GitHub's "application/x-www-form-urlencoded" content type: the JSON document
             # travels as the one field ``payload``.
             try:
-                return json_document(str(fields["payload"]).encode())
+                return json_document(str(fields["payload"]).encode(), strict=False)
             except BodyError:
                 pass
         return fields
     if is_json_type(ctype) and body:
         try:
-            return json_document(body)
+            return json_document(body, strict=False)
         except BodyError:
             pass
     return body.decode("utf-8", "replace")
@@ -221,7 +226,7 @@ def map_params(params: tuple[tuple[str, Expression], ...], payload: Payload) -> 
     for name, expression in params:
         try:
             found = as_text(expression.find(payload.document))
-        except jmes.JMESPathError as exc:
+        except EVALUATION_ERRORS as exc:
             failed[name] = f"{expression.text} cannot be evaluated on this delivery ({exc})"
             continue
         if found is None:

@@ -93,3 +93,17 @@ def test_mapped_values_become_text_as_a_query_string_would_carry_them():
     assert mapped.values == {"n": "42", "f": "1.5", "b": "false", "s": "x", "o": {"a": 1},
                              "q": "prod"}  # fmt: skip
     assert mapped.missing == {"z": "body.z"}
+
+
+@pytest.mark.parametrize("depth", [500, 900, 990, 2000])
+def test_a_document_nested_past_the_recursion_limit_is_a_reason_not_a_crash(depth):
+    """A sender's deeply nested body (parsed, or too deep to be and so text): an expression
+    that walks it all gives a value or a reason, never an exception the server would
+    answer 500 with (where the limit falls depends on the stack in use)."""
+    body = b'{"a":' + b"[" * depth + b"]" * depth + b"}"
+    payload = _payload(body)
+    walk = Expression.compile("length(to_string(body))", "t")
+    why = Condition(walk, (-1,)).miss(payload.document)
+    assert why is not None and why.startswith("length(to_string(body)) ")
+    mapped = map_params((("x", walk),), payload)
+    assert set(mapped.values) | set(mapped.failed) == {"x"}
