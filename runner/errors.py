@@ -24,6 +24,8 @@ prints the message and exits 2::
     │   ├── UnsupportedMediaType  a body of a type the job cannot read
     │   ├── Busy             the queue is full: retry after ``retry_after`` seconds
     │   └── Draining         shutting down: retry elsewhere or after ``retry_after``
+    ├── Ignored              a webhook delivery the job's filters do not take: nothing
+    │                        started, and the sender is told why (not a refusal)
     ├── StoreError           the run store failed
     ├── ClientError          the remote client (``runner call``, ``--server``) got no answer
     │   ├── Unreachable      no answer from the server after every try
@@ -119,6 +121,19 @@ class Busy(Refused):
 
 class Draining(Refused):
     """The runner is shutting down and takes no new runs."""
+
+
+class Ignored(RunnerError):
+    """A verified delivery that runner.toml's ``events`` or ``when`` rule out for ``job``.
+
+    Not a refusal: the sender did nothing wrong and must not retry, so it is answered as
+    a success that started nothing; ``reason`` says which filter it missed and how.
+    """
+
+    def __init__(self, job: str, reason: str) -> None:
+        self.job = job
+        self.reason = reason
+        super().__init__(f"ignored: {reason}")
 
 
 class StoreError(RunnerError):

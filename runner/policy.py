@@ -5,13 +5,18 @@
     secret = "env:DEPLOY_HOOK"     # or "file:/run/secrets/hook"; several: a list
     allow = ["user:alice", "token:ci-*", "webhook:github", "slack:T123/*"]
     notify = ["https://hooks.example.com/deploys"]   # besides the global ``notify``
+    events = ["push"]              # deliveries of other events start nothing (said why)
+    when = { "body.ref" = "refs/heads/main" }
+    params = { ref = "body.ref", sha = "body.after" }   # the delivery → parameters
 
 Patterns match job paths segment by segment, like token patterns (``deploy/*`` is every
 job directly under deploy, ``deploy/**`` every one beneath it). Where several entries
 match a job, the most specific one decides each thing it says — its ``verify`` (with its
-``secret``) and its ``allow`` — and less specific entries fill in what it does not say:
-a broad ``verify`` is never dropped by a narrower entry that only sets ``allow``. Two
-equally specific entries that disagree about a served job stop the start with a message.
+``secret``), ``allow``, ``notify``, ``events``, ``when`` and ``params`` — and less
+specific entries fill in what it does not say: a broad ``verify`` is never dropped by a
+narrower entry that only sets ``allow``. Two equally specific entries that disagree about
+a served job stop the start with a message. ``events``, ``when`` and ``params`` need
+``verify``.
 
 Only the secret's *source* is kept here; the value is read at start-up (``runner.webhooks
 .load_secret``) and never written anywhere.
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner import deliveries
 from runner.auth.principal import job_matches
 from runner.errors import ConfigError
 
@@ -43,6 +49,10 @@ class JobPolicy:
     secrets: tuple[str, ...] = ()  # sources: "env:NAME" / "file:PATH"
     allow: tuple[str, ...] = ()  # empty: anyone authenticated
     notify: tuple[str, ...] = ()  # URLs (or sources of URLs) told when a run ends
+    # What a verified delivery must be (runner.deliveries), and its mapping to parameters.
+    events: tuple[str, ...] = ()
+    when: tuple[deliveries.Condition, ...] = ()
+    params: deliveries.Params = ()
 
     def matches(self, job_path: str) -> bool:
         return job_matches(self.job, job_path)
@@ -72,7 +82,7 @@ def policies_from_toml(table: dict[str, Any], path: Path) -> tuple[JobPolicy, ..
         where = f'{path}: [jobs."{job}"]'
         if not isinstance(body, dict):
             raise ConfigError(f"{where} must be a table")
-        unknown = set(body) - {"verify", "secret", "allow", "notify"}
+        unknown = set(body) - {"verify", "secret", "allow", "notify", *deliveries.KEYS}
         if unknown:
             raise ConfigError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
         verify = body.get("verify")
@@ -102,8 +112,25 @@ def policies_from_toml(table: dict[str, Any], path: Path) -> tuple[JobPolicy, ..
         for target in notify:
             if not target.startswith(("https://", "http://", "env:", "file:", "keyvault:")):
                 raise ConfigError(f"{where}: notify entries are http(s) URLs or env:/file:")
-        out.append(JobPolicy(job.strip("/"), verify, secrets, tuple(allow), notify))
+        out.append(
+            JobPolicy(
+                job.strip("/"), verify, secrets, tuple(allow), notify, **_delivery(body, where)
+            )
+        )
     return tuple(out)
+
+
+def _delivery(body: dict[str, Any], where: str) -> dict[str, Any]:
+    """``events``, ``when`` and ``params`` as given (compiled: a bad expression stops the
+    start, naming the entry)."""
+    out: dict[str, Any] = {}
+    if "events" in body:
+        out["events"] = deliveries.events_from_toml(body["events"], where)
+    if "when" in body:
+        out["when"] = deliveries.when_from_toml(body["when"], where)
+    if "params" in body:
+        out["params"] = deliveries.params_from_toml(body["params"], where)
+    return out
 
 
 def policy_for(policies: tuple[JobPolicy, ...], job_path: str) -> JobPolicy | None:
@@ -117,13 +144,28 @@ def policy_for(policies: tuple[JobPolicy, ...], job_path: str) -> JobPolicy | No
     verify = _decide(matching, job_path, "verify", lambda p: p.verify is not None)
     allow = _decide(matching, job_path, "allow", lambda p: bool(p.allow))
     notify = _decide(matching, job_path, "notify", lambda p: bool(p.notify))
+    rules: dict[str, Any] = {}
+    for what in deliveries.KEYS:
+        found = _decide(matching, job_path, what, _says(what))
+        rules[what] = getattr(found, what) if found else ()
+    if any(rules.values()) and not verify:
+        given = " and ".join(w for w in rules if rules[w])
+        raise ConfigError(
+            f"/{job_path}: runner.toml sets {given} for it, which choose and read verified "
+            "webhook deliveries: give it verify and secret too"
+        )
     return JobPolicy(
         job=(verify or matching[0]).job,
         verify=verify.verify if verify else None,
         secrets=verify.secrets if verify else (),
         allow=allow.allow if allow else (),
         notify=notify.notify if notify else (),
+        **rules,
     )
+
+
+def _says(what: str) -> Callable[[JobPolicy], bool]:
+    return lambda p: bool(getattr(p, what))
 
 
 def _decide(

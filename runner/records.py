@@ -51,6 +51,8 @@ class Trigger:
     ``scheme``: ``http``, ``cli`` or a webhook scheme (``github``, ``slack``…);
     ``delivery_id`` and ``event`` are the sender's (``X-GitHub-Delivery``,
     ``X-GitHub-Event``); ``address`` is the client's address as the server believed it.
+    ``fields``: the parameters runner.toml's ``params`` mapped from the delivery, as
+    recorded (a secret parameter's value redacted).
     ``reply`` holds what a sender gave to answer it (Slack's ``response_url``): kept for
     hooks, never shown, since whoever holds it can post to the channel. Never a secret:
     the trigger is built from what a verified request says about itself, never from a
@@ -62,6 +64,7 @@ class Trigger:
     event: str | None = None
     address: str | None = None
     reply: Mapping[str, str] = field(default_factory=dict)
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """What the API shows: everything but ``reply``."""
@@ -70,6 +73,7 @@ class Trigger:
             "delivery_id": self.delivery_id,
             "event": self.event,
             "address": self.address,
+            "fields": dict(self.fields),
         }
 
     def stored(self) -> str:
@@ -88,6 +92,7 @@ class Trigger:
             event=data.get("event"),
             address=data.get("address"),
             reply=data.get("reply") or {},
+            fields=data.get("fields") or {},
         )
 
 
