@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from runner.context import Lender
 from runner.errors import ParameterProblem
+from runner.kinds.spawner import Spawner
 from runner.records import RunRecord
 from runner.settings import LimitSettings
 
@@ -39,6 +40,7 @@ class Host:
     # (App Service's identity header…). Not parameters, so a queued run can still resume.
     masked: tuple[str, ...]
     kill_grace: float
+    spawner: Spawner  # starts scripts off the loop, in shepherd processes
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """The process of a script job: started, read, awaited and, on timeout or cancel, ended.
 
-Each script runs in its own session (process group) so that a timeout or a cancel reaches
-every process it started: SIGTERM to the group, then SIGKILL after a grace period.
-stdout and stderr are read concurrently, so lines keep the order in which they were written.
+A shepherd process starts it (:mod:`runner.kinds.spawner`) in its own session, and ends
+every process it started — those that left its process group too — when the run ends, times
+out or is cancelled: SIGTERM, then SIGKILL after a grace period. stdout and stderr come
+straight to this process and are read concurrently, so lines keep the order in which they
+were written.
 """
 
 from __future__ import annotations
@@ -10,12 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
 
+from runner.kinds.spawner import Script, Spawner
 from runner.output import MAX_LINE
 from runner.records import EV_ERROR, EV_OUTPUT
 
@@ -63,51 +63,6 @@ async def _pump(fd: int, kind: str, emit: Callable[[str, str], None]) -> None:
         emit(kind, pending.removesuffix(b"\r").decode("utf-8", "replace"))
 
 
-def _signal_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
-class _Child:
-    """A script process started with ``subprocess.Popen`` and awaited through a pidfd.
-
-    Why not ``asyncio.create_subprocess_exec``: under uvloop that forks the whole server
-    (4-10 ms per run for a 60 MB process); Popen uses vfork + exec (under 1 ms). The exit
-    is watched with a pidfd on the loop, so no child-watcher thread is involved.
-    """
-
-    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
-        self.popen = popen
-        self.pid = popen.pid
-        self._code: int | None = None
-
-    async def wait(self) -> int:
-        if self._code is None:
-            pidfd_open = getattr(os, "pidfd_open", None)
-            if pidfd_open is None:  # pragma: no cover - Linux < 5.3 or not Linux
-                while self.popen.poll() is None:  # noqa: ASYNC110 - nothing to wait on
-                    await asyncio.sleep(0.01)
-            else:
-                loop = asyncio.get_running_loop()
-                fd = pidfd_open(self.pid)
-                try:
-                    exited: asyncio.Future[None] = loop.create_future()
-
-                    def readable() -> None:
-                        if not exited.done():
-                            exited.set_result(None)
-
-                    loop.add_reader(fd, readable)
-                    try:
-                        await exited
-                    finally:
-                        loop.remove_reader(fd)
-                finally:
-                    os.close(fd)
-            self._code = self.popen.wait()
-        return self._code
-
-
 async def run_script(
     file: Path,
     *,
@@ -115,63 +70,68 @@ async def run_script(
     body: bytes,
     emit: Callable[[str, str], None],
     kill_grace: float,
+    spawner: Spawner,
+    limits: Sequence[tuple[int, int]] = (),
 ) -> int:
-    """Run ``file``; return its exit code (128+N for death by signal N).
+    """Run ``file`` in its folder; return its exit code (128+N for death by signal N).
 
-    Cancelling the awaiting task terminates the process group (SIGTERM, then SIGKILL
-    after ``kill_grace``) before the cancellation propagates.
+    Cancelling the awaiting task terminates every process of the run (SIGTERM, then
+    SIGKILL after ``kill_grace``) before the cancellation propagates. Whatever the script
+    leaves behind when it exits is killed once its output is read (or after PIPE_GRACE).
     """
     args = [str(file)]
     if body:
         args.append(body.decode("utf-8", "replace"))
-    popen = subprocess.Popen(  # noqa: ASYNC220 - vfork+exec: cheaper than the loop's spawn
-        args,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=file.parent,
-        start_new_session=True,
-    )
-    proc = _Child(popen)
-    if popen.stdout is None or popen.stderr is None:  # pragma: no cover - PIPE was asked
-        raise RuntimeError("script pipes missing")
-    readers: asyncio.Future[Any] | None = None
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
     try:
-        readers = asyncio.gather(
-            _pump(popen.stdout.fileno(), EV_OUTPUT, emit),
-            _pump(popen.stderr.fileno(), EV_ERROR, emit),
-        )
-        code = await proc.wait()
+        script = spawner.spawn(args, env, str(file.parent), limits, (out_w, err_w))
+    except BaseException:
+        os.close(out_r)
+        os.close(err_r)
+        raise
+    finally:
+        # The script holds the write ends now: EOF comes when the last of its processes
+        # that has them exits.
+        os.close(out_w)
+        os.close(err_w)
+    readers = asyncio.gather(_pump(out_r, EV_OUTPUT, emit), _pump(err_r, EV_ERROR, emit))
+    try:
+        code = await script.wait()
         try:
             # Background children may keep the pipes open; do not wait on them forever.
             await asyncio.wait_for(asyncio.shield(readers), PIPE_GRACE)
         except TimeoutError:
             emit(EV_ERROR, "runner: the script left processes holding its output; killed them")
-            _signal_group(proc.pid, signal.SIGKILL)
+            script.kill()
             await readers
     except asyncio.CancelledError:
-        # Also when cancelled before the readers existed: the process is never left behind.
-        await asyncio.shield(_terminate(proc, kill_grace))
-        if readers is not None:
-            readers.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await readers
+        # Also when cancelled before the script started: no process is ever left behind.
+        await asyncio.shield(_terminate(script, kill_grace))
+        raise
+    except Exception:
+        # Its shepherd died (the spawner ends what it left) or it never started: keep
+        # what it wrote until then.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(readers), PIPE_GRACE)
         raise
     finally:
-        # Whatever the script started in its group must not outlive the run.
-        _signal_group(proc.pid, signal.SIGKILL)
-        popen.stdout.close()
-        popen.stderr.close()
+        # Whatever the script started must not outlive the run.
+        script.release()
+        if not readers.done():
+            readers.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await readers
+        os.close(out_r)
+        os.close(err_r)
     return code if code >= 0 else 128 - code
 
 
-async def _terminate(proc: _Child, grace: float) -> None:
-    _signal_group(proc.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(proc.wait(), grace)
-    except TimeoutError:
-        _signal_group(proc.pid, signal.SIGKILL)
-        await proc.wait()
-    # The leader is gone; make sure the rest of its group is too.
-    _signal_group(proc.pid, signal.SIGKILL)
+async def _terminate(script: Script, grace: float) -> None:
+    script.terminate()
+    with contextlib.suppress(Exception):
+        try:
+            await asyncio.wait_for(script.wait(), grace)
+        except TimeoutError:
+            script.kill()
+            await script.wait()

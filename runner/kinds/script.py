@@ -8,11 +8,14 @@ Leading comments describe it and declare its settings::
     # runner-timeout: 300
     # runner-lock: site:{site}
     # runner-secret: token
+    # runner-limit: nproc=64 as=2G
 """
 
 from __future__ import annotations
 
 import os
+import re
+import resource
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +33,31 @@ BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME",
 # Lower-case names that programs honour anyway (curl, wget, pip read lower-case proxies).
 HONOURED = frozenset(("http_proxy", "https_proxy", "ftp_proxy", "all_proxy", "no_proxy"))
 HEADER_LINES = 50
+# ``# runner-limit:`` names → the resource limit each sets (soft and hard) for the script.
+LIMITS = {"nproc": resource.RLIMIT_NPROC, "as": resource.RLIMIT_AS, "nofile": resource.RLIMIT_NOFILE}
+_AMOUNT = re.compile(r"(\d+)([kmgt]?)", re.IGNORECASE)
+
+
+def parse_limits(text: str) -> list[tuple[int, int]]:
+    """``nproc=64 as=2G`` → [(RLIMIT_NPROC, 64), (RLIMIT_AS, 2 GiB)]; ValueError says why.
+
+    Sizes take K, M, G or T (powers of 1024); ``as`` below 16M is refused, since no
+    program starts in less.
+    """
+    limits = []
+    for item in text.split():
+        name, _, value = item.partition("=")
+        match = _AMOUNT.fullmatch(value)
+        if name not in LIMITS or match is None:
+            raise ValueError(f"{item!r}: expected NAME=NUMBER with NAME one of {', '.join(LIMITS)}")
+        number, unit = int(match[1]), match[2].lower()
+        if unit and name != "as":
+            raise ValueError(f"{item!r}: {name} is a count, not a size")
+        number <<= 10 * " kmgt".index(unit or " ")
+        if name == "as" and number < 16 << 20:
+            raise ValueError(f"{item!r}: at least 16M")
+        limits.append((LIMITS[name], number))
+    return limits
 
 
 def base_env(environ: Mapping[str, str]) -> dict[str, str]:
@@ -65,6 +93,7 @@ class ScriptJob(Job):
     body_is_params: ClassVar[bool] = False
 
     secrets: frozenset[str] = frozenset()  # ``# runner-secret:`` names
+    limits: tuple[tuple[int, int], ...] = ()  # ``# runner-limit:`` (resource, value) pairs
 
     @classmethod
     def name_of(cls, file: Path) -> str | None:
@@ -79,6 +108,7 @@ class ScriptJob(Job):
         timeout: float | None = None
         lock: str | None = None
         secrets: set[str] = set()
+        limits: list[tuple[int, int]] = []
         try:
             with file.open(encoding="utf-8", errors="replace") as fh:
                 head = [fh.readline() for _ in range(HEADER_LINES)]
@@ -100,10 +130,15 @@ class ScriptJob(Job):
                 lock = value.strip()
             elif key == "runner-secret":
                 secrets.update(n.strip() for n in value.split(",") if n.strip())
+            elif key == "runner-limit":
+                try:
+                    limits += parse_limits(value)
+                except ValueError as exc:
+                    raise JobLoadError(f"{file}: runner-limit {exc}") from None
             else:
                 lines.append(text)
         description = "\n".join(lines).strip()
-        return cls(path, file, description, timeout, lock, frozenset(secrets))
+        return cls(path, file, description, timeout, lock, frozenset(secrets), tuple(limits))
 
     def schema(self) -> dict[str, Any]:
         # Any webhookd-style parameters, passed as environment variables.
@@ -167,5 +202,11 @@ class ScriptJob(Job):
             sink(kind, mask(line))
 
         return await run_script(
-            self.file, env=env, body=sub.body, emit=emit, kill_grace=host.kill_grace
+            self.file,
+            env=env,
+            body=sub.body,
+            emit=emit,
+            kill_grace=host.kill_grace,
+            spawner=host.spawner,
+            limits=self.limits,
         )
