@@ -78,8 +78,6 @@ def _acquire(fd: int, path: Path, wait: float) -> None:
                 f"`fuser -v {path}`"
             )
         if not told:
-            log.warning(
-                "waiting for the scripts of a stopped runner server (pid %s) to end", pid
-            )
+            log.warning("waiting for the scripts of a stopped runner server (pid %s) to end", pid)
             told = True
         time.sleep(0.05)

@@ -64,6 +64,7 @@ from benchkit.figures import Figure, print_table
 from benchkit.load import WRK_LUA, worker_main
 from benchkit.parts import Bench
 from benchkit.server import Server
+from benchkit.versus import Contestant, parse_vs, run_versus
 
 # -- main --------------------------------------------------------------------------------
 
@@ -103,6 +104,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--profile", metavar="DIR", help="py-spy the server under each load")
     p.add_argument("--top", type=int, default=15, help="functions shown per profile")
+    p.add_argument(
+        "--versus",
+        action="store_true",
+        help="side by side instead of the parts: the script job against the asyncio spawn "
+        "ceiling and every --vs server, rounds alternated (see benchkit/versus.py)",
+    )
+    p.add_argument(
+        "--vs",
+        action="append",
+        default=[],
+        metavar="[NAME=]URL",
+        help="with --versus: another server on this machine running the same script on POST",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="with --versus: alternated rounds")
     p.add_argument("--json", action="store_true", help="print the figures as JSON only")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     p.add_argument("--keep", action="store_true", help="keep the state dir and server logs")
@@ -112,6 +127,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             p.error(f"--env {item!r}: expected RUNNER_NAME=value")
     if args.seconds <= 0 or args.seconds > 600 or args.streams < 1 or args.lines < 1:
         p.error("--seconds must be in (0, 600]; --streams and --lines at least 1")
+    if not 1 <= args.rounds <= 20:
+        p.error("--rounds must be in [1, 20]")
+    try:
+        args.others = [parse_vs(v) for v in args.vs]
+    except ValueError as exc:
+        p.error(f"--vs {exc}")
+    if args.vs and not args.versus:
+        p.error("--vs goes with --versus")
     return args
 
 
@@ -175,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
             bench = Bench(server, args, python, wrk, lua, figures)
+            if args.versus:
+                others: list[Contestant] = args.others
+                run_versus(bench, others, args.rounds)
+                args.parts = []
             steps = {
                 "rps": bench.part_rps,
                 "latency": bench.part_latency,

@@ -34,7 +34,11 @@ BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME",
 HONOURED = frozenset(("http_proxy", "https_proxy", "ftp_proxy", "all_proxy", "no_proxy"))
 HEADER_LINES = 50
 # ``# runner-limit:`` names → the resource limit each sets (soft and hard) for the script.
-LIMITS = {"nproc": resource.RLIMIT_NPROC, "as": resource.RLIMIT_AS, "nofile": resource.RLIMIT_NOFILE}
+LIMITS = {
+    "nproc": resource.RLIMIT_NPROC,
+    "as": resource.RLIMIT_AS,
+    "nofile": resource.RLIMIT_NOFILE,
+}
 _AMOUNT = re.compile(r"(\d+)([kmgt]?)", re.IGNORECASE)
 
 

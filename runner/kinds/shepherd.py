@@ -24,7 +24,7 @@ Protocol: one message per datagram (SOCK_SEQPACKET), the first byte says what it
     server → shepherd   R + marshal((argv, env, cwd, limits, grace)) + [stdout, stderr]
                         T  SIGTERM the run's processes     K  SIGKILL them, then answer C
                         Q  quit (sent only when idle)      EOF: the server is gone
-    shepherd → server   S<pid> started     F<errno> <text> could not start
+    shepherd → server   F<errno> <text> could not start (idle again)
                         X<code> the script exited, some of its processes remain
                         Y<code> the script exited and nothing of it remains (idle again)
                         C  every process of the run is gone (idle again)
@@ -32,6 +32,7 @@ Protocol: one message per datagram (SOCK_SEQPACKET), the first byte says what it
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import marshal
 import os
@@ -97,11 +98,9 @@ class Wakeups:
         signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
 
     def drain(self) -> None:
-        try:
-            while os.read(self.read_fd, 512):
-                pass
-        except BlockingIOError:
-            return
+        # One read: if more is pending, the next poll says so.
+        with contextlib.suppress(BlockingIOError):
+            os.read(self.read_fd, 512)
 
     def close(self) -> None:
         signal.set_wakeup_fd(-1)
@@ -109,18 +108,25 @@ class Wakeups:
         os.close(self.write_fd)
 
 
+# One buffer for every message: a request holds the script's arguments and environment,
+# which together cannot pass the kernel's ARG_MAX (2 MiB by default) anyway.
+_BUFFER = bytearray(4 << 20)
+
+
 def receive(sock: socket.socket) -> tuple[bytes, list[int]]:
     """One whole message and the fds it carries (closed on exec); ``b""`` at EOF."""
-    # MSG_TRUNC makes a peek tell the whole message's size: no buffer is ever too small.
-    size = sock.recv_into(bytearray(1), 1, socket.MSG_PEEK | socket.MSG_TRUNC)
-    if not size:
-        return b"", []
-    data, ancdata, _, _ = sock.recvmsg(size, socket.CMSG_SPACE(8), socket.MSG_CMSG_CLOEXEC)
+    size, ancdata, flags, _ = sock.recvmsg_into(
+        [_BUFFER], socket.CMSG_SPACE(8), socket.MSG_CMSG_CLOEXEC
+    )
+    # A cut message (MSG_TRUNC in flags) fails to unmarshal: the server hears why.
+    data = bytes(memoryview(_BUFFER)[:size])
     fds: list[int] = []
     for level, kind, payload in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             usable = len(payload) - len(payload) % 4
-            fds.extend(int.from_bytes(payload[i : i + 4], sys.byteorder) for i in range(0, usable, 4))
+            fds.extend(
+                int.from_bytes(payload[i : i + 4], sys.byteorder) for i in range(0, usable, 4)
+            )
     return data, fds
 
 
@@ -132,6 +138,7 @@ class Shepherd:
         self.leader = 0  # the running script's pid, 0 when idle
         self.exited = False
         self.grace = 5.0
+        self.cwd = ""
         become_subreaper()
         self.wake = Wakeups()
         # Signals this process ignores would stay ignored in the script: reset them.
@@ -150,10 +157,8 @@ class Shepherd:
                     return
 
     def send(self, message: bytes) -> None:
-        try:
+        with contextlib.suppress(OSError):  # the server is gone: its EOF is next
             self.sock.send(message)
-        except OSError:
-            pass  # the server is gone: its EOF is next
 
     def on_message(self) -> bool:
         """Act on one message from the server; False when this shepherd is done."""
@@ -161,14 +166,15 @@ class Shepherd:
         kind = data[:1]
         if kind == b"R":
             self.start(data[1:], fds)
-        elif kind == b"T" and self.leader:
+            return True
+        for fd in fds:
+            os.close(fd)
+        if kind == b"T" and self.leader:
             self.signal_run(signal.SIGTERM)
         elif kind == b"K" and self.leader:
             self.kill_all()
             self.idle(b"C")
         elif kind in (b"Q", b""):
-            for fd in fds:
-                os.close(fd)
             if kind == b"" and self.leader:
                 self.abandon()
             return False
@@ -181,7 +187,9 @@ class Shepherd:
             if limits:
                 pid = spawn_limited(argv, env, cwd, limits, out, err)
             else:
-                os.chdir(cwd)
+                if cwd != self.cwd:
+                    os.chdir(cwd)
+                    self.cwd = cwd
                 pid = os.posix_spawn(
                     argv[0],
                     argv,
@@ -201,7 +209,6 @@ class Shepherd:
             for fd in fds:
                 os.close(fd)
         self.leader, self.exited = pid, False
-        self.send(b"S%d" % pid)
 
     def reap(self, *, finished: bool) -> None:
         """Reap every child that ended; report the script's end when it is among them."""
@@ -219,13 +226,22 @@ class Shepherd:
             return
         self.exited = True
         code = os.waitstatus_to_exitcode(status)
-        if finished:
-            # Anything left is a background process: the server decides when it must go.
-            self.reap(finished=False)
-            if not children_of(os.getpid()):
-                self.idle(b"Y%d" % code)
-                return
+        if finished and not self.has_children():
+            self.idle(b"Y%d" % code)
+            return
+        # Anything left is a background process: the server decides when it must go.
         self.send(b"X%d" % code)
+
+    def has_children(self) -> bool:
+        """Reaps the children that ended; True if any is left."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return False
+            if pid == 0:
+                return True
+            self.ended(pid, status, finished=False)
 
     def idle(self, message: bytes) -> None:
         self.leader, self.exited = 0, False
@@ -233,10 +249,8 @@ class Shepherd:
 
     def signal_run(self, sig: int) -> None:
         """``sig`` to the script's process group, then to every process of the run."""
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.leader, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
         signal_all(descendants_of(os.getpid()), sig)
 
     def kill_all(self) -> None:

@@ -1,8 +1,8 @@
 """The server's end of the script spawner (the processes are in :mod:`runner.kinds.shepherd`).
 
     Spawner.spawn(argv, env, cwd, limits, pipes) ─► an idle shepherd (or a new one, forked
-        by the spawner process) ─► Script: pid, wait() → exit code, terminate(), kill(),
-        release() (whatever of the run remains is killed; the shepherd serves the next run)
+        by the spawner process) ─► Script: code (or error), on_exit, exited(), terminate(),
+        kill(), release() (what remains of the run is killed; the shepherd takes the next)
 
 The spawner process starts with the runtime; a shepherd is forked the first time more
 scripts run at once than there are shepherds, then reused. Nothing here blocks the loop:
@@ -20,11 +20,10 @@ import asyncio
 import contextlib
 import logging
 import marshal
-import os
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from runner.errors import JobError
@@ -37,23 +36,30 @@ KEEP_IDLE = 64
 
 
 class Script:
-    """One script started by a shepherd: its pid, its exit, and control over its processes."""
+    """One script started by a shepherd: its exit, and control over its processes.
+
+    ``code`` is its exit code once known (negative: killed by that signal); ``error`` is set
+    instead if it could not start (OSError) or its shepherd died first (JobError).
+    ``on_exit`` is called when either is set.
+    """
 
     def __init__(self, shepherd: _Shepherd, program: str) -> None:
-        self.pid = 0
         self.program = program
+        self.code: int | None = None
+        self.error: Exception | None = None
+        self.on_exit: Callable[[], None] | None = None
         self._shepherd: _Shepherd | None = shepherd
-        self._exit: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._loop = shepherd.loop
+        self._waiters: list[asyncio.Future[None]] = []
 
-    async def wait(self) -> int:
-        """The exit code (negative: killed by that signal); OSError if it never started,
-        JobError if its shepherd died first."""
-        # Shielded: a cancelled waiter must not cancel the exit, which is awaited again.
-        return await asyncio.shield(self._exit)
-
-    @property
-    def exited(self) -> bool:
-        return self._exit.done()
+    def exited(self) -> asyncio.Future[None]:
+        """A future resolved once ``code`` or ``error`` is set (a new one each call)."""
+        waiter = self._loop.create_future()
+        if self.code is not None or self.error is not None:
+            waiter.set_result(None)
+        else:
+            self._waiters.append(waiter)
+        return waiter
 
     def terminate(self) -> None:
         """SIGTERM to the script's process group and every process it started."""
@@ -67,18 +73,27 @@ class Script:
 
     def release(self) -> None:
         """The run is over: whatever of it still runs is killed."""
-        if self._shepherd is not None and self.exited:
+        if self._shepherd is not None and self.code is not None:
             self._shepherd.send(b"K")
 
     def _ended(self, code: int) -> None:
-        if not self._exit.done():
-            self._exit.set_result(code)
+        if self.code is None and self.error is None:
+            self.code = code
+            self._wake()
 
     def _failed(self, exc: Exception) -> None:
         self._shepherd = None
-        if not self._exit.done():
-            self._exit.set_exception(exc)
-            self._exit.exception()  # retrieved: the run may already have stopped waiting
+        if self.code is None and self.error is None:
+            self.error = exc
+            self._wake()
+
+    def _wake(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
+        if self.on_exit is not None:
+            self.on_exit()
 
     def _clean(self) -> None:
         """Nothing of the run is left: the shepherd belongs to the next run."""
@@ -89,12 +104,13 @@ class _Shepherd:
     """The server's connection to one shepherd process."""
 
     def __init__(self, spawner: Spawner, sock: socket.socket, generation: int) -> None:
+        self.loop = asyncio.get_running_loop()
         self.spawner = spawner
         self.sock = sock
         self.generation = generation
         self.script: Script | None = None
         self.alive = True
-        asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
+        self.loop.add_reader(sock.fileno(), self._readable)
 
     def send(self, message: bytes, fds: Sequence[int] = ()) -> bool:
         if not self.alive:
@@ -123,9 +139,7 @@ class _Shepherd:
         script = self.script
         if script is None:
             return
-        if kind == b"S":
-            script.pid = int(rest)
-        elif kind in (b"X", b"Y"):
+        if kind in (b"X", b"Y"):
             script._ended(int(rest))
         elif kind == b"F":
             number, _, text = rest.partition(b" ")
@@ -150,7 +164,7 @@ class _Shepherd:
     def close(self) -> None:
         if self.alive:
             self.alive = False
-            asyncio.get_running_loop().remove_reader(self.sock.fileno())
+            self.loop.remove_reader(self.sock.fileno())
             self.sock.close()
 
 
@@ -257,7 +271,13 @@ class Spawner:
                 try:
                     self._control.sendmsg(
                         [b"N"],
-                        [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [theirs.fileno()]))],
+                        [
+                            (
+                                socket.SOL_SOCKET,
+                                socket.SCM_RIGHTS,
+                                array.array("i", [theirs.fileno()]),
+                            )
+                        ],
                     )
                 except OSError:
                     ours.close()
@@ -292,7 +312,9 @@ class Spawner:
         except OSError:
             data = b""
         if not data:
-            log.warning("the script spawner (pid %s) died; a new one starts with the next run", self.pid)
+            log.warning(
+                "the script spawner (pid %s) died; a new one starts with the next run", self.pid
+            )
             self._spawner_gone()
 
     def _spawner_gone(self) -> None:
