@@ -1,12 +1,13 @@
 """The server's end of the script spawner (the processes are in :mod:`runner.kinds.shepherd`).
 
-    Spawner.spawn(argv, env, cwd, limits, pipes) ─► an idle shepherd (or a new one, forked
-        by the spawner process) ─► Script: code (or error), on_exit, exited(), terminate(),
-        kill(), release() (what remains of the run is killed; the shepherd takes the next)
+    Spawner.spawn(argv, env, cwd, limits, on_lines) ─► an idle shepherd (or a new one,
+        forked by the spawner process) ─► Script: on_lines(…) as the output comes,
+        ended() → code, last lines (or error); terminate(), kill()
 
 The spawner process starts with the runtime; a shepherd is forked the first time more
 scripts run at once than there are shepherds, then reused. Nothing here blocks the loop:
-a spawn is one ``sendmsg`` and the answers arrive on the loop like any socket's.
+a run is one message to a shepherd, and its output and end come back in a few messages
+(one, for a short script), read on the loop like any socket's.
 
 If the spawner process dies, runs in flight go on (their shepherds talk to the server
 directly); new runs get a new spawner, and the old shepherds quit once idle. If a shepherd
@@ -18,6 +19,7 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
+import errno
 import logging
 import marshal
 import socket
@@ -27,34 +29,52 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from runner.errors import JobError
+from runner.output import MAX_LINE
 
 log = logging.getLogger("runner.spawner")
 
-SHEPHERD = Path(__file__).with_name("shepherd.py")
+# The spawner runs the shepherd package on its own: the standard library only, no runner.
+SHEPHERD = Path(__file__).with_name("shepherd")
+LAUNCH = (
+    "import importlib.util as u, sys\n"
+    "s = u.spec_from_file_location('shepherd', sys.argv[1] + '/__init__.py',"
+    " submodule_search_locations=[sys.argv[1]])\n"
+    "sys.modules['shepherd'] = m = u.module_from_spec(s)\n"
+    "s.loader.exec_module(m)\n"
+    "from shepherd.spawnd import main\n"
+    "sys.exit(main(sys.argv[2:]))\n"
+)
 # Shepherds kept when idle; more are made under load, and quit when they come back.
 KEEP_IDLE = 64
+# A request must fit one datagram (the kernel's default socket buffer is ~208 KiB).
+MAX_REQUEST = 192 * 1024
+Line = tuple[bool, bytes]  # (from stderr, the line without its newline)
+OnLines = Callable[[list[Line]], None]
 
 
 class Script:
-    """One script started by a shepherd: its exit, and control over its processes.
+    """One script run by a shepherd: its output as it comes, its end, control over it.
 
-    ``code`` is its exit code once known (negative: killed by that signal); ``error`` is set
-    instead if it could not start (OSError) or its shepherd died first (JobError).
-    ``on_exit`` is called when either is set.
+    Once it is over, ``code`` is its exit code (negative: killed by that signal), ``lines``
+    the last of its output, ``left_behind`` whether processes still held its output
+    PIPE_GRACE seconds after it exited (they were killed); or ``error`` says why there is
+    no code: OSError if it could not start, JobError if its shepherd died under it.
     """
 
-    def __init__(self, shepherd: _Shepherd, program: str) -> None:
+    def __init__(self, shepherd: _Shepherd, program: str, on_lines: OnLines) -> None:
         self.program = program
+        self.on_lines = on_lines
         self.code: int | None = None
+        self.left_behind = False
+        self.lines: list[Line] = []
         self.error: Exception | None = None
-        self.on_exit: Callable[[], None] | None = None
         self._shepherd: _Shepherd | None = shepherd
-        self._loop = shepherd.loop
         self._waiters: list[asyncio.Future[None]] = []
 
-    def exited(self) -> asyncio.Future[None]:
-        """A future resolved once ``code`` or ``error`` is set (a new one each call)."""
-        waiter = self._loop.create_future()
+    def ended(self) -> asyncio.Future[None]:
+        """A future resolved once the run is over (a new one each call)."""
+        assert self._shepherd is not None or self.code is not None or self.error is not None
+        waiter = _loop().create_future()
         if self.code is not None or self.error is not None:
             waiter.set_result(None)
         else:
@@ -71,40 +91,24 @@ class Script:
         if self._shepherd is not None:
             self._shepherd.send(b"K")
 
-    def release(self) -> None:
-        """The run is over: whatever of it still runs is killed."""
-        if self._shepherd is not None and self.code is not None:
-            self._shepherd.send(b"K")
-
-    def _ended(self, code: int) -> None:
-        if self.code is None and self.error is None:
-            self.code = code
-            self._wake()
-
-    def _failed(self, exc: Exception) -> None:
+    def _over(self, code: int | None, error: Exception | None) -> None:
         self._shepherd = None
-        if self.code is None and self.error is None:
-            self.error = exc
-            self._wake()
-
-    def _wake(self) -> None:
+        self.code, self.error = code, error
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)
         self._waiters.clear()
-        if self.on_exit is not None:
-            self.on_exit()
 
-    def _clean(self) -> None:
-        """Nothing of the run is left: the shepherd belongs to the next run."""
-        self._shepherd = None
+
+def _loop() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()
 
 
 class _Shepherd:
     """The server's connection to one shepherd process."""
 
     def __init__(self, spawner: Spawner, sock: socket.socket, generation: int) -> None:
-        self.loop = asyncio.get_running_loop()
+        self.loop = _loop()
         self.spawner = spawner
         self.sock = sock
         self.generation = generation
@@ -112,53 +116,53 @@ class _Shepherd:
         self.alive = True
         self.loop.add_reader(sock.fileno(), self._readable)
 
-    def send(self, message: bytes, fds: Sequence[int] = ()) -> bool:
+    def send(self, message: bytes) -> bool:
         if not self.alive:
             return False
-        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
         try:
-            self.sock.sendmsg([message], ancillary)
+            self.sock.send(message)
         except OSError:
             return False  # it died; its EOF is on its way
         return True
 
     def _readable(self) -> None:
+        buffer = self.spawner.buffer
         while self.alive:
             try:
-                data = self.sock.recv(256)
+                size = self.sock.recv_into(buffer)
             except BlockingIOError:
                 return
             except OSError:
-                data = b""
-            if not data:
+                size = 0
+            if not size:
                 self._lost()
                 return
-            self._on(data[:1], data[1:])
+            self._on(buffer[0], memoryview(buffer)[1:size])
 
-    def _on(self, kind: bytes, rest: bytes) -> None:
+    def _on(self, kind: int, body: memoryview) -> None:
         script = self.script
         if script is None:
             return
-        if kind in (b"X", b"Y"):
-            script._ended(int(rest))
-        elif kind == b"F":
-            number, _, text = rest.partition(b" ")
-            script._failed(OSError(int(number), text.decode(errors="replace"), script.program))
-        if kind in (b"Y", b"C", b"F"):
-            script._clean()
-            self.script = None
-            self.spawner._idle(self)
+        if kind == ord("O"):
+            script.on_lines(marshal.loads(body))
+            return
+        if kind == ord("E"):
+            code, script.left_behind, script.lines = marshal.loads(body)
+            script._over(code, None)
+        elif kind == ord("F"):
+            number, text = marshal.loads(body)
+            script._over(None, OSError(number, text, script.program))
+        else:
+            return
+        self.script = None
+        self.spawner._idle(self)
 
     def _lost(self) -> None:
         self.close()
         script, self.script = self.script, None
         if script is not None:
-            script._failed(
-                JobError(
-                    "the runner process that supervised this script died before it ended; "
-                    "the script's processes were ended"
-                )
-            )
+            lost = "the runner process that supervised this script died before it ended; "
+            script._over(None, JobError(lost + "the script's processes were ended"))
         self.spawner._forget(self)
 
     def close(self) -> None:
@@ -184,6 +188,8 @@ class Spawner:
         self._idle_shepherds: list[_Shepherd] = []
         self._busy: set[_Shepherd] = set()
         self._closing = False
+        # Every answer of every shepherd is read into this one buffer.
+        self.buffer = bytearray(256 * 1024)
 
     @property
     def pid(self) -> int | None:
@@ -198,8 +204,8 @@ class Spawner:
         lock = str(self.lock_fd) if self.lock_fd is not None else "-"
         with theirs:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", str(SHEPHERD), str(theirs.fileno()), lock]
-                + [repr(self.kill_grace)],
+                [sys.executable, "-I", "-S", "-c", LAUNCH, str(SHEPHERD)]
+                + [str(theirs.fileno()), lock, repr(self.kill_grace)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 pass_fds=fds,
@@ -217,15 +223,21 @@ class Spawner:
         env: dict[str, str],
         cwd: str,
         limits: Sequence[tuple[int, int]],
-        pipes: tuple[int, int],
+        on_lines: OnLines,
     ) -> Script:
-        """Start ``argv`` in ``cwd`` with stdout and stderr on ``pipes``; the caller closes
-        its copies of them. Raises OSError when no shepherd can be reached."""
-        request = b"R" + marshal.dumps((argv, env, cwd, list(limits), self.kill_grace))
+        """Start ``argv`` in ``cwd``; ``on_lines`` gets its output as it comes. Raises
+        OSError when it is too large to send or no shepherd can be reached."""
+        request = b"R" + marshal.dumps((argv, env, cwd, list(limits), self.kill_grace, MAX_LINE))
+        if len(request) > MAX_REQUEST:
+            raise OSError(
+                errno.E2BIG,
+                f"the script's arguments and environment are too large ({len(request)} bytes)",
+                argv[0],
+            )
         for _ in range(3):
             shepherd = self._take()
-            script = Script(shepherd, argv[0])
-            if shepherd.send(request, pipes):
+            script = Script(shepherd, argv[0], on_lines)
+            if shepherd.send(request):
                 shepherd.script = script
                 self._busy.add(shepherd)
                 return script
