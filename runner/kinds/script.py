@@ -144,6 +144,13 @@ class ScriptJob(Job):
         description = "\n".join(lines).strip()
         return cls(path, file, description, timeout, lock, frozenset(secrets), tuple(limits))
 
+    def describe(self) -> dict[str, Any]:
+        described = super().describe()
+        if self.limits:
+            names = {res: name for name, res in LIMITS.items()}
+            described["limits"] = {names[res]: value for res, value in self.limits}
+        return described
+
     def schema(self) -> dict[str, Any]:
         # Any webhookd-style parameters, passed as environment variables.
         schema: dict[str, Any] = {
