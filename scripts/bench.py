@@ -24,6 +24,12 @@ directory (``RUNNER_BUILTIN_JOBS=false``, ``RUNNER_MAX_RUNNING=64``,
     divided by the number of streams. The soft ``RLIMIT_NOFILE`` is raised to the hard
     limit first; the server inherits it.
 
+``--versus`` (instead of the parts)
+    Side by side, rounds alternated in one run: the script job, the Python job, the asyncio
+    spawn ceiling (an event loop spawning the same script alone, no HTTP) and every server
+    given with ``--vs [NAME=]URL`` (webhookd, say: see ``benchkit/versus.py``); medians,
+    first-byte p50 at c=1, and the ratios of the runner's jobs to each of them.
+
 The machine's cores are shared by client and server, so the load generator must stay
 lean: throughput is driven by ``wrk`` when it is installed (``apt-get install -y wrk``;
 one thread, a Lua script for the POST) and otherwise by a raw-socket asyncio HTTP/1.1

@@ -33,7 +33,8 @@ from runner.output import MAX_LINE
 
 log = logging.getLogger("runner.spawner")
 
-# The spawner runs the shepherd package on its own: the standard library only, no runner.
+# The spawner runs the shepherd package on its own: the standard library only, not the
+# runner package (isolated mode: no PYTHON* variable, no user site, no script folder).
 SHEPHERD = Path(__file__).with_name("shepherd")
 LAUNCH = (
     "import importlib.util as u, sys\n"
@@ -204,7 +205,7 @@ class Spawner:
         lock = str(self.lock_fd) if self.lock_fd is not None else "-"
         with theirs:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", LAUNCH, str(SHEPHERD)]
+                [sys.executable, "-I", "-c", LAUNCH, str(SHEPHERD)]
                 + [str(theirs.fileno()), lock, repr(self.kill_grace)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,

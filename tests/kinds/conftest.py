@@ -22,6 +22,17 @@ HERE = Path(__file__).parent
 KIND_JOBS = HERE / "jobs"
 
 
+@pytest.fixture(autouse=True)
+def measured_subprocesses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under coverage, the spawner and its shepherds (and servers started here) are measured
+    too: coverage's .pth file starts it in any Python process that has this variable."""
+    if "coverage" in sys.modules:
+        import coverage
+
+        if coverage.Coverage.current() is not None:
+            monkeypatch.setenv("COVERAGE_PROCESS_START", str(ROOT / "pyproject.toml"))
+
+
 def children(pid: int) -> list[int]:
     found: list[int] = []
     try:
