@@ -104,7 +104,7 @@ class Runtime:
         server may be running on the same state dir)."""
         await self.store.open()
         await self.extensions.start()
-        self.spawner.start()
+        self.spawner.start(warm=1)
         if recover:
             await self.executor.recover(self.runs.resubmit)
             self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())

@@ -196,8 +196,9 @@ class Spawner:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
 
-    def start(self) -> None:
-        """Start the spawner process (if it is not running); returns at once."""
+    def start(self, *, warm: int = 0) -> None:
+        """Start the spawner process (if it is not running) with ``warm`` idle shepherds
+        asked for, so that the first runs need not wait for a fork; returns at once."""
         if self._control is not None:
             return
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -217,6 +218,7 @@ class Spawner:
         self._control = ours
         self._generation += 1
         asyncio.get_running_loop().add_reader(ours.fileno(), self._control_readable)
+        self._idle_shepherds += [self._new_shepherd() for _ in range(warm)]
 
     def spawn(
         self,
