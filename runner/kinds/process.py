@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from runner.kinds.spawner import Line, Script, Spawner
+from runner.kinds.spawner import Lines, Script, Spawner
 from runner.records import EV_ERROR, EV_OUTPUT
 
 LEFT_BEHIND = "runner: the script left processes holding its output; killed them"
@@ -44,9 +44,11 @@ async def run_script(
     if body:
         args.append(body.decode("utf-8", "replace"))
 
-    def lines(batch: list[Line]) -> None:
-        for err, line in batch:
-            emit(EV_ERROR if err else EV_OUTPUT, line.decode("utf-8", "replace"))
+    def lines(batch: list[Lines]) -> None:
+        for err, block in batch:
+            kind = EV_ERROR if err else EV_OUTPUT
+            for line in block.split(b"\n"):
+                emit(kind, line.decode("utf-8", "replace"))
 
     script = spawner.spawn(args, env, str(file.parent), limits, lines)
     try:

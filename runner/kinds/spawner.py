@@ -49,8 +49,9 @@ LAUNCH = (
 KEEP_IDLE = 64
 # A request must fit one datagram (the kernel's default socket buffer is ~208 KiB).
 MAX_REQUEST = 192 * 1024
-Line = tuple[bool, bytes]  # (from stderr, the line without its newline)
-OnLines = Callable[[list[Line]], None]
+# (from stderr, lines): newline-separated lines of one stream (see runner.kinds.shepherd).
+Lines = tuple[bool, bytes]
+OnLines = Callable[[list[Lines]], None]
 
 
 class Script:
@@ -67,7 +68,7 @@ class Script:
         self.on_lines = on_lines
         self.code: int | None = None
         self.left_behind = False
-        self.lines: list[Line] = []
+        self.lines: list[Lines] = []
         self.error: Exception | None = None
         self._shepherd: _Shepherd | None = shepherd
         self._waiters: list[asyncio.Future[None]] = []

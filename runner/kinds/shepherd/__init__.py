@@ -28,8 +28,9 @@ the rest is ``marshal``-ed.
     server → shepherd   R (argv, env, cwd, limits, grace, max_line)   run a script
                         T  SIGTERM the run's processes    K  SIGKILL them
                         Q  quit (sent only when idle)     EOF: the server is gone
-    shepherd → server   O [(is_stderr, line)…]  lines, in the order they came
-                        E (code, left_behind, [(is_stderr, line)…])  the run is over: its
+    shepherd → server   O [(is_stderr, lines)…]  lines, in the order they came: each item
+                           the lines (newline-separated) of one stream that came together
+                        E (code, left_behind, [(is_stderr, lines)…])  the run is over: its
                            exit code (negative: killed by that signal), whether processes
                            still held its output PIPE_GRACE after it exited (killed), the
                            last lines; nothing of the run is left and the shepherd is idle

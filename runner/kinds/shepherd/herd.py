@@ -25,7 +25,9 @@ from .tree import Wakeups, become_subreaper, descendants_of, reap_any, receive, 
 HOLD = 0.02  # at most this long does a line wait for the ones after it
 PIPE_GRACE = 2.0  # how long after the exit processes may hold the script's output
 FLUSH_BYTES = 64 * 1024  # a message of lines carries about this much at most
-Line = tuple[bool, bytes]  # (from stderr, the line without its newline)
+# (from stderr, lines): the lines of one stream, in order, newline-separated, without the
+# last newline — one block per run of lines from the same stream, in the order they came.
+Lines = tuple[bool, bytes]
 
 
 class Run:
@@ -38,30 +40,40 @@ class Run:
         self.partial: dict[int, bytes] = {}
         self.grace = grace
         self.max_line = max_line
-        self.lines: list[Line] = []
+        self.lines: list[Lines] = []
         self.size = 0
         self.since = 0.0  # when the oldest line not sent came
         self.exited_at = 0.0
         self.left_behind = False
 
     def take(self, fd: int, chunk: bytes) -> None:
-        """The complete lines of ``chunk``; a last one without newline waits for more."""
+        """The complete lines of ``chunk``, as one block; a last line without newline
+        waits for more (cut into ``max_line`` pieces if it grows past that)."""
         err = self.pipes[fd]
         pending = self.partial.pop(fd, b"") + chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            self.add(err, line.removesuffix(b"\r"))
+        end = pending.rfind(b"\n") + 1
+        if end:
+            # A \r before a newline is part of the line's end, not of the line.
+            self.add(err, pending[:end].replace(b"\r\n", b"\n")[:-1])
+            pending = pending[end:]
         while len(pending) > self.max_line:
             self.add(err, pending[: self.max_line])
             pending = pending[self.max_line :]
         if pending:
             self.partial[fd] = pending
 
-    def add(self, err: bool, line: bytes) -> None:
+    def add(self, err: bool, block: bytes) -> None:
+        """Lines (newline-separated) from one stream; longer ones cut in pieces."""
+        if len(block) > self.max_line and max(map(len, block.split(b"\n"))) > self.max_line:
+            block = b"\n".join(self._cut(line) for line in block.split(b"\n"))
         if not self.lines:
             self.since = time.monotonic()
-        self.lines.append((err, line))
-        self.size += len(line) + 16  # marshal's share per line, roughly
+        self.lines.append((err, block))
+        self.size += len(block) + 16
+
+    def _cut(self, line: bytes) -> bytes:
+        step = self.max_line
+        return b"\n".join(line[i : i + step] for i in range(0, len(line), step)) if line else line
 
     def close(self, fd: int) -> None:
         """EOF (or the end) of ``fd``: its last line without newline counts too."""
@@ -71,7 +83,7 @@ class Run:
         del self.pipes[fd]
         os.close(fd)
 
-    def pop_lines(self) -> list[Line]:
+    def pop_lines(self) -> list[Lines]:
         lines, self.lines, self.size = self.lines, [], 0
         return lines
 
