@@ -12,6 +12,7 @@ PIPE_GRACE seconds after it exited (``left_behind``).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import marshal
 import math
 import os
@@ -20,7 +21,7 @@ import signal
 import socket
 import time
 
-from .tree import Wakeups, become_subreaper, descendants_of, reap_any, receive, signal_all
+from .tree import become_subreaper, descendants_of, reap_any, receive, signal_all
 
 HOLD = 0.02  # at most this long does a line wait for the ones after it
 PIPE_GRACE = 2.0  # how long after the exit processes may hold the script's output
@@ -35,6 +36,8 @@ class Run:
 
     def __init__(self, leader: int, pipes: dict[int, bool], grace: float, max_line: int) -> None:
         self.leader = leader
+        # Readable once the script exits: no SIGCHLD handler, no interrupted poll.
+        self.pidfd: int | None = os.pidfd_open(leader)
         self.code: int | None = None
         self.pipes = pipes  # read end → from stderr, while open
         self.partial: dict[int, bytes] = {}
@@ -96,23 +99,21 @@ class Shepherd:
         self.run: Run | None = None
         self.cwd = ""
         become_subreaper()
-        self.wake = Wakeups()
         # Signals this process ignores would stay ignored in the script: reset them.
         self.restored = [s for s in signal.valid_signals() if signal.getsignal(s) is signal.SIG_IGN]
         self.poller = select.poll()
         self.poller.register(sock, select.POLLIN)
-        self.poller.register(self.wake.read_fd, select.POLLIN)
 
     def serve(self) -> None:
         """Until the server says Q or is gone (then the run in progress is ended)."""
         while True:
             for fd, _ in self.poller.poll(self.timeout()):
-                if fd == self.wake.read_fd:
-                    self.wake.drain()
-                    self.reap()
-                elif fd == self.sock.fileno():
+                run = self.run
+                if fd == self.sock.fileno():
                     if not self.on_message():
                         return
+                elif run is not None and fd == run.pidfd:
+                    self.exited(run)
                 else:
                     self.on_pipe(fd)
             self.tick()
@@ -171,9 +172,14 @@ class Shepherd:
         finally:
             os.close(out_w)
             os.close(err_w)
-        self.run = Run(pid, {out_r: False, err_r: True}, grace, max_line)
-        self.poller.register(out_r, select.POLLIN)
-        self.poller.register(err_r, select.POLLIN)
+        self.run = run = Run(pid, {out_r: False, err_r: True}, grace, max_line)
+        for fd in (out_r, err_r):
+            # Non-blocking, so that the exit can drain them at once (a fresh pipe's read
+            # end has no other status flag to keep).
+            fcntl.fcntl(fd, fcntl.F_SETFL, os.O_NONBLOCK)
+            self.poller.register(fd, select.POLLIN)
+        assert run.pidfd is not None
+        self.poller.register(run.pidfd, select.POLLIN)
 
     def spawn(
         self, argv: list[str], env: dict[str, str], cwd: str, limits: list[tuple[int, int]],
@@ -194,16 +200,30 @@ class Shepherd:
             setsigmask=(),
         )
 
-    def on_pipe(self, fd: int) -> None:
+    def on_pipe(self, fd: int) -> bool:
+        """Read what ``fd`` has; False once it is at EOF or has nothing more for now."""
         run = self.run
         if run is None or fd not in run.pipes:
-            return
-        chunk = os.read(fd, 65536)  # readable or hung up: this never blocks
+            return False
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return False
         if chunk:
             run.take(fd, chunk)
-        else:
-            self.poller.unregister(fd)
-            run.close(fd)
+            return True
+        self.poller.unregister(fd)
+        run.close(fd)
+        return False
+
+    def exited(self, run: Run) -> None:
+        """The script exited: reap it, and read its output to EOF if nothing else holds it
+        (the usual case: one wake-up ends the run)."""
+        with contextlib.suppress(ChildProcessError):
+            self.ended(*os.waitpid(run.leader, 0))
+        for fd in list(run.pipes):
+            while self.on_pipe(fd):
+                pass
 
     def tick(self) -> None:
         """After each wake-up: end the run, or send lines, when it is time."""
@@ -235,22 +255,15 @@ class Shepherd:
         self.run = None
         self.send(b"E" + marshal.dumps((run.code, run.left_behind, run.pop_lines())))
 
-    def reap(self) -> None:
-        """Reap every child that ended; note the script's exit when it is among them."""
-        while True:
-            try:
-                got = reap_any()
-            except ChildProcessError:
-                return
-            if got is None:
-                return
-            self.ended(*got)
-
     def ended(self, pid: int, status: int) -> None:
         run = self.run
         if run is not None and pid == run.leader and run.code is None:
             run.code = os.waitstatus_to_exitcode(status)
             run.exited_at = time.monotonic()
+            if run.pidfd is not None:
+                self.poller.unregister(run.pidfd)
+                os.close(run.pidfd)
+                run.pidfd = None
 
     def signal_run(self, sig: int) -> None:
         """``sig`` to the script's process group, then to every process of the run."""
@@ -281,11 +294,9 @@ class Shepherd:
             self.poller.unregister(fd)
             run.close(fd)
         self.signal_run(signal.SIGTERM)
-        deadline = time.monotonic() + run.grace
-        while run.code is None and (left := deadline - time.monotonic()) > 0:
-            if select.select([self.wake.read_fd], [], [], left)[0]:
-                self.wake.drain()
-            self.reap()
+        if run.pidfd is not None and select.select([run.pidfd], [], [], run.grace)[0]:
+            with contextlib.suppress(ChildProcessError):
+                self.ended(*os.waitpid(run.leader, 0))
         self.kill_all()
         self.run = None
 
@@ -312,7 +323,7 @@ def spawn_limited(
             os.dup2(out, 1)
             os.dup2(err, 2)
             for sig in signal.valid_signals():
-                if signal.getsignal(sig) is signal.SIG_IGN or sig == signal.SIGCHLD:
+                if signal.getsignal(sig) is signal.SIG_IGN:
                     signal.signal(sig, signal.SIG_DFL)
             for res, value in limits:
                 resource.setrlimit(res, (value, value))
