@@ -158,7 +158,8 @@ def add_figures(
     for who in sides:
         for c, values in who.rps.items():
             spread = ", ".join(f"{v:,.0f}" for v in values)
-            figure = Figure("versus", f"{who.name} c={c}", median[who.name][c], "runs/s", client)
+            measured = client if who.url else f"asyncio worker, {rounds} rounds"
+            figure = Figure("versus", f"{who.name} c={c}", median[who.name][c], "runs/s", measured)
             figure.note = f"rounds: {spread}"
             bench.figures.append(figure)
         if who.ttfb:
