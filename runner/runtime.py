@@ -32,10 +32,12 @@ from runner.hooks import Extension, Extensions
 from runner.journal import Journal
 from runner.kinds import Host
 from runner.kinds.script import base_env
+from runner.kinds.spawner import Spawner
 from runner.notify.base import Composer, Links
 from runner.policy import Policies
 from runner.service import Runs
 from runner.settings import Settings
+from runner.statelock import StateLock
 from runner.store import Store, store_for
 
 log = logging.getLogger("runner.runtime")
@@ -70,12 +72,14 @@ class Runtime:
         self.journal = Journal(store, self.extensions)
         environ = os.environ if environ is None else environ
         script_env = base_env(environ) | self.extensions.script_env()
+        self.spawner = Spawner(settings.limits.kill_grace)
         host = Host(
             resources=self.extensions,
             script_env=script_env,
             masked=self.extensions.script_secrets(),
             kill_grace=settings.limits.kill_grace,
             drained=self.journal.drained,
+            spawner=self.spawner,
         )
         self.executor = Executor(settings.limits, store, self.journal, host, self.extensions)
         policies = policies or Policies(settings.security.policies, [job.path for job in catalogue])
@@ -94,12 +98,23 @@ class Runtime:
         self.resources = resources or contextlib.ExitStack()
         self._pruner: asyncio.Task[None] | None = None
 
+    def claim_state_dir(self) -> None:
+        """Be the one server of this state dir, or raise ConfigError (see runner.statelock);
+        the script spawner keeps the claim until the last script of this server is gone."""
+        limits = self.settings.limits
+        lock = StateLock.claim(
+            self.settings.server.state_dir, self.executor.owner, wait=limits.kill_grace + 10
+        )
+        self.spawner.lock_fd = lock.fd
+        self.resources.callback(lock.release)
+
     async def start(self, *, recover: bool = True) -> None:
         """Open the store, start the extensions; with ``recover``, take over the runs a
         stopped process left and keep the history pruned (``runner run`` does neither: a
         server may be running on the same state dir)."""
         await self.store.open()
         await self.extensions.start()
+        self.spawner.start(warm=1)
         if recover:
             await self.executor.recover(self.runs.resubmit)
             self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())
@@ -111,6 +126,7 @@ class Runtime:
         try:
             await self.executor.close()
         finally:
+            await self.spawner.close()
             await self.extensions.close()
             await self.store.close()
             self.resources.close()

@@ -72,6 +72,7 @@ def prepare(
     """Build the runtime, set up TLS and security, bind the socket. Raises RunnerError."""
     runtime = runtimes.build(settings, store=store, extensions=extensions, serving=True)
     try:
+        runtime.claim_state_dir()
         settings = runtime.settings
         cert = key = None
         if settings.server.tls:

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from runner.context import Lender
 from runner.errors import ParameterProblem
+from runner.kinds.spawner import Spawner
 from runner.records import RunRecord
 from runner.settings import LimitSettings
 
@@ -42,6 +43,7 @@ class Host:
     kill_grace: float
     # Returns once the run's output waiting to be stored is small (``await ctx.print``).
     drained: Callable[[], Awaitable[None]]
+    spawner: Spawner  # starts scripts off the loop, in shepherd processes
 
 
 @dataclass(frozen=True)
