@@ -98,13 +98,13 @@ class Runtime:
         self.resources = resources or contextlib.ExitStack()
         self._pruner: asyncio.Task[None] | None = None
 
-    def claim_state_dir(self) -> None:
-        """Be the one server of this state dir, or raise ConfigError (see runner.statelock);
-        the script spawner keeps the claim until the last script of this server is gone."""
+    def claim_state_dir(self, wait: float | None = None) -> None:
+        """Be the one process of this state dir handing out lock keys, or raise ConfigError
+        (see runner.statelock); the script spawner keeps the claim until the last script of
+        this process is gone. ``wait``: how long for a dead server's scripts to end."""
         limits = self.settings.limits
-        lock = StateLock.claim(
-            self.settings.server.state_dir, self.executor.owner, wait=limits.kill_grace + 10
-        )
+        wait = limits.kill_grace + 10 if wait is None else wait
+        lock = StateLock.claim(self.settings.server.state_dir, self.executor.owner, wait=wait)
         self.spawner.lock_fd = lock.fd
         self.resources.callback(lock.release)
 

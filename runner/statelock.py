@@ -2,7 +2,9 @@
 
 A second ``runner serve`` on a state dir would take over the first one's runs and run its
 lock keys at the same time (issue 15, item 3), so it is refused with the holder named.
-``runner run`` in a terminal takes no lock: it recovers nothing, and may run beside a server.
+``runner run`` in a terminal takes it only for a job with a lock key (lock keys are handed
+out by one process per state dir): it recovers nothing, and runs any other job beside a
+server.
 
 The server's script spawner and shepherds keep the lock's file open (an inherited fd), so
 after a kill -9 of the server the lock is free only once the scripts it ran are gone: the
@@ -68,8 +70,8 @@ def _acquire(fd: int, path: Path, wait: float) -> None:
         pid = holder.rsplit(":", 3)[1] if holder.count(":") >= 3 else "?"
         if lease.alive(holder):
             raise ConfigError(
-                f"another runner server (pid {pid}) serves the state dir {path.parent}: "
-                "stop it first, or give this server its own --state-dir"
+                f"another runner process (pid {pid}) serves the state dir {path.parent}: "
+                "stop it first, or give this one its own --state-dir"
             )
         if time.monotonic() >= deadline:
             raise ConfigError(

@@ -68,7 +68,7 @@ def test_a_second_server_on_a_state_dir_is_refused_and_told_which_serves_it(reap
             second.kill()
             second.communicate()
     assert second.returncode == 2, out + err
-    assert f"another runner server (pid {first.server_pid}) serves the state dir" in err
+    assert f"another runner process (pid {first.server_pid}) serves the state dir" in err
     assert "listening" not in out
     with first.served.client() as c:
         assert c.get("/_ready").status_code == 200
@@ -86,3 +86,19 @@ def test_runner_run_beside_a_server_on_its_state_dir_still_works(reaped_server):
     with srv.served.client() as c:
         runs = c.get("/_runs").json()["runs"]
     assert [r["state"] for r in runs] == ["succeeded"]
+
+
+def test_runner_run_of_a_lock_key_job_beside_a_server_is_refused_in_words(reaped_server):
+    """Lock keys are handed out by one process per state dir: `runner run` of a job with
+    one, beside a server, is refused (exit 2) and told to go through the server; no run."""
+    srv = reaped_server()
+    cmd = [sys.executable, "-m", "runner", "run", "sh/heartbeat", "file=/dev/null"]
+    cmd += ["--state-dir", str(srv.served.state_dir), "--jobs", str(KIND_JOBS)]
+    env = {**os.environ, "RUNNER_BUILTIN_JOBS": "false", "RUNNER_LOG_FORMAT": "json"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=30)
+    assert done.returncode == 2, done.stderr
+    assert f"another runner process (pid {srv.server_pid}) serves the state dir" in done.stderr
+    assert "/sh/heartbeat takes a lock key" in done.stderr
+    assert "runner call sh/heartbeat" in done.stderr
+    with srv.served.client() as c:
+        assert c.get("/_runs").json()["runs"] == []
