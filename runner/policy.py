@@ -2,7 +2,8 @@
 
     [jobs."ci/deploy"]
     verify = "github"              # github | gitlab | slack | teams | standard
-    secret = "env:DEPLOY_HOOK"     # or "file:/run/secrets/hook"; several: a list
+    secret = "env:DEPLOY_HOOK"     # or "file:/run/secrets/hook", or "keyvault:https://
+                                   # VAULT.vault.azure.net/secrets/NAME"; several: a list
     allow = ["user:alice", "token:ci-*", "webhook:github"]
 
 Patterns match job paths segment by segment, like token patterns (``deploy/*`` is every
@@ -12,8 +13,8 @@ match a job, the most specific one decides each thing it says — its ``verify``
 a broad ``verify`` is never dropped by a narrower entry that only sets ``allow``. Two
 equally specific entries that disagree about a served job stop the start with a message.
 
-Only the secret's *source* is kept here; the value is read at start-up (``runner.webhooks
-.load_secret``) and never written anywhere.
+Only the secret's *source* is kept here; the value is read at start-up (by the runtime's
+``runner.secrets.SecretSources``, Key Vault references kept fresh) and never written anywhere.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class JobPolicy:
 
     job: str
     verify: str | None = None
-    secrets: tuple[str, ...] = ()  # sources: "env:NAME" / "file:PATH"
+    secrets: tuple[str, ...] = ()  # sources: "env:NAME" / "file:PATH" / "keyvault:URL"
     allow: tuple[str, ...] = ()  # empty: anyone authenticated
 
     def matches(self, job_path: str) -> bool:
@@ -79,9 +80,12 @@ def policies_from_toml(table: dict[str, Any], path: Path) -> tuple[JobPolicy, ..
         if verify and not secrets:
             raise ConfigError(f'{where}: verify = "{verify}" needs secret = "env:NAME"')
         for spec in secrets:
-            if not spec.startswith(("env:", "file:")):
+            if not spec.startswith(("env:", "file:", "keyvault:")):
                 # Never echo the value: a secret pasted in place is the usual mistake here.
-                raise ConfigError(f'{where}: secret must be "env:NAME" or "file:PATH"')
+                raise ConfigError(
+                    f'{where}: secret must be "env:NAME", "file:PATH" or "keyvault:https://'
+                    'VAULT.vault.azure.net/secrets/NAME"'
+                )
         if not re.fullmatch(r"[a-z0-9_\-*?\[\]!/]+", job.strip("/")):
             raise ConfigError(f"{where}: a job pattern is a job path with * ? [ ] wildcards")
         allow = body.get("allow", [])
