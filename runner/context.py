@@ -19,6 +19,7 @@ from runner.records import EV_ERROR, EV_OUTPUT, EV_STATUS
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
+    from azure.keyvault.secrets.aio import SecretClient
     from azure.mgmt.compute.aio import ComputeManagementClient
     from azure.mgmt.network.aio import NetworkManagementClient
     from azure.mgmt.resource.resources.aio import ResourceManagementClient
@@ -56,6 +57,9 @@ class AzureView(Protocol):
     def identity(self) -> IdentityView: ...
     @property
     def scope(self) -> str: ...  # what to ask tokens for: credential.get_token(az.scope)
+    def secrets(self, vault: str) -> SecretClient:
+        """Key Vault's async SecretClient for ``vault`` (a name or URL), shared."""
+        ...
 
 
 class Lender(Protocol):

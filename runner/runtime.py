@@ -1,10 +1,12 @@
 """The runtime: every part of one runner, built from settings, started and stopped as one.
 
     build(settings) ─► catalogue (job folders)          Runtime.start ─► store open
-                     ─► store (unless one is given)                      extensions start
-                     ─► extensions (Azure unless given)                  recovery, pruning
-                     ─► journal → executor → Runs        Runtime.stop  ─► runs cancelled
-                     ─► with --sandbox: the emulated                     and recorded,
+                     ─► store (unless one is given)                      secrets read
+                     ─► extensions (Azure unless given)                  extensions start
+                     ─► secret sources (Key Vault                        recovery, pruning
+                        through the Azure extension)     Runtime.stop  ─► runs cancelled
+                     ─► journal → executor → Runs                        and recorded,
+                     ─► with --sandbox: the emulated                     secrets stop,
                         Azure in a thread, settings                      extensions close,
                         pointed at it                                    store close
 
@@ -26,12 +28,14 @@ from types import TracebackType
 
 from runner.admission import Rules
 from runner.catalogue import Catalogue, folders
+from runner.errors import RunnerError
 from runner.executor import Executor
 from runner.hooks import Extension, Extensions
 from runner.journal import Journal
 from runner.kinds import Host
 from runner.kinds.script import base_env
 from runner.policy import Policies
+from runner.secrets import SecretObserver, SecretSources, VaultReader
 from runner.service import Runs
 from runner.settings import Settings
 from runner.store import Store, store_for
@@ -62,6 +66,16 @@ class Runtime:
         self.extensions = Extensions(extensions)
         self.journal = Journal(store, self.extensions)
         environ = os.environ if environ is None else environ
+        #: Every secret source of this runner (webhooks, job defaults, chat, notifications):
+        #: ``runtime.secrets.watch("keyvault:…")``; Key Vault through the Azure extension.
+        self.secrets = SecretSources(
+            environ,
+            vault=next((e for e in extensions if isinstance(e, VaultReader)), None),
+            refresh=settings.security.secret_refresh,
+            observer=next((e for e in extensions if isinstance(e, SecretObserver)), None),
+        )
+        #: Why :meth:`start` failed (a RunnerError in words), for the command line.
+        self.start_error: RunnerError | None = None
         script_env = base_env(environ) | self.extensions.script_env()
         host = Host(
             resources=self.extensions,
@@ -80,6 +94,7 @@ class Runtime:
             Rules(settings.limits, script_env),
             policies,
             settings.limits.replay_ttl,
+            secrets=self.secrets,
         )
         # What lives as long as the runtime outside the event loop (the sandbox's thread).
         self.resources = resources or contextlib.ExitStack()
@@ -88,8 +103,16 @@ class Runtime:
     async def start(self, *, recover: bool = True) -> None:
         """Open the store, start the extensions; with ``recover``, take over the runs a
         stopped process left and keep the history pruned (``runner run`` does neither: a
-        server may be running on the same state dir)."""
+        server may be running on the same state dir). Every secret reference is read
+        before anything starts: one that cannot be read stops the start, in words."""
         await self.store.open()
+        try:
+            await self.secrets.start()
+        except RunnerError as exc:
+            self.start_error = exc
+            await self.extensions.close()  # what the reads opened (Key Vault clients)
+            await self.store.close()
+            raise
         await self.extensions.start()
         if recover:
             await self.executor.recover(self.runs.resubmit)
@@ -102,6 +125,7 @@ class Runtime:
         try:
             await self.executor.close()
         finally:
+            await self.secrets.close()
             await self.extensions.close()
             await self.store.close()
             self.resources.close()
@@ -232,6 +256,8 @@ def _with_sandbox(
             "arm_endpoint": sandbox.arm_url,
             "arm_ca": sandbox.ca_path,
             "imds_endpoint": sandbox.identity_url,
+            # Vault URLs keep their Azure form; their connections go to the sandbox.
+            "keyvault_connect": sandbox.vault_address,
             "subscription_id": azure.subscription_id or sandbox.subscription_id,
             "location": azure.location or sandbox.world.location,
         }

@@ -18,6 +18,7 @@ Refusals are domain errors (:mod:`runner.errors`); each transport says them its 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,15 +27,24 @@ from runner import admission
 from runner.admission import Rules
 from runner.auth.principal import EVERYTHING, Principal
 from runner.catalogue import Catalogue
-from runner.errors import Forbidden, NotFound, ParameterError, ParameterProblem
+from runner.errors import (
+    Forbidden,
+    NotFound,
+    ParameterError,
+    ParameterProblem,
+    RunnerError,
+    Unavailable,
+)
 from runner.executor import Executor
 from runner.journal import PAGE, Journal
 from runner.kinds import Job, Submission
 from runner.policy import Policies
 from runner.records import STATES, Event, RunRecord, Trigger, new_run_id
 from runner.replays import Key, Replays, fingerprint
+from runner.secrets import SecretSources
 from runner.store.base import Store
 
+log = logging.getLogger("runner.runs")
 MAX_PAGE = 500
 
 
@@ -170,12 +180,15 @@ class Runs(History):
         rules: Rules,
         policies: Policies,
         replay_ttl: float,
+        *,
+        secrets: SecretSources | None = None,
     ) -> None:
         super().__init__(store, journal, executor.live)
         self.catalogue = catalogue
         self.executor = executor
         self.rules = rules
         self.policies = policies
+        self.secrets = secrets
         self.replays = Replays(store, executor.owner, self._find, ttl=replay_ttl)
 
     # -- jobs ------------------------------------------------------------------------
@@ -199,7 +212,8 @@ class Runs(History):
         """Start a run, or find the one an earlier copy of this request started."""
         job = self.job(req.job)
         self._authorize(job, req.principal)
-        sub = admission.prepare(job, req.params, self.rules, body=req.body, timeout=req.timeout)
+        params = await self._secret_defaults(job, req.params)
+        sub = admission.prepare(job, params, self.rules, body=req.body, timeout=req.timeout)
         run_id = new_run_id()
         if req.replay:
             original = await self._claim(req, job.path, sub.recorded, run_id)
@@ -218,6 +232,25 @@ class Runs(History):
                 await self.replays.release(key, run_id)
             raise
         return Started(run)
+
+    async def _secret_defaults(self, job: Job, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``params`` with each secret the request leaves out read from the source its
+        default names: then validated, masked and never stored like a secret given."""
+        missing = {n: s for n, s in job.secret_sources.items() if n not in params}
+        if not missing or self.secrets is None:
+            return params
+        filled = dict(params)
+        for name, source in missing.items():
+            try:
+                filled[name] = (await self.secrets.read(source)).reveal().decode()
+            except RunnerError as exc:
+                log.error("/%s: the default of %s cannot be read: %s", job.path, name, exc)
+                raise Unavailable(
+                    f"the default of parameter {name} cannot be read now (the server's log "
+                    "says why); give it, or try again later",
+                    retry_after=30,
+                ) from None
+        return filled
 
     def may_see(self, principal: Principal, job: str) -> bool:
         policy = self.policies.for_job(job)

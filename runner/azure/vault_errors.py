@@ -121,5 +121,6 @@ def _inner_code(exc: HttpResponseError) -> str | None:
     inner = getattr(exc.error, "innererror", None) if exc.error is not None else None
     if isinstance(inner, dict):
         return str(inner.get("code") or "") or None
-    found = re.search(r'"innererror":\s*\{\s*"code":\s*"(\w+)"', exc.response.text() if exc.response else "")
+    text = exc.response.text() if exc.response is not None else ""
+    found = re.search(r'"innererror":\s*\{\s*"code":\s*"(\w+)"', text)
     return found[1] if found else None

@@ -125,6 +125,12 @@ class Job(ABC):
     def secret_names(self) -> frozenset[str]:
         """The parameters that are secrets (never recorded, logged or shown)."""
 
+    @property
+    def secret_sources(self) -> Mapping[str, str]:
+        """Secret parameters whose default is a source (``keyvault:…``), by name: the
+        runner reads them for a request that does not give them."""
+        return {}
+
     @abstractmethod
     def body_schema(self) -> dict[str, Any]:
         """OpenAPI ``requestBody`` of ``POST /<job>``."""

@@ -88,6 +88,10 @@ class PythonJob(Job):
     def secret_names(self) -> frozenset[str]:
         return self.spec.secrets
 
+    @property
+    def secret_sources(self) -> Mapping[str, str]:
+        return self.spec.sources
+
     def body_schema(self) -> dict[str, Any]:
         schema = self.schema()
         return {

@@ -58,8 +58,11 @@ class AdminApi:
                 "role_assignments": [dataclasses.asdict(a) for a in self.world.assignments],
                 # Names only: an admin answer is printed and logged; values never are.
                 "vaults": {
-                    v.name: {"url": v.url, "id": v.resource_id,
-                             "secrets": sorted(s.name for s in v.secrets.values())}
+                    v.name: {
+                        "url": v.url,
+                        "id": v.resource_id,
+                        "secrets": sorted(s.name for s in v.secrets.values()),
+                    }
                     for v in self.world.vaults.values()
                 },  # fmt: skip
                 **self.controls.snapshot(),

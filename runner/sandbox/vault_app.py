@@ -121,10 +121,14 @@ class VaultApp:
         self.controls.count_vault_call(op.action)
         fault = self.controls.take_fault(op.action, (FaultKind.ERROR, FaultKind.THROTTLE))
         if fault is not None and fault.kind is FaultKind.THROTTLE:
-            raise VaultError(429, "Throttled", "Request was not processed because too many "
-                             "requests were received (a fault injected by the sandbox).")  # fmt: skip
+            raise VaultError(
+                429,
+                "Throttled",
+                "Request was not processed because too many requests were received "
+                "(a fault injected by the sandbox).",
+            )
         if fault is not None:
-            raise VaultError(500, "InternalError", "Internal error (a fault injected by the sandbox).")
+            raise VaultError(500, "InternalError", "Internal error (an injected fault).")
         name = params.get("name")
         scope = vault.scope(name if op.per_secret else None)
         if not self.world.may(claims.object_id, op.action, scope):
@@ -156,7 +160,9 @@ class VaultApp:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             self.controls.count_vault_call("challenge")
-            raise VaultError(401, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.")
+            raise VaultError(
+                401, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token."
+            )
         try:
             claims = self.issuer.verify(token.strip())
         except TokenError as error:

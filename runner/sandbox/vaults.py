@@ -142,11 +142,13 @@ class Vault:
             raise _not_found(name)
         return found
 
-    def set(self, name: str, value: str, now: int, **attrs: Any) -> tuple[VaultSecret, SecretVersion]:
+    def set(
+        self, name: str, value: str, now: int, **attrs: Any
+    ) -> tuple[VaultSecret, SecretVersion]:
         """A new version of ``name`` (the secret is created if it does not exist)."""
         check_name(name)
         if len(value.encode()) > MAX_VALUE:
-            raise VaultError(400, "BadParameter", f"Secret value is too long: over {MAX_VALUE} bytes.")
+            raise VaultError(400, "BadParameter", f"Secret value is over {MAX_VALUE} bytes.")
         if name.lower() in self.deleted:
             raise VaultError(
                 409,

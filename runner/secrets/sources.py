@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from runner.errors import ConfigError, RunnerError
 from runner.secrets.local import read_local
@@ -47,6 +47,7 @@ class VaultSecret(NamedTuple):
     version: str
 
 
+@runtime_checkable
 class VaultReader(Protocol):
     """Reads Key Vault secrets for the process (the Azure extension is one)."""
 
@@ -58,6 +59,7 @@ class VaultReader(Protocol):
         ...
 
 
+@runtime_checkable
 class SecretObserver(Protocol):
     """Told of each Key Vault read and of the values kept through failures (metrics)."""
 
@@ -159,7 +161,7 @@ class SecretSources:
         entry = self._entries.get(watched.source)
         if entry is not None and entry.read_at is None:
             await self._read(entry)
-            if entry.read_at is None:
+            if entry.failing is not None:
                 raise SecretUnavailable(f"secret {entry.ref.source}: {entry.failing}")
             self._poke()
         return watched.current
