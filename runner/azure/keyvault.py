@@ -36,7 +36,8 @@ def connect_address(spec: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _resolver(address: tuple[str, int]) -> Any:
+def resolver_to(address: tuple[str, int]) -> Any:
+    """An aiohttp resolver that sends every host name to ``address`` (``keyvault_connect``)."""
     from aiohttp.abc import AbstractResolver
 
     class ConnectTo(AbstractResolver):
@@ -118,7 +119,7 @@ class KeyVault:
         if self._session is None:
             ca = self.settings.arm_ca
             context = ssl.create_default_context(cafile=str(ca) if ca is not None else None)
-            resolver = _resolver(self._connect) if self._connect else None
+            resolver = resolver_to(self._connect) if self._connect else None
             # trust_env=False: Key Vault's address is configured here, not by proxy variables.
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=context, resolver=resolver, limit=100),
