@@ -130,7 +130,8 @@ def test_versions_list_and_pinned_reads(sandbox, use_identity):
             }
             assert versions == {first.properties.version, second.properties.version}
             assert second.properties.tags == {"env": "demo"}
-            assert second.id == f"{sandbox.vault_url}/secrets/db-password/{second.properties.version}"
+            version = second.properties.version
+            assert second.id == f"{sandbox.vault_url}/secrets/db-password/{version}"
 
     asyncio.run(main())
 

@@ -139,7 +139,7 @@ def test_references_are_read_at_start_and_refreshed_in_the_background(sandbox, s
     src = sources(refresh=0.2, observer=seen)
     hook = src.watch(sandbox.secret_reference("hook"))
     with pytest.raises(SecretUnavailable, match="not been read yet"):
-        hook.current
+        _ = hook.current
 
     async def main() -> tuple[bytes, bytes]:
         await src.start()
