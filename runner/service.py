@@ -236,7 +236,8 @@ class Runs(History):
     async def _secret_defaults(self, job: Job, params: Mapping[str, Any]) -> Mapping[str, Any]:
         """``params`` with each secret the request leaves out read from the source its
         default names: then validated, masked and never stored like a secret given."""
-        missing = {n: s for n, s in job.secret_sources.items() if n not in params}
+        # An empty value is a form's blank field: no one means an empty secret.
+        missing = {n: s for n, s in job.secret_sources.items() if params.get(n) in (None, "")}
         if not missing or self.secrets is None:
             return params
         filled = dict(params)

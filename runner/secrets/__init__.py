@@ -6,9 +6,11 @@
                              Azure Key Vault, read with the process's managed identity
 
 :class:`SecretSources` resolves them for the whole process (one per runtime:
-``runtime.secrets``): ``watch(spec)`` gives a :class:`Watched` whose ``current`` is the
-value now, Key Vault references kept fresh in the background. :class:`Secret` is a value
-that never shows itself.
+``runtime.secrets``, also ``Runs.secrets``): ``watch(spec)`` before the runtime starts gives
+a :class:`Watched` whose ``current`` is the value now (read it per use: Key Vault
+references are kept fresh in the background); ``await read(spec)`` serves a use that comes
+later. :func:`check_source` checks a source's form while settings are parsed.
+:class:`Secret` is a value that never shows itself.
 """
 
 from runner.secrets.local import read_local
@@ -20,6 +22,7 @@ from runner.secrets.sources import (
     VaultReader,
     VaultSecret,
     Watched,
+    check_source,
 )
 from runner.secrets.value import Secret
 
@@ -32,6 +35,7 @@ __all__ = [
     "VaultRef",
     "VaultSecret",
     "Watched",
+    "check_source",
     "is_reference",
     "parse_reference",
     "read_local",

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from runner.errors import ConfigError, RunnerError
-from runner.secrets.local import read_local
+from runner.secrets.local import read_local, refused_literal
 from runner.secrets.reference import VaultRef, is_reference, parse_reference
 from runner.secrets.value import Secret
 
@@ -34,6 +34,18 @@ log = logging.getLogger("runner.secrets")
 Check = Callable[[Secret], None]
 # A failed refresh is tried again after this many seconds (or ``refresh``, if shorter).
 RETRY = 30.0
+
+
+def check_source(spec: str) -> None:
+    """Raise ConfigError unless ``spec`` has a source's form (``env:NAME``, ``file:PATH``,
+    ``keyvault:https://…``), for settings parsed before anything is read. A refused spec
+    is never echoed: it is most often the secret itself, pasted in."""
+    if is_reference(spec):
+        parse_reference(spec)
+        return
+    kind, sep, where = spec.partition(":")
+    if not sep or kind not in ("env", "file") or not where:
+        raise refused_literal()
 
 
 class SecretUnavailable(ConfigError):

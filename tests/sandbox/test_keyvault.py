@@ -26,6 +26,7 @@ from azure.core.exceptions import (
 )
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.identity.aio import ManagedIdentityCredential
+from azure.keyvault.secrets._shared import http_challenge_cache
 from azure.keyvault.secrets.aio import SecretClient
 
 from runner.azure.keyvault import connect_address, resolver_to
@@ -68,9 +69,11 @@ def officer(sandbox: Sandbox) -> str:
 
 
 def test_the_first_request_is_challenged_then_the_token_is_reused(sandbox, use_identity):
-    """One 401 challenge per client, then bearer tokens for vault.azure.net: three gets
-    cost one challenge and one token."""
+    """One 401 challenge, then bearer tokens for vault.azure.net: three gets cost one
+    challenge and one token."""
     use_identity("imds")
+    # The SDK keeps challenges per vault host for the whole process: forget earlier tests'.
+    http_challenge_cache.clear()
     sandbox.set_secret("hook", VALUE)
 
     async def main() -> list[str]:
@@ -322,3 +325,21 @@ def _raw(sandbox: Sandbox, request_line: str, *headers: str) -> tuple[int, dict,
     status_line, *header_lines = head.decode().split("\r\n")
     parsed = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
     return int(status_line.split()[1]), parsed, json.loads(body or b"{}")
+
+
+def test_an_older_state_dirs_certificate_is_made_anew_to_name_the_vaults(tmp_path):
+    """A server certificate that does not name *.vault.azure.net (made before Key Vault,
+    or damaged) is replaced; one that does is kept."""
+    from cryptography import x509
+
+    from runner.sandbox.certs import VAULT_NAME, ensure_tls_files
+
+    files = ensure_tls_files(tmp_path)
+    first = files.cert.read_bytes()
+    assert ensure_tls_files(tmp_path).cert.read_bytes() == first
+    files.cert.write_text("not a certificate")
+    again = ensure_tls_files(tmp_path).cert.read_bytes()
+    names = x509.load_pem_x509_certificate(again).extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    )
+    assert VAULT_NAME in names.value.get_values_for_type(x509.DNSName)

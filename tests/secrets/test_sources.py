@@ -17,7 +17,7 @@ import pytest
 from runner.azure import AzureExtension
 from runner.errors import ConfigError
 from runner.sandbox import IDENTITY_ENV_VARS, ImdsMode, Sandbox
-from runner.secrets import SecretSources, SecretUnavailable, parse_reference
+from runner.secrets import SecretSources, SecretUnavailable, check_source, parse_reference
 from runner.settings import AzureSettings
 from runner.webhooks import check_secret
 
@@ -238,3 +238,21 @@ def test_a_use_after_start_reads_the_reference_then_keeps_it(sandbox, sources):
             await src.read(sandbox.secret_reference("nope"))
 
     sources.run(main)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["env:HOOK", "file:/run/secrets/hook", "keyvault:https://v.vault.azure.net/secrets/a"],
+)
+def test_check_source_takes_the_three_forms(spec):
+    """Settings can check a source's form before anything is read."""
+    check_source(spec)
+
+
+def test_check_source_refuses_a_literal_without_echoing_it():
+    """A pasted secret is refused and not repeated; a bad reference says the form."""
+    with pytest.raises(ConfigError, match="not as a literal value") as refused:
+        check_source("s3cr3t-pasted")
+    assert "s3cr3t" not in str(refused.value)
+    with pytest.raises(ConfigError, match="has the form"):
+        check_source("keyvault:v/secrets/a")
