@@ -183,7 +183,11 @@ class SecretSources:
         """Read every reference watched so far, then keep them fresh. Raises
         SecretUnavailable naming each one that cannot be read, and why."""
         entries = list(self._entries.values())
-        await asyncio.gather(*(self._read(e) for e in entries))
+        # One reference per vault first: the SDK's challenge (a 401 round trip) is then
+        # cached for the vault, and the rest are read at once without one each.
+        firsts = list({e.ref.vault_url: e for e in reversed(entries)}.values())
+        await asyncio.gather(*(self._read(e) for e in firsts))
+        await asyncio.gather(*(self._read(e) for e in entries if e not in firsts))
         failed = [e for e in entries if e.read_at is None]
         if failed:
             raise SecretUnavailable(
