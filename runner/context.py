@@ -1,7 +1,8 @@
 """``ctx``: what a Python job gets from the runner.
 
-Output lines, progress, cancellation, and what the runner's extensions lend jobs by name
-— Azure among them: ``await ctx.azure()``. The job-facing types are declared here as
+Output lines, progress, cancellation, secrets by reference (``await ctx.secret(source)``,
+masked in the run's output from then on), and what the runner's extensions lend jobs by
+name — Azure among them: ``await ctx.azure()``. The job-facing types are declared here as
 protocols (:class:`AzureView`), so that this module depends on no extension: the Azure
 extension provides an object of that shape. Secret values are masked out of every line
 before it is recorded.
@@ -14,6 +15,9 @@ import json
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pydantic import SecretStr
+
+from runner.errors import ConfigError
 from runner.output import split_lines
 from runner.records import EV_ERROR, EV_OUTPUT, EV_STATUS
 
@@ -62,6 +66,12 @@ class AzureView(Protocol):
         ...
 
 
+class SecretReader(Protocol):
+    """Reads a secret source (``keyvault:…``, ``env:…``, ``file:…``): the runtime's."""
+
+    async def read(self, spec: str) -> Any: ...  # a runner.secrets.Secret
+
+
 class Lender(Protocol):
     """Who lends resources to jobs by name (the runner's extensions)."""
 
@@ -100,6 +110,7 @@ class Context:
         resources: Lender,
         timeout: float,
         drained: Callable[[], Awaitable[None]] = _no_wait,
+        secrets: SecretReader | None = None,
     ) -> None:
         self.run_id = run_id
         self.job = job
@@ -110,6 +121,7 @@ class Context:
         self._mask = mask
         self._resources = resources
         self._written = Written(drained)
+        self._secrets = secrets
         self.cancelled = asyncio.Event()
 
     def print(self, *parts: object, sep: str = " ") -> Written:
@@ -135,6 +147,17 @@ class Context:
     async def resource(self, name: str) -> Any:
         """What the extension ``name`` lends jobs (ConfigError when none is installed)."""
         return await self._resources.resource(name, self)
+
+    async def secret(self, source: str) -> SecretStr:
+        """The secret ``source`` names (``keyvault:https://…/secrets/NAME``, ``env:``,
+        ``file:``), read by the runner and masked in this run's output from now on."""
+        if self._secrets is None:
+            raise ConfigError("this runner reads no secret sources for jobs")
+        value = (await self._secrets.read(source)).reveal().decode()
+        add = getattr(self._mask, "add", None)
+        if add is not None:
+            add(value)
+        return SecretStr(value)
 
     async def azure(self) -> AzureView:
         """The shared Azure credential, ready ARM clients, subscription and location."""

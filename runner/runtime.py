@@ -83,6 +83,7 @@ class Runtime:
             masked=self.extensions.script_secrets(),
             kill_grace=settings.limits.kill_grace,
             drained=self.journal.drained,
+            secrets=self.secrets,
         )
         self.executor = Executor(settings.limits, store, self.journal, host, self.extensions)
         policies = Policies(settings.security.policies, [job.path for job in catalogue])

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from runner.context import Lender
+from runner.context import Lender, SecretReader
 from runner.errors import ParameterProblem
 from runner.records import RunRecord
 from runner.settings import LimitSettings
@@ -42,6 +42,8 @@ class Host:
     kill_grace: float
     # Returns once the run's output waiting to be stored is small (``await ctx.print``).
     drained: Callable[[], Awaitable[None]]
+    # Reads secret sources for ``ctx.secret("keyvault:…")`` (the runtime's SecretSources).
+    secrets: SecretReader | None = None
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,7 @@ class PythonJob(Job):
             resources=host.resources,
             timeout=run.timeout,
             drained=host.drained,
+            secrets=host.secrets,
         )
         tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         _track_tasks(asyncio.get_running_loop())

@@ -61,6 +61,18 @@ async def run(ctx: Context, name: str = "db-password") -> None:
 '''
 
 
+PEEK_JOB = '''"""Read a secret with ctx.secret(source), print it and fail quoting it: masked."""
+
+from runner import Context, JobError
+
+
+async def run(ctx: Context) -> None:
+    pw = await ctx.secret("keyvault:https://runner-sandbox.vault.azure.net/secrets/db-password")
+    ctx.print(f"pw={pw.get_secret_value()}")
+    raise JobError(f"failing with {pw.get_secret_value()}")
+'''
+
+
 @pytest.fixture
 def kv(azure_rig, sandbox: Sandbox, caplog, tmp_path) -> Iterator[Callable[..., AzureRig]]:
     """Factory: a runner whose sh/echo takes GitHub deliveries signed with the sandbox's
@@ -71,6 +83,7 @@ def kv(azure_rig, sandbox: Sandbox, caplog, tmp_path) -> Iterator[Callable[..., 
     jobs.mkdir(parents=True)
     (jobs / "login.py").write_text(LOGIN_JOB)
     (jobs / "read.py").write_text(READ_JOB)
+    (jobs / "peek.py").write_text(PEEK_JOB)
     rigs: list[AzureRig] = []
     answers: list[str] = []
 
@@ -283,3 +296,16 @@ def test_a_job_reads_key_vault_with_ctx_azure_secrets(kv):
         answer = c.post("/kv/read", headers={"Prefer": "wait"})
     assert answer.status_code == 200, answer.text
     assert f"db-password: {len(DB_PASSWORD)} characters, version " in answer.text
+
+
+def test_a_secret_a_job_reads_with_ctx_secret_is_masked_everywhere(kv):
+    """ctx.secret("keyvault:…"): the value in the job's hands, *** in its output and in
+    the failure it raised."""
+    rig = kv()
+    with rig.srv.client() as c:
+        answer = c.post("/kv/peek", headers={"Prefer": "wait"})
+        record = c.get(f"/_runs/{answer.headers['x-run-id']}").json()
+    rig.answers.extend([answer.text, str(record)])
+    assert "pw=***" in answer.text
+    assert "failing with ***" in answer.text
+    assert record["state"] == "failed"
