@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Generator, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import SecretStr
 
 from runner.errors import ConfigError
 from runner.output import split_lines
-from runner.records import EV_ERROR, EV_OUTPUT, EV_STATUS
+from runner.records import EV_ERROR, EV_OUTPUT, EV_STATUS, Trigger
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -111,11 +112,16 @@ class Context:
         timeout: float,
         drained: Callable[[], Awaitable[None]] = _no_wait,
         secrets: SecretReader | None = None,
+        trigger: Trigger | None = None,
     ) -> None:
         self.run_id = run_id
         self.job = job
         #: The run's parameters as recorded (secrets redacted).
         self.params = dict(params)
+        #: Where the run came from: ``scheme`` (http, cli, web, github…), ``event``,
+        #: ``delivery_id``, ``address`` and ``fields`` (the parameters runner.toml mapped
+        #: from a webhook delivery). Never a secret, nor a sender's reply address.
+        self.trigger = replace(trigger or Trigger(), reply={})
         self.timeout = timeout
         self._sink = sink
         self._mask = mask

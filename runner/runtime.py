@@ -28,12 +28,14 @@ from types import TracebackType
 
 from runner.admission import Rules
 from runner.catalogue import Catalogue, folders
+from runner.chat.setup import Chat
 from runner.errors import RunnerError
 from runner.executor import Executor
 from runner.hooks import Extension, Extensions
 from runner.journal import Journal
 from runner.kinds import Host
 from runner.kinds.script import base_env
+from runner.notify.base import Composer, Links
 from runner.policy import Policies
 from runner.secrets import SecretObserver, SecretSources, VaultReader
 from runner.service import Runs
@@ -59,8 +61,13 @@ class Runtime:
         *,
         environ: Mapping[str, str] | None = None,
         resources: contextlib.ExitStack | None = None,
+        policies: Policies | None = None,
+        links: Links | None = None,
     ) -> None:
         self.settings = settings
+        # Where people open a run (chat and notices link to it): the server fills in its
+        # address once bound, unless public_url says it.
+        self.links = links or Links(settings.server.public_url or "")
         self.catalogue = catalogue
         self.store = store
         self.extensions = Extensions(extensions)
@@ -86,7 +93,7 @@ class Runtime:
             secrets=self.secrets,
         )
         self.executor = Executor(settings.limits, store, self.journal, host, self.extensions)
-        policies = Policies(settings.security.policies, [job.path for job in catalogue])
+        policies = policies or Policies(settings.security.policies, [job.path for job in catalogue])
         self.runs = Runs(
             catalogue,
             self.executor,
@@ -97,6 +104,8 @@ class Runtime:
             settings.limits.replay_ttl,
             secrets=self.secrets,
         )
+        # The chat platforms a server answers (None: not serving, e.g. ``runner run``).
+        self.chat: Chat | None = None
         # What lives as long as the runtime outside the event loop (the sandbox's thread).
         self.resources = resources or contextlib.ExitStack()
         self._pruner: asyncio.Task[None] | None = None
@@ -198,19 +207,57 @@ def build(
             from runner.azure import AzureExtension
 
             extensions = [AzureExtension(settings.azure, os.environ, observer=metrics)]
+        store = store or store_for(settings)
+        policies = Policies(settings.security.policies, [job.path for job in catalogue])
+        links = Links(settings.server.public_url or "")
+        chat = None
+        if serving:
+            from runner.chat import load as load_chat
+
+            chat = load_chat(settings.chat, os.environ)
+            extras.extend(_outbox(settings, store, policies, links, chat))
         runtime = Runtime(
             settings,
             catalogue,
-            store or store_for(settings),
+            store,
             [*extensions, *extras],
             resources=resources,
+            policies=policies,
+            links=links,
         )
+        runtime.chat = chat
         if metrics is not None:
             metrics.watch(runtime.runs.status)
         return runtime
     except BaseException:
         resources.close()
         raise
+
+
+def _outbox(
+    settings: Settings, store: Store, policies: Policies, links: Links, chat: Chat
+) -> list[Extension]:
+    """The outbox and its composers: notification URLs, Slack and Teams replies."""
+    from runner.notify import Outbox
+    from runner.notify.setup import webhook_notices
+
+    composers: list[Composer] = []
+    notices = webhook_notices(settings.notify, policies, links, os.environ)
+    if notices is not None:
+        composers.append(notices)
+    composers.extend(chat.composers(links, settings.notify.notify_deadline))
+    if not composers:
+        return []
+    n = settings.notify
+    return [
+        Outbox(
+            store,
+            composers,
+            timeout=n.notify_timeout,
+            backoff=n.notify_backoff,
+            max_timeout=settings.limits.max_timeout,
+        )
+    ]
 
 
 class SandboxScripts(Extension):

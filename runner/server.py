@@ -117,7 +117,13 @@ def prepare(
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     scheme = "https" if settings.server.tls else "http"
-    return Prepared(runtime, config, sock, f"{scheme}://{shown}:{port}", cert)
+    url = f"{scheme}://{shown}:{port}"
+    if not runtime.links.base:
+        # Links in chat and notices: this address, or the host's name when it listens on
+        # every interface (0.0.0.0 is no address to open). public_url says it better.
+        named = socket.gethostname() if host in ("0.0.0.0", "::") else shown
+        runtime.links.base = f"{scheme}://{named}:{port}"
+    return Prepared(runtime, config, sock, url, cert)
 
 
 class RunnerServer(uvicorn.Server):

@@ -5,8 +5,9 @@ built on them call these operations and nothing below them::
 
     jobs / job          the catalogue; one job (NotFound)
     (History: reading only, what ``runner runs``/``logs`` use beside a running server)
-    start(request)      policy, admission, replays (delivery ids, Idempotency-Key),
-                        submit                                     → Started | Refused
+    start(request)      policy (allow; a delivery's filters and mapping), admission,
+                        replays (delivery ids, Idempotency-Key), submit
+                                                         → Started | Refused | Ignored
     get / list_runs     one run, the history (only what the principal may see)
     follow(id, after)   committed events after ``after``: replay, then live, until done
     log(id)             the stored events, as they are now
@@ -20,15 +21,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from runner import admission
 from runner.admission import Rules
 from runner.auth.principal import EVERYTHING, Principal
 from runner.catalogue import Catalogue
+from runner.deliveries import Mapped, Payload, ignores, map_params
 from runner.errors import (
     Forbidden,
+    Ignored,
     NotFound,
     ParameterError,
     ParameterProblem,
@@ -39,7 +42,7 @@ from runner.executor import Executor
 from runner.journal import PAGE, Journal
 from runner.kinds import Job, Submission
 from runner.policy import Policies
-from runner.records import STATES, Event, RunRecord, Trigger, new_run_id
+from runner.records import STATES, Event, Notice, RunRecord, Trigger, new_run_id
 from runner.replays import Key, Replays, fingerprint
 from runner.secrets import SecretSources
 from runner.store.base import Store
@@ -62,6 +65,8 @@ class StartRequest:
     replay: tuple[Key, ...] = ()
     # Return once the record is stored (see Executor.submit).
     durable: bool = True
+    # A verified webhook delivery's content: runner.toml's events/when/params apply to it.
+    payload: Payload | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,11 @@ class History:
         with ``idle``, an empty batch after each ``idle`` seconds of silence."""
         return self.journal.follow(run_id, after, idle=idle)
 
+    async def notices(self, run_id: str, principal: Principal) -> list[Notice]:
+        """The notices of a run ``principal`` may see: each one's tries and outcome."""
+        run = await self.get(run_id, principal)
+        return await self.store.notices(run.id)
+
     async def log(self, run_id: str) -> AsyncIterator[list[Event]]:
         """The run's stored events in pages, as they are now."""
         last = 0
@@ -212,8 +222,19 @@ class Runs(History):
         """Start a run, or find the one an earlier copy of this request started."""
         job = self.job(req.job)
         self._authorize(job, req.principal)
-        params = await self._secret_defaults(job, req.params)
-        sub = admission.prepare(job, params, self.rules, body=req.body, timeout=req.timeout)
+        params, mapped = self._delivered(job, req)
+        params = await self._secret_defaults(job, params)
+        try:
+            sub = admission.prepare(job, params, self.rules, body=req.body, timeout=req.timeout)
+        except ParameterError as exc:
+            if mapped is None:
+                raise
+            raise ParameterError(job.path, mapped.explain(exc.problems)) from None
+        if mapped is not None:
+            if mapped.failed:
+                raise ParameterError(job.path, mapped.explain([]))
+            fields = {n: sub.recorded[n] for n in mapped.sources if n in sub.recorded}
+            req = replace(req, trigger=replace(req.trigger, fields=fields))
         run_id = new_run_id()
         if req.replay:
             original = await self._claim(req, job.path, sub.recorded, run_id)
@@ -252,6 +273,30 @@ class Runs(History):
                     retry_after=30,
                 ) from None
         return filled
+
+    def maps_deliveries(self, job: str) -> bool:
+        """True when runner.toml maps ``job``'s deliveries to its parameters (``params``):
+        then a delivery's body is read only through that mapping."""
+        policy = self.policies.for_job(job)
+        return policy is not None and bool(policy.params)
+
+    def _delivered(self, job: Job, req: StartRequest) -> tuple[Mapping[str, Any], Mapped | None]:
+        """A delivery's filters (Ignored when it misses one) and mapped parameters, beside
+        those of the query string (a name given by both is a problem)."""
+        policy = self.policies.for_job(job.path)
+        if req.payload is None or policy is None:
+            return req.params, None
+        why = ignores(policy.events, policy.when, req.payload)
+        if why is not None:
+            raise Ignored(job.path, why)
+        if not policy.params:
+            return req.params, None
+        mapped = map_params(policy.params, req.payload)
+        both = [n for n in mapped.sources if n in req.params]
+        if both:
+            said = "given in the query string and mapped from the delivery by runner.toml"
+            raise ParameterError(job.path, [ParameterProblem(n, said) for n in both])
+        return {**req.params, **mapped.values}, mapped
 
     def may_see(self, principal: Principal, job: str) -> bool:
         policy = self.policies.for_job(job)

@@ -94,8 +94,11 @@ class Job(ABC):
     """One job: its URL path, file, description and run-time declarations."""
 
     kind: ClassVar[str]
-    # Python jobs read parameters out of a form or JSON body; a script's body is its $1.
-    body_is_params: ClassVar[bool]
+    # Whether a verified webhook delivery's body gives parameters as a call's body does.
+    # A Python job's always has; a script's is a payload, kept for $1 (runner.toml
+    # ``params`` maps what the script needs), so that a sender's reply URL or token
+    # (Slack's form has both) never becomes a parameter, which is recorded and shown.
+    delivery_body_is_params: ClassVar[bool]
 
     path: str
     file: Path
@@ -136,6 +139,12 @@ class Job(ABC):
     @abstractmethod
     def body_schema(self) -> dict[str, Any]:
         """OpenAPI ``requestBody`` of ``POST /<job>``."""
+
+    @abstractmethod
+    def body_params(self, body: bytes, ctype: str, limits: LimitSettings) -> list[tuple[str, Any]]:
+        """The parameters a request body of media type ``ctype`` gives, in order (a name
+        may repeat: the caller refuses that); ParameterError or UnsupportedMediaType for a
+        body this kind cannot read."""
 
     @abstractmethod
     def admit(

@@ -21,8 +21,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
 
+from runner.bodies import FORM, BodyError, form_pairs, is_json_type, json_object
 from runner.context import Context
-from runner.errors import JobLoadError, ParameterError, ParameterProblem
+from runner.errors import JobLoadError, ParameterError, ParameterProblem, UnsupportedMediaType
 from runner.kinds.base import Admitted, Host, Job, Sink, Submission, lock_fields
 from runner.params import ParamSpec
 from runner.records import RunRecord
@@ -36,7 +37,7 @@ class PythonJob(Job):
     """A job written as a Python module."""
 
     kind: ClassVar[str] = "python"
-    body_is_params: ClassVar[bool] = True
+    delivery_body_is_params: ClassVar[bool] = True
 
     spec: ParamSpec
     func: Callable[..., Any]
@@ -102,6 +103,18 @@ class PythonJob(Job):
             },
         }
 
+    def body_params(self, body: bytes, ctype: str, limits: LimitSettings) -> list[tuple[str, Any]]:
+        """A form's fields or a JSON object's: a Python job's body is its parameters."""
+        try:
+            if ctype == FORM:
+                return form_pairs(body, limits.max_params)
+            if is_json_type(ctype):
+                return list(json_object(body).items())
+        except BodyError as exc:
+            problem = ParameterProblem(exc.name or "body", exc.reason)
+            raise ParameterError(self.path, [problem]) from None
+        raise UnsupportedMediaType(f"a Python job takes a JSON object or a form body, not {ctype}")
+
     def admit(
         self,
         raw: Mapping[str, Any],
@@ -139,6 +152,7 @@ class PythonJob(Job):
             timeout=run.timeout,
             drained=host.drained,
             secrets=host.secrets,
+            trigger=run.trigger,
         )
         tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         _track_tasks(asyncio.get_running_loop())

@@ -27,11 +27,14 @@ from runner.policy import policies_from_toml
 from runner.settings.sections import (
     SECTIONS,
     AzureSettings,
+    ChatSettings,
     LimitSettings,
+    NotifySettings,
     SandboxSettings,
     SecuritySettings,
     ServerSettings,
     loopback_address,
+    names_a_secret,
 )
 
 
@@ -45,6 +48,8 @@ class Settings(BaseModel):
     azure: AzureSettings = AzureSettings()
     security: SecuritySettings = SecuritySettings()
     sandbox: SandboxSettings = SandboxSettings()
+    notify: NotifySettings = NotifySettings()
+    chat: ChatSettings = ChatSettings()
 
     @property
     def db_path(self) -> Path:
@@ -89,7 +94,10 @@ def coerce(key: str, value: Any, source: str) -> Any:
         return _adapter(key).validate_python(value)
     except pydantic.ValidationError as exc:
         why = "; ".join(str(e["msg"]) for e in exc.errors())
-        raise ConfigError(f"{source}: {key}: {why} (got {value!r})") from None
+        section, name = KEYS[key]
+        # A secret's source refused is most often the secret pasted in: never echoed.
+        got = "" if names_a_secret(SECTIONS[section].model_fields[name]) else f" (got {value!r})"
+        raise ConfigError(f"{source}: {key}: {why}{got}") from None
 
 
 def from_values(values: Mapping[str, Any], *, source: str = "settings") -> Settings:
@@ -121,6 +129,7 @@ def from_toml(path: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if isinstance(data.get("jobs"), dict):
         out["policies"] = policies_from_toml(data["jobs"], path)
+    table = {**table, **_chat_keys(data.get("chat"), path)}
     for raw_key, value in table.items():
         key = raw_key.replace("-", "_")
         if key not in KEYS:
@@ -131,6 +140,21 @@ def from_toml(path: Path) -> dict[str, Any]:
             out[key] = path.parent / out[key]
     if "jobs" in out:
         out["jobs"] = tuple(p if p.is_absolute() else path.parent / p for p in out["jobs"])
+    return out
+
+
+def _chat_keys(chat: Any, path: Path) -> dict[str, Any]:
+    """``[chat.slack] signing_secret`` is the flat key ``slack_signing_secret``."""
+    if chat is None:
+        return {}
+    if not isinstance(chat, dict) or not all(isinstance(v, dict) for v in chat.values()):
+        raise ConfigError(f"{path}: [chat] holds tables: [chat.slack], [chat.teams]")
+    out = {}
+    for platform, keys in chat.items():
+        if platform not in ("slack", "teams"):
+            raise ConfigError(f"{path}: [chat.{platform}]: chat platforms are slack and teams")
+        for key, value in keys.items():
+            out[f"{platform}_{key}"] = value
     return out
 
 
@@ -176,7 +200,9 @@ __all__ = [
     "CLIENT_VARIABLES",
     "KEYS",
     "AzureSettings",
+    "ChatSettings",
     "LimitSettings",
+    "NotifySettings",
     "SandboxSettings",
     "SecuritySettings",
     "ServerSettings",

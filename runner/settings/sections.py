@@ -108,6 +108,9 @@ class ServerSettings(Section):
         "auth; unset: GET /_metrics with the API's auth",
     )
     heartbeat: Seconds = Field(15.0, description="seconds between SSE heartbeat comments")
+    public_url: OptionalText = Field(
+        None, description="base URL users reach this runner at (links in chat, notices)"
+    )
     loop: Literal["auto", "asyncio", "uvloop"] = Field(
         "auto", description="event loop: auto uses uvloop when installed"
     )
@@ -230,10 +233,89 @@ class SandboxSettings(Section):
     )
 
 
+def _source(value: Any) -> Any:
+    """A secret is named by where it lives, never given in place (see webhooks/secret)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.startswith(("env:", "file:", "keyvault:")):
+        # Never echoed: a refused value is most often the secret pasted in.
+        raise ValueError('must be a secret source: "env:NAME" or "file:PATH"')
+    return value
+
+
+def _targets(value: Any) -> Any:
+    for entry in value:
+        if not entry.startswith(("https://", "http://", "env:", "file:", "keyvault:")):
+            raise ValueError('each entry is an http(s) URL, or a source ("env:NAME"…) of one')
+    return value
+
+
+SecretSource = Annotated[str | None, BeforeValidator(_source)]
+
+
+def names_a_secret(field: Any) -> bool:
+    """Whether a field holds a secret's source: its refused value is never echoed."""
+    return any(getattr(m, "func", None) is _source for m in field.metadata)
+
+
+Targets = Annotated[tuple[str, ...], _items(","), AfterValidator(_targets)]
+
+
+class NotifySettings(Section):
+    """Notifications: a signed POST to each URL when a run ends (or starts), from an
+    outbox in the store, retried until delivered or the deadline passes."""
+
+    notify: Targets = Field(
+        (), description="URLs told about every run (also per job in runner.toml)"
+    )
+    notify_secret: SecretSource = Field(
+        None, description="Standard Webhooks key (whsec_…) signing them: env:/file: source"
+    )
+    notify_on: tuple[Literal["started", "finished"], ...] = Field(
+        ("finished",), description="moments told: finished, started"
+    )
+    notify_deadline: Seconds = Field(86400.0, description="seconds a notice is retried for")
+    notify_backoff: Seconds = Field(5.0, description="seconds to the first retry (doubling)")
+    notify_timeout: Seconds = Field(10.0, description="seconds one try may take")
+
+
+class ChatSettings(Section):
+    """Chat commands (``[chat.slack]``, ``[chat.teams]`` in runner.toml, keys prefixed by
+    the platform everywhere else: ``RUNNER_SLACK_SIGNING_SECRET``)."""
+
+    slack_signing_secret: SecretSource = Field(
+        None, description="Slack app signing secret (source): enables POST /_chat/slack"
+    )
+    slack_bot_token: SecretSource = Field(
+        None, description="bot token (source): results of runs over 30 min via chat.postMessage"
+    )
+    slack_response: Literal["ephemeral", "in_channel"] = Field(
+        "in_channel", description="who sees the acknowledgement and the result"
+    )
+    slack_progress: Number = Field(
+        60.0, ge=0, description="seconds between progress posts (0: none; 3 at most)"
+    )
+    slack_allow: Texts = Field(
+        (), description="TEAM/USER patterns who may run jobs naming no allow list (T1/*)"
+    )
+    slack_api_url: str = Field("https://slack.com/api", description="Slack Web API base URL")
+    teams_secret: SecretSource = Field(
+        None, description="outgoing webhook security token (source): enables /_chat/teams"
+    )
+    teams_allow: Texts = Field(
+        (), description="AAD object ids (or *) who may run jobs naming no allow list"
+    )
+    teams_result_url: SecretSource = Field(
+        None, description="Workflows/incoming webhook URL (source) for results as cards"
+    )
+
+
 SECTIONS: dict[str, type[Section]] = {
     "server": ServerSettings,
     "limits": LimitSettings,
     "azure": AzureSettings,
     "security": SecuritySettings,
     "sandbox": SandboxSettings,
+    "notify": NotifySettings,
+    "chat": ChatSettings,
 }

@@ -70,7 +70,7 @@ class WebhookGate:
             log.warning("webhook refused for /%s: %s", job, exc)
             outcome = "stale" if isinstance(exc, StaleTimestamp) else "forged"
             scope[WEBHOOK_KEY] = (policy.verify, outcome)
-            await _public(exc)(scope, receive, send)
+            await public_refusal(exc)(scope, receive, send)
             return
         except Refused as exc:
             log.warning("webhook refused for /%s: %s", job, exc)
@@ -90,7 +90,7 @@ class WebhookGate:
         await self.app(scope, _replay(body, receive), send)
 
 
-def _public(exc: SignatureError) -> ProblemResponse:
+def public_refusal(exc: SignatureError) -> ProblemResponse:
     """The 403 a refused sender gets: the reason, without this job's secret sources."""
     if isinstance(exc, BadSignature):
         exc = BadSignature(

@@ -75,10 +75,16 @@ class Security:
             body_timeout=settings.limits.body_timeout,
         )
 
-    def wrap(self, app: ASGIApp) -> ASGIApp:
-        """The middleware stack around ``app`` (SecurityHeaders goes outside, in app.py)."""
+    def wrap(self, app: ASGIApp, *, verified_paths: tuple[str, ...] = ()) -> ASGIApp:
+        """The middleware stack around ``app`` (SecurityHeaders goes outside, in app.py).
+        ``verified_paths`` (the chat endpoints) need no credentials: their handlers verify
+        the platform's signature."""
         inner: ASGIApp = AuthMiddleware(
-            app, htpasswd=self.htpasswd, tokens=self.tokens, limiter=self.limiter
+            app,
+            htpasswd=self.htpasswd,
+            tokens=self.tokens,
+            limiter=self.limiter,
+            open_paths=("/_health", "/_ready", *verified_paths),
         )
         if self.policies.verifying:
             inner = WebhookGate(
