@@ -63,6 +63,7 @@ class Runtime:
         resources: contextlib.ExitStack | None = None,
         policies: Policies | None = None,
         links: Links | None = None,
+        secrets: SecretSources | None = None,
     ) -> None:
         self.settings = settings
         # Where people open a run (chat and notices link to it): the server fills in its
@@ -75,12 +76,8 @@ class Runtime:
         environ = os.environ if environ is None else environ
         #: Every secret source of this runner (webhooks, job defaults, chat, notifications):
         #: ``runtime.secrets.watch("keyvault:…")``; Key Vault through the Azure extension.
-        self.secrets = SecretSources(
-            environ,
-            vault=next((e for e in extensions if isinstance(e, VaultReader)), None),
-            refresh=settings.security.secret_refresh,
-            observer=next((e for e in extensions if isinstance(e, SecretObserver)), None),
-        )
+        #: ``build`` may make it first (``sources_for``) for parts built before the runtime.
+        self.secrets = secrets or sources_for(settings, extensions, environ)
         #: Why :meth:`start` failed (a RunnerError in words), for the command line.
         self.start_error: RunnerError | None = None
         script_env = base_env(environ) | self.extensions.script_env()
@@ -258,6 +255,19 @@ def _outbox(
             max_timeout=settings.limits.max_timeout,
         )
     ]
+
+
+def sources_for(
+    settings: Settings, extensions: Sequence[Extension], environ: Mapping[str, str]
+) -> SecretSources:
+    """The process's secret sources: Key Vault through the extension that reads it (the
+    Azure one), reads counted by the one that observes them (metrics)."""
+    return SecretSources(
+        environ,
+        vault=next((e for e in extensions if isinstance(e, VaultReader)), None),
+        refresh=settings.security.secret_refresh,
+        observer=next((e for e in extensions if isinstance(e, SecretObserver)), None),
+    )
 
 
 class SandboxScripts(Extension):

@@ -26,7 +26,8 @@ def read_local(spec: str, environ: Mapping[str, str], *, base_dir: Path | None =
     """
     kind, sep, where = spec.partition(":")
     if kind == "keyvault" and sep:
-        raise ConfigError(f"secret {spec}: a Key Vault reference is read by SecretSources")
+        # Callers that can follow a reference use SecretSources (runtime.secrets) instead.
+        raise ConfigError(f"secret {spec}: this setting takes env:NAME or file:PATH only")
     if not sep or kind not in ("env", "file") or not where:
         raise refused_literal()
     if kind == "env":
