@@ -12,20 +12,32 @@ MAX_LINE = 64 * 1024  # longer lines are split: one event stays a bounded size
 MASK = "***"
 
 
-def masker(secrets: list[str]) -> Callable[[str], str]:
-    """A function replacing each secret value in a line with ``***``."""
-    # Very short values would mask ordinary text everywhere; they are no secret anyway.
-    values = sorted({s for s in secrets if len(s) >= 3}, key=len, reverse=True)
-    if not values:
-        return lambda line: line
+class Mask:
+    """Replaces each secret value of a run in a line with ``***``; a secret the run gets
+    while it runs (``ctx.secret``) is added to it."""
 
-    def mask(line: str) -> str:
-        for value in values:
+    __slots__ = ("_values",)
+
+    def __init__(self, secrets: list[str]) -> None:
+        self._values: list[str] = []
+        for value in secrets:
+            self.add(value)
+
+    def add(self, value: str) -> None:
+        # Very short values would mask ordinary text everywhere; they are no secret anyway.
+        if len(value) >= 3 and value not in self._values:
+            self._values = sorted([*self._values, value], key=len, reverse=True)
+
+    def __call__(self, line: str) -> str:
+        for value in self._values:
             if value in line:
                 line = line.replace(value, MASK)
         return line
 
-    return mask
+
+def masker(secrets: list[str]) -> Callable[[str], str]:
+    """A function replacing each secret value in a line with ``***`` (a :class:`Mask`)."""
+    return Mask(secrets)
 
 
 def split_lines(text: str) -> list[str]:
