@@ -239,7 +239,7 @@ def _source(value: Any) -> Any:
         return None
     if not isinstance(value, str) or not value.startswith(("env:", "file:", "keyvault:")):
         # Never echoed: a refused value is most often the secret pasted in.
-        raise ValueError('must be a secret source: "env:NAME" or "file:PATH"')
+        raise ValueError('must be a secret source: "env:NAME", "file:PATH" or "keyvault:URL"')
     return value
 
 
@@ -269,7 +269,7 @@ class NotifySettings(Section):
         (), description="URLs told about every run (also per job in runner.toml)"
     )
     notify_secret: SecretSource = Field(
-        None, description="Standard Webhooks key (whsec_…) signing them: env:/file: source"
+        None, description="Standard Webhooks key (whsec_…) signing them (a secret source)"
     )
     notify_on: tuple[Literal["started", "finished"], ...] = Field(
         ("finished",), description="moments told: finished, started"

@@ -337,8 +337,8 @@ def test_chat_and_notification_secrets_come_from_key_vault_too(kv, sandbox):
                           "text": "py/echo rg=kv", "channel_id": "C1",
                           "response_url": hooks.url + "/slack"}).encode()  # fmt: skip
         with rig.srv.client() as c:
-            answer = c.post("/_chat/slack", content=body,
-                            headers=slack_headers(slack_secret.encode(), body, int(time.time())))  # fmt: skip
+            signed = slack_headers(slack_secret.encode(), body, int(time.time()))
+            answer = c.post("/_chat/slack", content=body, headers=signed)
             rig.answers.append(answer.text)  # type: ignore[attr-defined]
             assert answer.status_code == 200 and "started" in answer.json()["text"]
         assert hooks.delivered("/slack").json()["text"].startswith("✅ /py/echo succeeded")
