@@ -13,6 +13,7 @@ they share one stored batch and one write to each follower (issue 13).
 from __future__ import annotations
 
 import asyncio
+import codecs
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -21,7 +22,10 @@ from runner.records import EV_ERROR, EV_OUTPUT
 
 LEFT_BEHIND = "runner: the script left processes holding its output; killed them"
 
-Emit = Callable[[str, str], None]
+# (kind, text, continued): continued text is a piece of a line the next one finishes.
+Emit = Callable[[str, str, bool], None]
+KINDS = (EV_OUTPUT, EV_ERROR)
+STDERR, CONTINUED = 1, 2  # a block's flags (runner.kinds.shepherd.herd)
 
 
 async def run_script(
@@ -44,11 +48,22 @@ async def run_script(
     if body:
         args.append(body.decode("utf-8", "replace"))
 
+    # A long line comes in pieces: decoded as one text (a character cut in two is not
+    # two replacement characters), and each piece marked as continued, so that a secret
+    # across a cut is still masked (the emitter holds back what could begin one).
+    decoders = {kind: codecs.getincrementaldecoder("utf-8")("replace") for kind in KINDS}
+
     def lines(batch: list[Lines]) -> None:
-        for err, block in batch:
-            kind = EV_ERROR if err else EV_OUTPUT
-            for line in block.split(b"\n"):
-                emit(kind, line.decode("utf-8", "replace"))
+        for flags, block in batch:
+            kind = EV_ERROR if flags & STDERR else EV_OUTPUT
+            decoder = decoders[kind]
+            if flags & CONTINUED:
+                emit(kind, decoder.decode(block), True)
+                continue
+            first, *rest = block.split(b"\n")
+            emit(kind, decoder.decode(first, final=True), False)
+            for line in rest:
+                emit(kind, line.decode("utf-8", "replace"), False)
 
     script = spawner.spawn(args, env, str(file.parent), limits, lines)
     try:
@@ -59,7 +74,7 @@ async def run_script(
         raise
     lines(script.lines)
     if script.left_behind:
-        emit(EV_ERROR, LEFT_BEHIND)
+        emit(EV_ERROR, LEFT_BEHIND, False)
     if script.error is not None:
         raise script.error
     assert script.code is not None

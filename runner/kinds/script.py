@@ -33,8 +33,9 @@ from runner.errors import JobLoadError, ParameterError, ParameterProblem
 from runner.kinds.base import Admitted, Host, Job, Sink, Submission, lock_fields, parse_size
 from runner.kinds.process import run_script
 from runner.kinds.script_params import DeclarationError, Declared, ScriptParam
+from runner.output import Carry
 from runner.params import PARAM_NAME, REDACTED
-from runner.records import RunRecord
+from runner.records import EV_ERROR, EV_OUTPUT, RunRecord
 from runner.settings import LimitSettings
 
 # The environment a script starts from: enough to run, nothing of the runner's own secrets.
@@ -279,8 +280,17 @@ class ScriptJob(Job):
         env.update(sub.values)
         env.update(RUNNER_RUN_ID=run.id, RUNNER_JOB=run.job)
 
-        def emit(kind: str, line: str) -> None:
-            sink(kind, mask(line))
+        carries = {EV_OUTPUT: Carry(mask), EV_ERROR: Carry(mask)}
+
+        def emit(kind: str, text: str, continued: bool) -> None:
+            carry = carries[kind]
+            if not continued and not carry.held:
+                sink(kind, mask(text))
+                return
+            # A piece of a long line: masked as part of the whole (see output.Carry).
+            shown = carry.feed(text, last=not continued)
+            if shown or not continued:
+                sink(kind, shown)
 
         return await run_script(
             self.file,

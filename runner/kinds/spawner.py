@@ -49,8 +49,9 @@ LAUNCH = (
 KEEP_IDLE = 64
 # A request must fit one datagram (the kernel's default socket buffer is ~208 KiB).
 MAX_REQUEST = 192 * 1024
-# (from stderr, lines): newline-separated lines of one stream (see runner.kinds.shepherd).
-Lines = tuple[bool, bytes]
+# (flags, lines): newline-separated lines of one stream; flags 1: stderr, 2: a piece of a
+# long line that the next block of its stream continues (see runner.kinds.shepherd.herd).
+Lines = tuple[int, bytes]
 OnLines = Callable[[list[Lines]], None]
 
 

@@ -26,9 +26,12 @@ from .tree import become_subreaper, descendants_of, reap_any, receive, signal_al
 HOLD = 0.02  # at most this long does a line wait for the ones after it
 PIPE_GRACE = 2.0  # how long after the exit processes may hold the script's output
 FLUSH_BYTES = 64 * 1024  # a message of lines carries about this much at most
-# (from stderr, lines): the lines of one stream, in order, newline-separated, without the
-# last newline — one block per run of lines from the same stream, in the order they came.
-Lines = tuple[bool, bytes]
+# (flags, lines): the lines of one stream, in order, newline-separated, without the last
+# newline — one block per run of lines from the same stream, in the order they came.
+# flags: 1 from stderr; 2 a piece of a line longer than max_line, continued by the next
+# block of its stream (the server masks secrets across the cut before it is shown).
+Lines = tuple[int, bytes]
+STDERR, CONTINUED = 1, 2
 
 
 class Run:
@@ -60,23 +63,36 @@ class Run:
             self.add(err, pending[:end].replace(b"\r\n", b"\n")[:-1])
             pending = pending[end:]
         while len(pending) > self.max_line:
-            self.add(err, pending[: self.max_line])
+            self.put(err | CONTINUED, pending[: self.max_line])
             pending = pending[self.max_line :]
         if pending:
             self.partial[fd] = pending
 
-    def add(self, err: bool, block: bytes) -> None:
-        """Lines (newline-separated) from one stream; longer ones cut in pieces."""
-        if len(block) > self.max_line and max(map(len, block.split(b"\n"))) > self.max_line:
-            block = b"\n".join(self._cut(line) for line in block.split(b"\n"))
+    def add(self, err: int, block: bytes) -> None:
+        """Lines (newline-separated) from one stream; longer ones cut in pieces, each but
+        the last sent as a CONTINUED block of its own."""
+        if len(block) <= self.max_line or max(map(len, block.split(b"\n"))) <= self.max_line:
+            self.put(err, block)
+            return
+        kept: list[bytes] = []
+        step = self.max_line
+        for line in block.split(b"\n"):
+            if len(line) <= step:
+                kept.append(line)
+                continue
+            if kept:
+                self.put(err, b"\n".join(kept))
+            pieces = [line[i : i + step] for i in range(0, len(line), step)]
+            for piece in pieces[:-1]:
+                self.put(err | CONTINUED, piece)
+            kept = [pieces[-1]]
+        self.put(err, b"\n".join(kept))
+
+    def put(self, flags: int, block: bytes) -> None:
         if not self.lines:
             self.since = time.monotonic()
-        self.lines.append((err, block))
+        self.lines.append((flags, block))
         self.size += len(block) + 16
-
-    def _cut(self, line: bytes) -> bytes:
-        step = self.max_line
-        return b"\n".join(line[i : i + step] for i in range(0, len(line), step)) if line else line
 
     def close(self, fd: int) -> None:
         """EOF (or the end) of ``fd``: its last line without newline counts too."""
