@@ -23,7 +23,11 @@ prints the message and exits 2::
     │   ├── TooSlow          a body not sent in time
     │   ├── UnsupportedMediaType  a body of a type the job cannot read
     │   ├── Busy             the queue is full: retry after ``retry_after`` seconds
-    │   └── Draining         shutting down: retry elsewhere or after ``retry_after``
+    │   ├── Draining         shutting down: retry elsewhere or after ``retry_after``
+    │   └── Unavailable      something the run needs cannot be had now (a job's secret
+    │                        default in Key Vault): retry after ``retry_after``
+    ├── Ignored              a webhook delivery the job's filters do not take: nothing
+    │                        started, and the sender is told why (not a refusal)
     ├── StoreError           the run store failed
     ├── ClientError          the remote client (``runner call``, ``--server``) got no answer
     │   ├── Unreachable      no answer from the server after every try
@@ -119,6 +123,23 @@ class Busy(Refused):
 
 class Draining(Refused):
     """The runner is shutting down and takes no new runs."""
+
+
+class Unavailable(Refused):
+    """Something the run needs cannot be had now; the server's log says why."""
+
+
+class Ignored(RunnerError):
+    """A verified delivery that runner.toml's ``events`` or ``when`` rule out for ``job``.
+
+    Not a refusal: the sender did nothing wrong and must not retry, so it is answered as
+    a success that started nothing; ``reason`` says which filter it missed and how.
+    """
+
+    def __init__(self, job: str, reason: str) -> None:
+        self.job = job
+        self.reason = reason
+        super().__init__(f"ignored: {reason}")
 
 
 class StoreError(RunnerError):

@@ -33,7 +33,7 @@ PENDING_SOFT = 256 << 10
 PENDING_HARD = 8 << 20
 RING = 4096  # recent events kept per live run for followers that keep up…
 RING_BYTES = 1 << 20  # …and at most this much of their text (64 KiB lines add up fast)
-PAGE = 5000  # events read from the store at a time when replaying
+PAGE = 1000  # events read from the store at a time when replaying
 
 
 class Channel:

@@ -51,6 +51,8 @@ class Trigger:
     ``scheme``: ``http``, ``cli`` or a webhook scheme (``github``, ``slack``…);
     ``delivery_id`` and ``event`` are the sender's (``X-GitHub-Delivery``,
     ``X-GitHub-Event``); ``address`` is the client's address as the server believed it.
+    ``fields``: the parameters runner.toml's ``params`` mapped from the delivery, as
+    recorded (a secret parameter's value redacted).
     ``reply`` holds what a sender gave to answer it (Slack's ``response_url``): kept for
     hooks, never shown, since whoever holds it can post to the channel. Never a secret:
     the trigger is built from what a verified request says about itself, never from a
@@ -62,6 +64,7 @@ class Trigger:
     event: str | None = None
     address: str | None = None
     reply: Mapping[str, str] = field(default_factory=dict)
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """What the API shows: everything but ``reply``."""
@@ -70,6 +73,7 @@ class Trigger:
             "delivery_id": self.delivery_id,
             "event": self.event,
             "address": self.address,
+            "fields": dict(self.fields),
         }
 
     def stored(self) -> str:
@@ -88,6 +92,7 @@ class Trigger:
             event=data.get("event"),
             address=data.get("address"),
             reply=data.get("reply") or {},
+            fields=data.get("fields") or {},
         )
 
 
@@ -213,6 +218,9 @@ class Claim:
     created: float
 
 
+MAX_TRIES_KEPT = 20  # a notice retried for a day keeps its latest tries, not all
+
+
 @dataclass(slots=True)
 class Notice:
     """One message to deliver about a run, kept in the store's outbox until delivered.
@@ -236,10 +244,16 @@ class Notice:
     delivered: float | None = None
     last_status: int | None = None
     last_error: str | None = None
+    tries: str = "[]"  # JSON: the latest MAX_TRIES_KEPT tries, {"at", "status", "error"}
 
     @property
     def gave_up(self) -> bool:
         return self.delivered is None and self.next_at > self.deadline
+
+    def tried(self, at: float, status: int | None, error: str | None) -> str:
+        """``tries`` with one more, the oldest dropped past :data:`MAX_TRIES_KEPT`."""
+        kept = json.loads(self.tries)[-(MAX_TRIES_KEPT - 1) :]
+        return json.dumps([*kept, {"at": at, "status": status, "error": error}])
 
     def to_json(self) -> dict[str, Any]:
         """What ``GET /_runs/<id>/notifications`` shows (not the target: it may be secret)."""
@@ -251,4 +265,5 @@ class Notice:
             "last_status": self.last_status,
             "last_error": self.last_error,
             "gave_up": self.gave_up,
+            "tries": json.loads(self.tries),
         }

@@ -77,6 +77,7 @@ def prepare(
     """Build the runtime, set up TLS and security, bind the socket. Raises RunnerError."""
     runtime = runtimes.build(settings, store=store, extensions=extensions, serving=True)
     try:
+        runtime.claim_state_dir()
         settings = runtime.settings
         cert = key = None
         if settings.server.tls:
@@ -84,7 +85,7 @@ def prepare(
                 cert, key = settings.server.tls_cert, settings.server.tls_key
             else:
                 cert, key, _ = tls.self_signed(settings.server.state_dir)
-        security = Security.from_settings(settings, runtime.runs.policies, os.environ)
+        security = Security.from_settings(settings, runtime.runs.policies, runtime.secrets)
         app = build_app(runtime, security, hsts=settings.server.tls)
         sec = settings.security
         config = uvicorn.Config(
@@ -121,37 +122,38 @@ def prepare(
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     scheme = "https" if settings.server.tls else "http"
-    return Prepared(runtime, config, sock, f"{scheme}://{shown}:{port}", cert)
+    url = f"{scheme}://{shown}:{port}"
+    if not runtime.links.base:
+        # Links in chat and notices: this address, or the host's name when it listens on
+        # every interface (0.0.0.0 is no address to open). public_url says it better.
+        named = socket.gethostname() if host in ("0.0.0.0", "::") else shown
+        runtime.links.base = f"{scheme}://{named}:{port}"
+    return Prepared(runtime, config, sock, url, cert)
 
 
 class RunnerServer(uvicorn.Server):
     """uvicorn's server with a draining first SIGTERM (see the module docstring)."""
 
-    def __init__(
-        self,
-        config: uvicorn.Config,
-        executor: Executor,
-        drain_timeout: float,
-        on_started: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, config: uvicorn.Config, executor: Executor, drain_timeout: float) -> None:
         super().__init__(config)
-        self.on_started = on_started
         self.executor = executor
         self.drain_timeout = drain_timeout
         self._drain: asyncio.Task[None] | None = None
         self._signals = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Called once the lifespan started the runtime, before connections are served.
+        self.on_ready: Callable[[], None] | None = None
 
     @classmethod
-    def of(cls, prepared: Prepared, on_started: Callable[[], None] | None = None) -> RunnerServer:
+    def of(cls, prepared: Prepared) -> RunnerServer:
         rt = prepared.runtime
-        return cls(prepared.config, rt.executor, rt.settings.limits.drain_timeout, on_started)
+        return cls(prepared.config, rt.executor, rt.settings.limits.drain_timeout)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
-        if self.on_started is not None and not self.should_exit:
-            self.on_started()
+        if self.on_ready is not None and not self.should_exit:
+            self.on_ready()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._loop is not None and not self.should_exit:
@@ -235,9 +237,21 @@ def serve(settings: Settings) -> None:
     # traceback on stderr instead of a silent death.
     faulthandler.enable()
     prepared = prepare(settings)
-    print(banner(prepared), flush=True)
-    log.info("listening", extra={"url": prepared.url, "pid": os.getpid()})
     server = RunnerServer.of(prepared)
+
+    def ready() -> None:
+        # Once the runtime started (secrets read, store open): a refused start says why
+        # instead of a banner.
+        print(banner(prepared), flush=True)
+        log.info("listening", extra={"url": prepared.url, "pid": os.getpid()})
+
+    server.on_ready = ready
     # The lifespan stops the runtime; the resources close here too in case it never ran.
     with prepared.runtime.resources:
-        server.run(sockets=[prepared.sock])
+        try:
+            server.run(sockets=[prepared.sock])
+        except SystemExit:
+            # uvicorn exits when the lifespan fails; the runtime kept the reason in words.
+            if prepared.runtime.start_error is not None:
+                raise prepared.runtime.start_error from None
+            raise

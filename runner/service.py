@@ -5,8 +5,9 @@ built on them call these operations and nothing below them::
 
     jobs / job          the catalogue; one job (NotFound)
     (History: reading only, what ``runner runs``/``logs`` use beside a running server)
-    start(request)      policy, admission, replays (delivery ids, Idempotency-Key),
-                        submit                                     → Started | Refused
+    start(request)      policy (allow; a delivery's filters and mapping), admission,
+                        replays (delivery ids, Idempotency-Key), submit
+                                                         → Started | Refused | Ignored
     get / list_runs     one run, the history (only what the principal may see)
     follow(id, after)   committed events after ``after``: replay, then live, until done
     log(id)             the stored events, as they are now
@@ -18,23 +19,35 @@ Refusals are domain errors (:mod:`runner.errors`); each transport says them its 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from runner import admission
 from runner.admission import Rules
 from runner.auth.principal import EVERYTHING, Principal
 from runner.catalogue import Catalogue
-from runner.errors import Forbidden, NotFound, ParameterError, ParameterProblem
+from runner.deliveries import Mapped, Payload, ignores, map_params
+from runner.errors import (
+    Forbidden,
+    Ignored,
+    NotFound,
+    ParameterError,
+    ParameterProblem,
+    RunnerError,
+    Unavailable,
+)
 from runner.executor import Executor
 from runner.journal import PAGE, Journal
 from runner.kinds import Job, Submission
 from runner.policy import Policies
-from runner.records import STATES, Event, RunRecord, Trigger, new_run_id
+from runner.records import STATES, Event, Notice, RunRecord, Trigger, new_run_id
 from runner.replays import Key, Replays, fingerprint
+from runner.secrets import SecretSources
 from runner.store.base import Store
 
+log = logging.getLogger("runner.runs")
 MAX_PAGE = 500
 
 
@@ -52,6 +65,8 @@ class StartRequest:
     replay: tuple[Key, ...] = ()
     # Return once the record is stored (see Executor.submit).
     durable: bool = True
+    # A verified webhook delivery's content: runner.toml's events/when/params apply to it.
+    payload: Payload | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +165,11 @@ class History:
         with ``idle``, an empty batch after each ``idle`` seconds of silence."""
         return self.journal.follow(run_id, after, idle=idle)
 
+    async def notices(self, run_id: str, principal: Principal) -> list[Notice]:
+        """The notices of a run ``principal`` may see: each one's tries and outcome."""
+        run = await self.get(run_id, principal)
+        return await self.store.notices(run.id)
+
     async def log(self, run_id: str) -> AsyncIterator[list[Event]]:
         """The run's stored events in pages, as they are now."""
         last = 0
@@ -170,12 +190,15 @@ class Runs(History):
         rules: Rules,
         policies: Policies,
         replay_ttl: float,
+        *,
+        secrets: SecretSources | None = None,
     ) -> None:
         super().__init__(store, journal, executor.live)
         self.catalogue = catalogue
         self.executor = executor
         self.rules = rules
         self.policies = policies
+        self.secrets = secrets
         self.replays = Replays(
             store, executor.owner, self._find, ttl=replay_ttl, alive=executor.coord.alive
         )
@@ -201,7 +224,19 @@ class Runs(History):
         """Start a run, or find the one an earlier copy of this request started."""
         job = self.job(req.job)
         self._authorize(job, req.principal)
-        sub = admission.prepare(job, req.params, self.rules, body=req.body, timeout=req.timeout)
+        params, mapped = self._delivered(job, req)
+        params = await self._secret_defaults(job, params)
+        try:
+            sub = admission.prepare(job, params, self.rules, body=req.body, timeout=req.timeout)
+        except ParameterError as exc:
+            if mapped is None:
+                raise
+            raise ParameterError(job.path, mapped.explain(exc.problems)) from None
+        if mapped is not None:
+            if mapped.failed:
+                raise ParameterError(job.path, mapped.explain([]))
+            fields = {n: sub.recorded[n] for n in mapped.sources if n in sub.recorded}
+            req = replace(req, trigger=replace(req.trigger, fields=fields))
         run_id = new_run_id()
         if req.replay:
             original = await self._claim(req, job.path, sub.recorded, run_id)
@@ -220,6 +255,50 @@ class Runs(History):
                 await self.replays.release(key, run_id)
             raise
         return Started(run)
+
+    async def _secret_defaults(self, job: Job, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``params`` with each secret the request leaves out read from the source its
+        default names: then validated, masked and never stored like a secret given."""
+        # An empty value is a form's blank field: no one means an empty secret.
+        missing = {n: s for n, s in job.secret_sources.items() if params.get(n) in (None, "")}
+        if not missing or self.secrets is None:
+            return params
+        filled = dict(params)
+        for name, source in missing.items():
+            try:
+                filled[name] = (await self.secrets.read(source)).reveal().decode()
+            except RunnerError as exc:
+                log.error("/%s: the default of %s cannot be read: %s", job.path, name, exc)
+                raise Unavailable(
+                    f"the default of parameter {name} cannot be read now (the server's log "
+                    "says why); give it, or try again later",
+                    retry_after=30,
+                ) from None
+        return filled
+
+    def maps_deliveries(self, job: str) -> bool:
+        """True when runner.toml maps ``job``'s deliveries to its parameters (``params``):
+        then a delivery's body is read only through that mapping."""
+        policy = self.policies.for_job(job)
+        return policy is not None and bool(policy.params)
+
+    def _delivered(self, job: Job, req: StartRequest) -> tuple[Mapping[str, Any], Mapped | None]:
+        """A delivery's filters (Ignored when it misses one) and mapped parameters, beside
+        those of the query string (a name given by both is a problem)."""
+        policy = self.policies.for_job(job.path)
+        if req.payload is None or policy is None:
+            return req.params, None
+        why = ignores(policy.events, policy.when, req.payload)
+        if why is not None:
+            raise Ignored(job.path, why)
+        if not policy.params:
+            return req.params, None
+        mapped = map_params(policy.params, req.payload)
+        both = [n for n in mapped.sources if n in req.params]
+        if both:
+            said = "given in the query string and mapped from the delivery by runner.toml"
+            raise ParameterError(job.path, [ParameterProblem(n, said) for n in both])
+        return {**req.params, **mapped.values}, mapped
 
     def may_see(self, principal: Principal, job: str) -> bool:
         policy = self.policies.for_job(job)

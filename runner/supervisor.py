@@ -79,10 +79,23 @@ def serve_workers(settings: Settings) -> None:
         # Made once here: workers generating it at once would race on the files.
         cert, key, _ = tls.self_signed(server.state_dir)
         update |= {"tls_cert": cert, "tls_key": key}
-    worker_settings = settings.model_copy(update={"server": server.model_copy(update=update)})
+    # One state dir each (a state dir is one process's: runner.statelock), the same token
+    # store; a worker started again takes its predecessor's dir (and recovers its runs).
+    security = settings.security.model_copy(update={"token_store": settings.tokens_path})
+    per_worker = [
+        settings.model_copy(
+            update={
+                "server": server.model_copy(
+                    update={**update, "state_dir": server.state_dir / "workers" / str(i)}
+                ),
+                "security": security,
+            }
+        )
+        for i in range(server.workers)
+    ]
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Queue()
-    workers = [_spawn(ctx, worker_settings, ready) for _ in range(server.workers)]
+    workers = [_spawn(ctx, each, ready) for each in per_worker]
     stopping = False
 
     def stop(sig: int, frame: Any) -> None:
@@ -100,7 +113,7 @@ def serve_workers(settings: Settings) -> None:
         url = _await_ready(ready, workers)
         print(f"runner listening on {url}", flush=True)
         print(f"{len(workers)} worker processes (replicas on the PostgreSQL store)", flush=True)
-        _supervise(ctx, workers, worker_settings, ready, lambda: stopping)
+        _supervise(ctx, workers, per_worker, ready, lambda: stopping)
     finally:
         for w in workers:
             w.join(30)
@@ -128,14 +141,14 @@ def _await_ready(ready: Any, workers: list[BaseProcess]) -> str:
 
 
 def _supervise(
-    ctx: Any, workers: list[BaseProcess], settings: Settings, ready: Any, stopping: Any
+    ctx: Any, workers: list[BaseProcess], settings: list[Settings], ready: Any, stopping: Any
 ) -> None:
     """Until stopped: a worker that exits is started again (peers recover its runs)."""
     while not stopping():
         for i, w in enumerate(workers):
             if not w.is_alive() and not stopping():
                 log.error("worker %s exited with %s; starting another", w.pid, w.exitcode)
-                workers[i] = _spawn(ctx, settings, ready)
+                workers[i] = _spawn(ctx, settings[i], ready)
         time.sleep(0.5)
 
 
@@ -149,6 +162,7 @@ def _worker(settings: Settings, ready: Any) -> None:  # pragma: no cover - in a 
     faulthandler.enable()
     logs.configure(settings.server.log_format, settings.server.log_level)
     prepared = prepare(settings, reuse_port=True)
-    server = RunnerServer.of(prepared, on_started=lambda: ready.put(prepared.url))
+    server = RunnerServer.of(prepared)
+    server.on_ready = lambda: ready.put(prepared.url)
     with prepared.runtime.resources:
         server.run(sockets=[prepared.sock])

@@ -85,6 +85,20 @@ def make_settings(state_dir: Path, **overrides: Any) -> Settings:
     return from_values(base)
 
 
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """Tests that call ``cli.main`` configure logging with a handler on the stderr pytest
+    captures for that test, and closes after it: put the root logger back, so that later
+    tests' servers do not write into a closed stream ("Logging error")."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
     """Factory: start a real uvicorn server over TLS in a thread (``serve(max_running=1)``)."""

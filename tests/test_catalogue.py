@@ -134,3 +134,57 @@ def test_missing_folder_is_an_error(tmp_path):
     """A --jobs folder that does not exist is named."""
     with pytest.raises(CatalogueError, match="job folder does not exist"):
         Catalogue.discover((tmp_path / "nope",))
+
+
+def test_script_parameters_are_declared_one_header_line_each(tmp_path):
+    """Name, required/secret, key=value (quoted when it has spaces), -- description; a
+    runner-secret name joins them as a secret."""
+    _script(
+        tmp_path / "s.sh",
+        "# Deploy.\n"
+        "# runner-param: site required pattern='^[a-z]+ ?$' -- the site, -- dashes and all\n"
+        '# runner-param: mode choices=a,b default=b description="how to go"\n'
+        "# runner-secret: key\n"
+        "# runner-lock: site:{site}\necho hi",
+    )
+    job = Catalogue.discover((tmp_path,)).get("s")
+    props = job.describe()["parameters"]["properties"]
+    assert props["site"] == {"type": "string", "pattern": "^[a-z]+ ?$",
+                             "description": "the site, -- dashes and all"}  # fmt: skip
+    assert props["mode"] == {"type": "string", "enum": ["a", "b"], "default": "b",
+                             "description": "how to go"}  # fmt: skip
+    assert props["key"] == {"type": "string", "writeOnly": True, "x-secret": True}
+    assert job.describe()["parameters"]["required"] == ["site"]
+    assert job.description == "Deploy."
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("rg mandatory", "unknown word 'mandatory'"),
+        ("rg pattern=[a-", "pattern=[a- is no regular expression"),
+        ("rg required default=x", "a required parameter has no default"),
+        ("rg pattern=^[a-z]+$ default=X1", "the default 'X1' must match ^[a-z]+$"),
+        ("rg choices=a,b default=c", "the default 'c' must be one of a, b"),
+        ("Rg", "'Rg' is not a parameter name"),
+        ("path", "path: this name is reserved"),
+        ("rg colour=red", "unknown key colour="),
+        ("", "give the parameter's name first"),
+        ("rg\n# runner-param: rg", "rg is declared twice"),
+    ],
+)
+def test_a_bad_parameter_declaration_stops_the_start_naming_file_and_line(tmp_path, line, says):
+    """A declaration that cannot be honoured is found at start, not at a request."""
+    _script(tmp_path / "s.sh", f"# Deploy.\n# runner-param: {line}\necho hi")
+    with pytest.raises(CatalogueError) as err:
+        Catalogue.discover((tmp_path,))
+    line_no = 4 if "twice" in says else 3
+    assert f"{tmp_path / 's.sh'}: line {line_no}: runner-param: " in str(err.value)
+    assert says in str(err.value)
+
+
+def test_a_script_declaring_parameters_locks_only_on_declared_ones(tmp_path):
+    """runner-lock naming an undeclared parameter could never be filled: an error."""
+    _script(tmp_path / "s.sh", "# runner-param: rg\n# runner-lock: vm:{vm}\necho hi")
+    with pytest.raises(CatalogueError, match="runner-lock uses undeclared parameters: vm"):
+        Catalogue.discover((tmp_path,))

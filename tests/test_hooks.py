@@ -86,4 +86,5 @@ def test_a_run_records_its_trigger(serve):
         "delivery_id": None,
         "event": None,
         "address": "127.0.0.1",
+        "fields": {},
     }

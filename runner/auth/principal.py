@@ -17,8 +17,10 @@ from typing import Literal
 
 from runner.errors import Forbidden
 
-# ``cli``: ``runner run`` in a terminal of the host, by the local account named.
-Kind = Literal["user", "token", "webhook", "cli", "anonymous"]
+# ``cli``: ``runner run`` in a terminal of the host, by the local account named; ``slack``
+# and ``teams``: a chat user (``T123/U456``, an AAD object id) whose platform signed the
+# command.
+Kind = Literal["user", "token", "webhook", "cli", "anonymous", "slack", "teams"]
 
 EVERYTHING = ("**",)
 _SEGMENT = re.compile(r"[a-z0-9][a-z0-9_-]*")

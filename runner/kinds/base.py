@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from runner.context import Lender
+from runner.context import Lender, SecretReader
 from runner.errors import ParameterProblem
+from runner.kinds.spawner import Spawner
 from runner.records import RunRecord
 from runner.settings import LimitSettings
 
@@ -42,6 +43,9 @@ class Host:
     kill_grace: float
     # Returns once the run's output waiting to be stored is small (``await ctx.print``).
     drained: Callable[[], Awaitable[None]]
+    spawner: Spawner  # starts scripts off the loop, in shepherd processes
+    # Reads secret sources for ``ctx.secret("keyvault:…")`` (the runtime's SecretSources).
+    secrets: SecretReader | None = None
 
 
 @dataclass(frozen=True)
@@ -92,8 +96,11 @@ class Job(ABC):
     """One job: its URL path, file, description and run-time declarations."""
 
     kind: ClassVar[str]
-    # Python jobs read parameters out of a form or JSON body; a script's body is its $1.
-    body_is_params: ClassVar[bool]
+    # Whether a verified webhook delivery's body gives parameters as a call's body does.
+    # A Python job's always has; a script's is a payload, kept for $1 (runner.toml
+    # ``params`` maps what the script needs), so that a sender's reply URL or token
+    # (Slack's form has both) never becomes a parameter, which is recorded and shown.
+    delivery_body_is_params: ClassVar[bool]
 
     path: str
     file: Path
@@ -125,9 +132,21 @@ class Job(ABC):
     def secret_names(self) -> frozenset[str]:
         """The parameters that are secrets (never recorded, logged or shown)."""
 
+    @property
+    def secret_sources(self) -> Mapping[str, str]:
+        """Secret parameters whose default is a source (``keyvault:…``), by name: the
+        runner reads them for a request that does not give them."""
+        return {}
+
     @abstractmethod
     def body_schema(self) -> dict[str, Any]:
         """OpenAPI ``requestBody`` of ``POST /<job>``."""
+
+    @abstractmethod
+    def body_params(self, body: bytes, ctype: str, limits: LimitSettings) -> list[tuple[str, Any]]:
+        """The parameters a request body of media type ``ctype`` gives, in order (a name
+        may repeat: the caller refuses that); ParameterError or UnsupportedMediaType for a
+        body this kind cannot read."""
 
     @abstractmethod
     def admit(

@@ -21,8 +21,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
 
+from runner.bodies import FORM, BodyError, form_pairs, is_json_type, json_object
 from runner.context import Context
-from runner.errors import JobLoadError, ParameterError, ParameterProblem
+from runner.errors import JobLoadError, ParameterError, ParameterProblem, UnsupportedMediaType
 from runner.kinds.base import Admitted, Host, Job, Sink, Submission, lock_fields
 from runner.params import ParamSpec
 from runner.records import RunRecord
@@ -36,7 +37,7 @@ class PythonJob(Job):
     """A job written as a Python module."""
 
     kind: ClassVar[str] = "python"
-    body_is_params: ClassVar[bool] = True
+    delivery_body_is_params: ClassVar[bool] = True
 
     spec: ParamSpec
     func: Callable[..., Any]
@@ -88,6 +89,10 @@ class PythonJob(Job):
     def secret_names(self) -> frozenset[str]:
         return self.spec.secrets
 
+    @property
+    def secret_sources(self) -> Mapping[str, str]:
+        return self.spec.sources
+
     def body_schema(self) -> dict[str, Any]:
         schema = self.schema()
         return {
@@ -97,6 +102,18 @@ class PythonJob(Job):
                 "application/x-www-form-urlencoded": {"schema": schema},
             },
         }
+
+    def body_params(self, body: bytes, ctype: str, limits: LimitSettings) -> list[tuple[str, Any]]:
+        """A form's fields or a JSON object's: a Python job's body is its parameters."""
+        try:
+            if ctype == FORM:
+                return form_pairs(body, limits.max_params)
+            if is_json_type(ctype):
+                return list(json_object(body).items())
+        except BodyError as exc:
+            problem = ParameterProblem(exc.name or "body", exc.reason)
+            raise ParameterError(self.path, [problem]) from None
+        raise UnsupportedMediaType(f"a Python job takes a JSON object or a form body, not {ctype}")
 
     def admit(
         self,
@@ -134,6 +151,8 @@ class PythonJob(Job):
             resources=host.resources,
             timeout=run.timeout,
             drained=host.drained,
+            secrets=host.secrets,
+            trigger=run.trigger,
         )
         tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         _track_tasks(asyncio.get_running_loop())

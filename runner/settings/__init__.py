@@ -28,12 +28,15 @@ from runner.policy import policies_from_toml
 from runner.settings.sections import (
     SECTIONS,
     AzureSettings,
+    ChatSettings,
     LimitSettings,
+    NotifySettings,
     SandboxSettings,
     SecuritySettings,
     ServerSettings,
     StoreSettings,
     loopback_address,
+    names_a_secret,
     redacted,
 )
 
@@ -49,6 +52,8 @@ class Settings(BaseModel):
     security: SecuritySettings = SecuritySettings()
     sandbox: SandboxSettings = SandboxSettings()
     store: StoreSettings = StoreSettings()
+    notify: NotifySettings = NotifySettings()
+    chat: ChatSettings = ChatSettings()
 
     @property
     def db_path(self) -> Path:
@@ -96,8 +101,12 @@ def coerce(key: str, value: Any, source: str) -> Any:
         return _adapter(key).validate_python(value)
     except pydantic.ValidationError as exc:
         why = "; ".join(str(e["msg"]) for e in exc.errors())
+        section, name = KEYS[key]
+        # A secret's source refused is most often the secret pasted in: never echoed; a
+        # store URL is shown without its password.
         shown = redacted(str(value)) if key == "store" else value
-        raise ConfigError(f"{source}: {key}: {why} (got {shown!r})") from None
+        got = "" if names_a_secret(SECTIONS[section].model_fields[name]) else f" (got {shown!r})"
+        raise ConfigError(f"{source}: {key}: {why}{got}") from None
 
 
 def from_values(values: Mapping[str, Any], *, source: str = "settings") -> Settings:
@@ -129,6 +138,7 @@ def from_toml(path: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if isinstance(data.get("jobs"), dict):
         out["policies"] = policies_from_toml(data["jobs"], path)
+    table = {**table, **_chat_keys(data.get("chat"), path)}
     for raw_key, value in table.items():
         key = raw_key.replace("-", "_")
         if key not in KEYS:
@@ -139,6 +149,21 @@ def from_toml(path: Path) -> dict[str, Any]:
             out[key] = path.parent / out[key]
     if "jobs" in out:
         out["jobs"] = tuple(p if p.is_absolute() else path.parent / p for p in out["jobs"])
+    return out
+
+
+def _chat_keys(chat: Any, path: Path) -> dict[str, Any]:
+    """``[chat.slack] signing_secret`` is the flat key ``slack_signing_secret``."""
+    if chat is None:
+        return {}
+    if not isinstance(chat, dict) or not all(isinstance(v, dict) for v in chat.values()):
+        raise ConfigError(f"{path}: [chat] holds tables: [chat.slack], [chat.teams]")
+    out = {}
+    for platform, keys in chat.items():
+        if platform not in ("slack", "teams"):
+            raise ConfigError(f"{path}: [chat.{platform}]: chat platforms are slack and teams")
+        for key, value in keys.items():
+            out[f"{platform}_{key}"] = value
     return out
 
 
@@ -184,7 +209,9 @@ __all__ = [
     "CLIENT_VARIABLES",
     "KEYS",
     "AzureSettings",
+    "ChatSettings",
     "LimitSettings",
+    "NotifySettings",
     "SandboxSettings",
     "SecuritySettings",
     "ServerSettings",

@@ -112,6 +112,9 @@ class ServerSettings(Section):
     workers: Int = Field(
         1, ge=1, le=64, description="processes serving one port (PostgreSQL store only)"
     )
+    public_url: OptionalText = Field(
+        None, description="base URL users reach this runner at (links in chat, notices)"
+    )
     loop: Literal["auto", "asyncio", "uvloop"] = Field(
         "auto", description="event loop: auto uses uvloop when installed"
     )
@@ -195,6 +198,15 @@ class AzureSettings(Section):
     # azure-identity's own default backs off for 24-75 s on an IMDS 5xx/410; a few quick
     # retries keep "no identity here" an answer within seconds.
     identity_retry_total: Int = Field(3, ge=0, description="retries of a token request")
+    keyvault_dns_suffix: str = Field(
+        "vault.azure.net", description="Key Vault host names end with it (another cloud's)"
+    )
+    keyvault_connect: OptionalText = Field(
+        None,
+        description="host:port every Key Vault connection goes to, whatever the vault's "
+        "name (the sandbox's; TLS still checks the vault's name); unset: DNS",
+    )
+    keyvault_retry_total: Int = Field(3, ge=0, description="retries of a Key Vault request")
 
 
 class SecuritySettings(Section):
@@ -207,6 +219,11 @@ class SecuritySettings(Section):
     rate_burst: Int = Field(40, ge=1, description="runs started at once per caller")
     trusted_proxies: Texts = Field((), description="proxies whose X-Forwarded-For is believed")
     cors_origins: Texts = Field((), description="browser origins allowed to call the API")
+    secret_refresh: Seconds = Field(
+        300.0,
+        description="seconds a keyvault: secret is used before it is read again (in the "
+        "background; a failed read keeps the last value)",
+    )
     # From runner.toml's [jobs."path"] tables, not from [server] keys.
     policies: tuple[JobPolicy, ...] = Field((), exclude=True)
 
@@ -267,6 +284,83 @@ class SandboxSettings(Section):
     )
 
 
+def _source(value: Any) -> Any:
+    """A secret is named by where it lives, never given in place (see webhooks/secret)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.startswith(("env:", "file:", "keyvault:")):
+        # Never echoed: a refused value is most often the secret pasted in.
+        raise ValueError('must be a secret source: "env:NAME", "file:PATH" or "keyvault:URL"')
+    return value
+
+
+def _targets(value: Any) -> Any:
+    for entry in value:
+        if not entry.startswith(("https://", "http://", "env:", "file:", "keyvault:")):
+            raise ValueError('each entry is an http(s) URL, or a source ("env:NAME"…) of one')
+    return value
+
+
+SecretSource = Annotated[str | None, BeforeValidator(_source)]
+
+
+def names_a_secret(field: Any) -> bool:
+    """Whether a field holds a secret's source: its refused value is never echoed."""
+    return any(getattr(m, "func", None) is _source for m in field.metadata)
+
+
+Targets = Annotated[tuple[str, ...], _items(","), AfterValidator(_targets)]
+
+
+class NotifySettings(Section):
+    """Notifications: a signed POST to each URL when a run ends (or starts), from an
+    outbox in the store, retried until delivered or the deadline passes."""
+
+    notify: Targets = Field(
+        (), description="URLs told about every run (also per job in runner.toml)"
+    )
+    notify_secret: SecretSource = Field(
+        None, description="Standard Webhooks key (whsec_…) signing them (a secret source)"
+    )
+    notify_on: tuple[Literal["started", "finished"], ...] = Field(
+        ("finished",), description="moments told: finished, started"
+    )
+    notify_deadline: Seconds = Field(86400.0, description="seconds a notice is retried for")
+    notify_backoff: Seconds = Field(5.0, description="seconds to the first retry (doubling)")
+    notify_timeout: Seconds = Field(10.0, description="seconds one try may take")
+
+
+class ChatSettings(Section):
+    """Chat commands (``[chat.slack]``, ``[chat.teams]`` in runner.toml, keys prefixed by
+    the platform everywhere else: ``RUNNER_SLACK_SIGNING_SECRET``)."""
+
+    slack_signing_secret: SecretSource = Field(
+        None, description="Slack app signing secret (source): enables POST /_chat/slack"
+    )
+    slack_bot_token: SecretSource = Field(
+        None, description="bot token (source): results of runs over 30 min via chat.postMessage"
+    )
+    slack_response: Literal["ephemeral", "in_channel"] = Field(
+        "in_channel", description="who sees the acknowledgement and the result"
+    )
+    slack_progress: Number = Field(
+        60.0, ge=0, description="seconds between progress posts (0: none; 3 at most)"
+    )
+    slack_allow: Texts = Field(
+        (), description="TEAM/USER patterns who may run jobs naming no allow list (T1/*)"
+    )
+    slack_api_url: str = Field("https://slack.com/api", description="Slack Web API base URL")
+    teams_secret: SecretSource = Field(
+        None, description="outgoing webhook security token (source): enables /_chat/teams"
+    )
+    teams_allow: Texts = Field(
+        (), description="AAD object ids (or *) who may run jobs naming no allow list"
+    )
+    teams_result_url: SecretSource = Field(
+        None, description="Workflows/incoming webhook URL (source) for results as cards"
+    )
+
+
 SECTIONS: dict[str, type[Section]] = {
     "server": ServerSettings,
     "limits": LimitSettings,
@@ -274,4 +368,6 @@ SECTIONS: dict[str, type[Section]] = {
     "security": SecuritySettings,
     "sandbox": SandboxSettings,
     "store": StoreSettings,
+    "notify": NotifySettings,
+    "chat": ChatSettings,
 }

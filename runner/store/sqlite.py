@@ -27,6 +27,7 @@ from runner.records import FINAL, Claim, Event, Notice, RunRecord, Trigger
 from runner.store.sqlite_schema import KIND_CODES, KIND_NAMES, RUN_COLUMNS, SENDER, prepare
 
 BUSY_MS = 20  # the longest a call on the loop waits for another process's write lock
+READ_THREADS = 1  # worker threads reading replay pages at once
 PRUNE_BATCH = 200  # runs deleted per transaction when pruning, with a yield between
 
 # The body is written with the first insert and never again (nor read with the record).
@@ -39,13 +40,13 @@ _UPSERT = (
 _FINAL = tuple(sorted(FINAL))
 _NOTICE = (
     "id, run_id, channel, target, body, created, deadline, next_at, attempts, delivered, "
-    "last_status, last_error"
+    "last_status, last_error, tries"
 )
 
 
 def _notice_row(n: Notice) -> tuple[object, ...]:
     return (n.id, n.run_id, n.channel, n.target, n.body, n.created, n.deadline, n.next_at,
-            n.attempts, n.delivered, n.last_status, n.last_error)  # fmt: skip
+            n.attempts, n.delivered, n.last_status, n.last_error, n.tries)  # fmt: skip
 
 
 def _row(run: RunRecord) -> tuple[object, ...]:
@@ -83,6 +84,7 @@ class SQLiteStore:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._read_slot: asyncio.Semaphore | None = None  # made on the loop, at first use
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -222,7 +224,14 @@ class SQLiteStore:
         return sql + " ORDER BY id DESC LIMIT ?", args
 
     async def events(self, run_id: str, after: int = 0, limit: int = 10_000) -> list[Event]:
-        return await asyncio.to_thread(self._events, run_id, after, limit)
+        # Pages are read in a worker thread, one at a time: reading a page is Python work
+        # that holds the GIL, and ten threads holding it in turn would starve the loop
+        # (every other request) as surely as reading on it. Waiters are served in order,
+        # so long replays share fairly.
+        if self._read_slot is None:
+            self._read_slot = asyncio.Semaphore(READ_THREADS)
+        async with self._read_slot:
+            return await asyncio.to_thread(self._events, run_id, after, limit)
 
     def _events(self, run_id: str, after: int, limit: int) -> list[Event]:
         rows = self._reader().execute(
@@ -283,7 +292,7 @@ class SQLiteStore:
         try:
             db.execute("BEGIN")
             db.executemany(
-                f"INSERT OR IGNORE INTO outbox ({_NOTICE}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR IGNORE INTO outbox ({_NOTICE}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [_notice_row(n) for n in notices],
             )
             db.execute("COMMIT")
@@ -294,13 +303,16 @@ class SQLiteStore:
 
     async def outbox_take(self, now: float, lease: float, limit: int = 100) -> list[Notice]:
         db = self.db
+        due = (
+            f"SELECT {_NOTICE} FROM outbox WHERE delivered IS NULL AND next_at <= ? "
+            "AND next_at <= deadline ORDER BY next_at LIMIT ?"
+        )
+        # Senders poll: a look without the write lock first, which is most often all.
+        if not db.execute(due, (now, 1)).fetchall():
+            return []
         try:
             db.execute("BEGIN IMMEDIATE")
-            rows = db.execute(
-                f"SELECT {_NOTICE} FROM outbox WHERE delivered IS NULL AND next_at <= ? "
-                "AND next_at <= deadline ORDER BY next_at LIMIT ?",
-                (now, limit),
-            ).fetchall()
+            rows = db.execute(due, (now, limit)).fetchall()
             db.executemany(
                 "UPDATE outbox SET next_at = ? WHERE id = ?", [(now + lease, r[0]) for r in rows]
             )
@@ -315,9 +327,9 @@ class SQLiteStore:
     async def outbox_update(self, notice: Notice) -> None:
         self._execute(
             "UPDATE outbox SET attempts = ?, next_at = ?, delivered = ?, last_status = ?, "
-            "last_error = ? WHERE id = ?",
+            "last_error = ?, tries = ? WHERE id = ?",
             (notice.attempts, notice.next_at, notice.delivered, notice.last_status,
-             notice.last_error, notice.id),
+             notice.last_error, notice.tries, notice.id),
         )  # fmt: skip
 
     async def notices(self, run_id: str) -> list[Notice]:

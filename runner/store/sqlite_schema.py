@@ -81,7 +81,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts INTEGER NOT NULL DEFAULT 0,
     delivered REAL,
     last_status INTEGER,
-    last_error TEXT
+    last_error TEXT,
+    tries TEXT NOT NULL DEFAULT '[]'
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered, next_at);
 CREATE INDEX IF NOT EXISTS outbox_run ON outbox (run_id);

@@ -18,7 +18,7 @@ from runner.kinds import Job
 from runner.metrics import Metrics
 from runner.runtime import Runtime
 from runner.settings import loopback_address
-from runner.web import jobs, openapi, problems, runs, ui
+from runner.web import chat, jobs, openapi, problems, runs, ui
 from runner.web.access import AccessLog
 from runner.web.security import Security
 
@@ -144,7 +144,9 @@ def build_app(
         Route("/_runs/{run_id}", runs.get_run, methods=["GET"]),
         Route("/_runs/{run_id}/log", runs.get_log, methods=["GET"]),
         Route("/_runs/{run_id}/events", runs.get_events, methods=["GET"]),
+        Route("/_runs/{run_id}/notifications", runs.get_notifications, methods=["GET"]),
         Route("/_runs/{run_id}/cancel", runs.cancel_run, methods=["POST"]),
+        *(chat.routes(runtime.chat, runtime.runs, settings, runtime.links) if runtime.chat else []),
         Route("/{path:path}", jobs.start, methods=["POST"]),
         Route("/{path:path}", jobs.describe, methods=["GET", "HEAD"]),
     ]
@@ -163,14 +165,40 @@ def build_app(
     app.state.heartbeat = settings.server.heartbeat
     app.state.metrics = metrics
     app.state.csrf = ui.Tokens.in_state_dir(settings.server.state_dir)
-    guarded = ui.CrossSiteGuard(security.wrap(app), security.cors_origins)
+    chat_paths = runtime.chat.paths if runtime.chat else ()
+    guarded = ui.CrossSiteGuard(security.wrap(app, verified_paths=chat_paths),
+                                security.cors_origins)  # fmt: skip
     headed = SecurityHeaders(guarded, hsts=hsts, max_header_bytes=settings.limits.max_header_bytes)
-    return AccessLog(
-        headed,
-        shown=_shown_params(runtime),
-        metrics=metrics,
-        enabled=settings.server.access_log,
+    return _QuietStartFailure(
+        AccessLog(
+            headed,
+            shown=_shown_params(runtime),
+            metrics=metrics,
+            enabled=settings.server.access_log,
+        ),
+        runtime,
     )
+
+
+class _QuietStartFailure:
+    """A start the runtime refused for a reason it knows (``start_error``, in words) ends
+    without the traceback Starlette hands uvicorn to log: ``runner serve`` says it."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_quietly(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed" and self.runtime.start_error:
+                message = {"type": "lifespan.startup.failed", "message": ""}
+            await send(message)
+
+        await self.app(scope, receive, send_quietly)
 
 
 def _shown_params(runtime: Runtime) -> Callable[[str], frozenset[str] | None]:

@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 
-from runner.errors import (
-    BadRequest,
-    ParameterError,
-    ParameterProblem,
-    TooLarge,
-    TooSlow,
-    UnsupportedMediaType,
-)
+from runner.bodies import media_type
+from runner.errors import BadRequest, ParameterError, ParameterProblem, TooLarge, TooSlow
 from runner.kinds import Job
 from runner.settings import LimitSettings
 
 MODES = ("sse", "text", "async", "wait")
 # Control options ride in the query string with a leading underscore, apart from parameters.
 CONTROLS = ("_mode", "_timeout")
-MAX_JSON_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -59,21 +50,14 @@ async def read_body(request: Request, limit: int, within: float = 30.0) -> bytes
     return b"".join(chunks)
 
 
-def _depth(value: Any, level: int = 0) -> int:
-    if level > MAX_JSON_DEPTH:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level + 1)
-    return level
+async def parse(
+    request: Request, job: Job, limits: LimitSettings, *, body_params: bool = True
+) -> Intake:
+    """Parameters from the query string, then those the job's kind reads out of the body
+    (:meth:`~runner.kinds.Job.body_params`; none when ``body_params`` is False: a delivery
+    mapped by runner.toml gives its parameters through the mapping).
 
-
-async def parse(request: Request, job: Job, limits: LimitSettings) -> Intake:
-    """Parameters from the query string, then a form or JSON object body.
-
-    A name given twice is an error rather than a silent choice. A script job's JSON body
-    is its ``$1`` (webhook payloads are nested documents), not parameters.
+    A name given twice is an error rather than a silent choice.
     """
     body = await read_body(request, limits.max_body_bytes, limits.body_timeout)
     problems: list[ParameterProblem] = []
@@ -98,63 +82,16 @@ async def parse(request: Request, job: Job, limits: LimitSettings) -> Intake:
     for name, value in request.query_params.multi_items():
         put(name, value)
     in_query = frozenset(params)
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    # A script's body is its $1 whatever its type (webhookd: `curl -d payload`); only a
-    # job whose kind says so reads parameters out of a body.
-    if body and job.body_is_params:
-        if ctype == "application/x-www-form-urlencoded":
-            try:
-                pairs = urllib.parse.parse_qsl(
-                    body.decode("utf-8"), keep_blank_values=True, max_num_fields=limits.max_params
-                )
-            except (UnicodeDecodeError, ValueError) as exc:
-                raise ParameterError(job.path, [ParameterProblem("body", str(exc))]) from None
-            for name, value in pairs:
-                put(name, value)
-        elif ctype == "" or ctype.endswith("json"):
-            for name, value in _json_object(job, body).items():
-                put(name, value)
-        else:
-            raise UnsupportedMediaType(
-                f"a Python job takes a JSON object or a form body, not {ctype}"
-            )
+    if body and body_params:
+        ctype = media_type(request.headers.get("content-type"))
+        for name, value in job.body_params(body, ctype, limits):
+            put(name, value)
     mode = controls.get("_mode")
     if mode is not None and mode not in MODES:
         problems.append(ParameterProblem("_mode", f"must be one of {', '.join(MODES)}"))
     if problems:
         raise ParameterError(job.path, problems)
     return Intake(params, controls, body, in_query)
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object whose names are each given once (json's default keeps the last)."""
-    out: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in out:
-            raise _Twice(name)
-        out[name] = value
-    return out
-
-
-class _Twice(ValueError):
-    def __init__(self, name: str) -> None:
-        self.name = name
-        super().__init__(name)
-
-
-def _json_object(job: Job, body: bytes) -> dict[str, Any]:
-    try:
-        doc = json.loads(body, object_pairs_hook=_unique)
-    except _Twice as twice:
-        problem = ParameterProblem(twice.name[:64], "given more than once in the JSON body")
-        raise ParameterError(job.path, [problem]) from None
-    except (ValueError, RecursionError):
-        raise ParameterError(job.path, [ParameterProblem("body", "not valid JSON")]) from None
-    if not isinstance(doc, dict):
-        raise ParameterError(job.path, [ParameterProblem("body", "must be a JSON object")])
-    if _depth(doc) > MAX_JSON_DEPTH:
-        raise ParameterError(job.path, [ParameterProblem("body", "JSON nested too deeply")])
-    return doc
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
-from runner.errors import NotFound, ParameterError, ParameterProblem
+from runner.deliveries import Payload
+from runner.errors import Ignored, NotFound, ParameterError, ParameterProblem
 from runner.kinds import Job
 from runner.records import (
     CANCELLED,
@@ -30,7 +31,7 @@ from runner.service import Runs, StartRequest
 from runner.web import intake, streams
 from runner.web.gate import DELIVERY_KEY
 from runner.web.intake import Mode
-from runner.web.routing import job_path, principal_of
+from runner.web.routing import WEBHOOK_KEY, job_path, principal_of
 from runner.webhooks import Delivery
 from runner.wire import done_body, encode_text
 
@@ -72,6 +73,19 @@ def trigger_of(request: Request, delivery: Delivery | None) -> Trigger:
     return Trigger(delivery.scheme, delivery.delivery_id, delivery.event, address)
 
 
+def payload_of(request: Request, delivery: Delivery | None, body: bytes) -> Payload | None:
+    """What runner.toml's ``events``, ``when`` and ``params`` see of a verified delivery."""
+    if delivery is None:
+        return None
+    return Payload(
+        event=delivery.event,
+        body=body,
+        content_type=request.headers.get("content-type"),
+        headers=dict(request.headers),
+        query=dict(request.query_params),
+    )
+
+
 def replay_keys(
     request: Request, job: str, caller: str, delivery: Delivery | None, body: bytes
 ) -> tuple[Key, ...]:
@@ -97,7 +111,13 @@ def replay_keys(
 async def start(request: Request) -> Response | streams.TextStream:
     runs = runs_of(request)
     job = lookup(request)
-    got = await intake.parse(request, job, request.app.state.limits)
+    delivery: Delivery | None = request.scope.get(DELIVERY_KEY)
+    # A delivery's body gives parameters where its kind reads them so, and runner.toml
+    # maps none (a mapping gives them then).
+    from_body = delivery is None or (
+        job.delivery_body_is_params and not runs.maps_deliveries(job.path)
+    )
+    got = await intake.parse(request, job, request.app.state.limits, body_params=from_body)
     exposed = sorted(got.in_query & job.secret_names)
     if exposed:
         # Proxies and access logs keep URLs: a secret belongs in the body. Its value
@@ -107,22 +127,27 @@ async def start(request: Request) -> Response | streams.TextStream:
             job.path, ", ".join(exposed), extra={"job": job.path},
         )  # fmt: skip
     mode = intake.choose_mode(request, got.controls)
-    delivery: Delivery | None = request.scope.get(DELIVERY_KEY)
     principal = principal_of(request.scope)
-    started = await runs.start(
-        StartRequest(
-            job.path,
-            got.params,
-            principal,
-            body=got.body,
-            timeout=got.controls.get("_timeout"),
-            trigger=trigger_of(request, delivery),
-            replay=replay_keys(request, job.path, principal.caller, delivery, got.body),
-            # Text mode shows the run id only with its first stored event; the rest wait
-            # for the record to be stored before answering.
-            durable=mode.name != "text",
+    try:
+        started = await runs.start(
+            StartRequest(
+                job.path,
+                got.params,
+                principal,
+                body=got.body,
+                timeout=got.controls.get("_timeout"),
+                trigger=trigger_of(request, delivery),
+                replay=replay_keys(request, job.path, principal.caller, delivery, got.body),
+                # Text mode shows the run id only with its first stored event; the rest
+                # wait for the record to be stored before answering.
+                durable=mode.name != "text",
+                payload=payload_of(request, delivery, got.body),
+            )
         )
-    )
+    except Ignored as exc:
+        if delivery is None:  # pragma: no cover - only a delivery's filters ignore one
+            raise
+        return _ignored(request, delivery, exc)
     run = started.run
     if started.replayed:
         return _replayed(run, mode.name)
@@ -190,6 +215,27 @@ async def _wait(
             media_type="text/plain; charset=utf-8",
         )
     return PlainTextResponse(b"".join(chunks).decode(), status_code=status, headers=headers)
+
+
+# Slack and Teams show a 200's body in the channel (Slack a ``text``, Teams a message
+# activity), and take any other status for a failure; the other senders want a 2xx.
+_IGNORED_STATUS = {"slack": 200, "teams": 200}
+
+
+def _ignored(request: Request, delivery: Delivery, exc: Ignored) -> Response:
+    """A delivery the job's filters rule out: started nothing, and says why — a success
+    to its sender, which must not retry it."""
+    log.info(
+        "/%s: delivery %s (%s) ignored: %s", exc.job, delivery.delivery_id or "-",
+        delivery.scheme, exc.reason,
+        extra={"job": exc.job, "event": "delivery_ignored", "scheme": delivery.scheme},
+    )  # fmt: skip
+    request.scope[WEBHOOK_KEY] = (delivery.scheme, "ignored")
+    body: dict[str, Any] = {"ignored": True, "reason": exc.reason, "text": str(exc)}
+    if delivery.scheme == "teams":
+        body["type"] = "message"
+    status = _IGNORED_STATUS.get(delivery.scheme, 202)
+    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
 
 def _replayed(record: RunRecord, mode: str) -> Response:

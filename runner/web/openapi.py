@@ -134,6 +134,16 @@ def document(jobs: Iterable[Job]) -> dict[str, Any]:
                 "responses": {"200": {"description": "SSE", "content": SSE}, "404": PROBLEM},
             }
         },
+        "/_runs/{run_id}/notifications": {
+            "get": {
+                "operationId": "get_notifications",
+                "parameters": [RUN_ID],
+                "responses": {
+                    "200": _json({}, "notices about the run: channel, tries, outcome"),
+                    "404": PROBLEM,
+                },
+            }
+        },
         "/_runs/{run_id}/cancel": {
             "post": {
                 "operationId": "cancel_run",

@@ -44,6 +44,14 @@ async def get_run(request: Request) -> Response:
     return JSONResponse((await _run(request)).to_json(), headers=NO_STORE)
 
 
+async def get_notifications(request: Request) -> Response:
+    """What was told about the run, where (by channel), and how each try went."""
+    notices = await runs_of(request).notices(
+        request.path_params["run_id"], principal_of(request.scope)
+    )
+    return JSONResponse({"notifications": [n.to_json() for n in notices]}, headers=NO_STORE)
+
+
 async def get_log(request: Request) -> Response | streams.TextStream:
     """The run's output as text: all of it so far, or, with ``?follow=1``, until done."""
     run = await _run(request)

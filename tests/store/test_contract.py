@@ -45,7 +45,12 @@ async def test_a_run_keeps_its_trigger_and_its_reply_address(store):
     """The trigger comes back whole: what the API shows, and the reply hooks need."""
     run = _run()
     run.trigger = Trigger(
-        "slack", "ev-1", "command", "10.0.0.5", {"response_url": "https://hooks.invalid/x"}
+        "slack",
+        "ev-1",
+        "command",
+        "10.0.0.5",
+        {"response_url": "https://hooks.invalid/x"},
+        fields={"ref": "refs/heads/main", "pr": 42},
     )
     await store.write([run], [])
     got = await store.get(run.id)

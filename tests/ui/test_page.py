@@ -175,3 +175,27 @@ def test_output_is_shown_as_text_a_printed_script_never_runs(serve, page):
         served = c.get(srv.url + "/")
     assert "script-src 'self'" in served.headers["content-security-policy"]
     assert "<script>" not in served.text and "onload" not in served.text
+
+
+def test_a_declared_scripts_form_has_its_parameters_and_starts_it(serve, page):
+    """# runner-param lines become the form: required fields, a choice list, a password
+    field for the secret, no free name=value box; the run gets the values as env vars."""
+    srv = serve()
+    page.goto(srv.url + "/#/job/sh/declared")
+    expect(page.locator("#f-vmname")).to_have_attribute("required", "")
+    expect(page.locator("#f-token")).to_have_attribute("type", "password")
+    expect(page.locator("#f-size option")).to_have_text(["—", "small", "large"])
+    expect(page.locator("#f-size")).to_have_value("small")  # its default
+    assert page.locator("#f-_extra").count() == 0
+    page.fill("#f-vmname", "Bad_Name")
+    page.fill("#f-rg", "r1")
+    page.click("button[type=submit]")
+    expect(page.locator('.error[data-for="vmname"]')).not_to_be_empty()
+    page.fill("#f-vmname", "web-1")
+    page.select_option("#f-size", "large")
+    page.fill("#f-token", "tok-98765")
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=state=succeeded")
+    expect(page.locator("pre.log")).to_contain_text(
+        "vmname=web-1 rg=r1 size=large note=unset token=***"
+    )
