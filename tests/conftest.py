@@ -28,6 +28,13 @@ from runner.sandbox import Sandbox
 from runner.server import RunnerServer, prepare
 from runner.settings import Settings, from_values
 
+# Started in the background by a shell without job control (`make test &`, nohup), the
+# suite inherits SIGINT ignored, and so would every `runner` it starts: the Ctrl-C tests
+# would see a client that cannot be interrupted. Children of a process that handles
+# SIGINT get the default action, as in a terminal or a CI step.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 TEST_JOBS = Path(__file__).parent / "jobs"
 ROOT = Path(__file__).parent.parent
 
