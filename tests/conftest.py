@@ -30,6 +30,13 @@ from runner.server import RunnerServer, prepare
 from runner.settings import Settings, from_values
 from tests import pgcluster
 
+# Started in the background by a shell without job control (`make test &`, nohup), the
+# suite inherits SIGINT ignored, and so would every `runner` it starts: the Ctrl-C tests
+# would see a client that cannot be interrupted. Children of a process that handles
+# SIGINT get the default action, as in a terminal or a CI step.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 TEST_JOBS = Path(__file__).parent / "jobs"
 ROOT = Path(__file__).parent.parent
 
@@ -162,9 +169,10 @@ def serve_process(tmp_path: Path) -> Iterator[Callable[..., Served]]:
         line = proc.stdout.readline()
         if not line.startswith("runner listening on "):
             proc.kill()
-            raise AssertionError(
-                f"server did not start: {line}{proc.stderr.read() if proc.stderr else ''}"
-            )
+            # communicate() reads what is left and closes both pipes: none is left to the
+            # garbage collector (an unclosed-file warning in a later, unrelated test).
+            _, err = proc.communicate()
+            raise AssertionError(f"server did not start: {line}{err}")
         url = line.split()[-1]
         served = Served(url, state / "tls" / "cert.pem", state, proc=proc)
         # Wait for the lifespan (store open, recovery) to finish.
