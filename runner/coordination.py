@@ -12,7 +12,7 @@ The executor calls the same few operations whichever it has; neither is an ``if`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from runner import lease
@@ -20,12 +20,48 @@ from runner.errors import Conflict, NotFound
 from runner.records import FINAL, RunRecord
 
 if TYPE_CHECKING:
-    from runner.executor import Executor
     from runner.kinds import Submission
+    from runner.store import Store
 
 # Recovery (and a replica claiming a run queued elsewhere) asks for a run again as a
 # Submission — or for the reason it cannot run any more.
 Resubmit = Callable[[RunRecord], Awaitable["Submission | str"]]
+
+
+class Waiting(Protocol):
+    """A run submitted here that waits in the replicas' shared queue."""
+
+    @property
+    def run(self) -> RunRecord: ...
+
+
+class Coordinated(Protocol):
+    """What a coordination drives of the executor it is attached to. runner.executor's
+    Executor is the one; it is named by what it offers so that this seam points down."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def draining(self) -> bool: ...
+
+    @property
+    def free_slots(self) -> int: ...
+
+    @property
+    def shared(self) -> Mapping[str, Waiting]: ...
+
+    def pump(self) -> None: ...
+
+    def live(self, run_id: str) -> RunRecord | None: ...
+
+    def taken_elsewhere(self, run_id: str) -> None: ...
+
+    async def cancel(self, run_id: str, reason: str = ...) -> RunRecord: ...
+
+    async def recover(self, resubmit: Resubmit) -> None: ...
+
+    async def adopt(self, claimed: list[RunRecord], resubmit: Resubmit) -> None: ...
 
 
 class Coordination(Protocol):
@@ -38,7 +74,7 @@ class Coordination(Protocol):
     #: this executor serves others' runs too (a server, not `runner run` in a terminal)
     serving: bool
 
-    def attach(self, executor: Executor) -> None:
+    def attach(self, executor: Coordinated) -> None:
         """Bind to the executor whose runs this coordinates (once, at construction)."""
         ...
 
@@ -77,15 +113,15 @@ class SingleProcess:
 
     def __init__(self) -> None:
         self.owner = lease.claim()
-        self._executor: Executor | None = None
+        self._executor: Coordinated | None = None
 
     @property
-    def executor(self) -> Executor:
+    def executor(self) -> Coordinated:
         if self._executor is None:
             raise RuntimeError("coordination used before its executor was attached")
         return self._executor
 
-    def attach(self, executor: Executor) -> None:
+    def attach(self, executor: Coordinated) -> None:
         self._executor = executor
 
     def alive(self, owner: str) -> bool:

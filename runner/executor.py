@@ -195,6 +195,10 @@ class Executor:
     def free_slots(self) -> int:
         return 0 if self.draining else max(0, self.limits.max_running - len(self.running))
 
+    def taken_elsewhere(self, run_id: str) -> None:
+        """A run queued here was claimed by another replica: it is not this one's to start."""
+        self.shared.pop(run_id, None)
+
     async def adopt(self, claimed: list[RunRecord], resubmit: Resubmit) -> None:
         """Start runs claimed from the replicas' shared queue (their lock keys granted):
         one submitted here goes on with its Submission, another is admitted again."""

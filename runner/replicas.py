@@ -21,17 +21,14 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from runner import lease
-from runner.coordination import Resubmit
+from runner.coordination import Coordinated, Resubmit
 from runner.errors import Conflict, NotFound
 from runner.records import FINAL, RunRecord
 from runner.store.postgres import EVENTS_CHANNEL, QUEUE_CHANNEL, PostgresStore
 from runner.store.postgres_replicas import CANCEL_CHANNEL, Board
-
-if TYPE_CHECKING:
-    from runner.executor import Executor
 
 log = logging.getLogger("runner.replicas")
 
@@ -53,7 +50,7 @@ class Replicas:
         self.lease_timeout = lease_timeout
         self.owner = lease.claim()
         self.board = Board(store, self.owner, lease_timeout)
-        self._executor: Executor | None = None
+        self._executor: Coordinated | None = None
         self._live: set[str] = {self.owner}
         self._wake = asyncio.Event()
         # The shared queue may hold runs for us: set by its doorbell, a submission to it
@@ -69,12 +66,12 @@ class Replicas:
         self._resubmit: Resubmit | None = None
 
     @property
-    def executor(self) -> Executor:
+    def executor(self) -> Coordinated:
         if self._executor is None:
             raise RuntimeError("coordination used before its executor was attached")
         return self._executor
 
-    def attach(self, executor: Executor) -> None:
+    def attach(self, executor: Coordinated) -> None:
         self._executor = executor
 
     def alive(self, owner: str) -> bool:
@@ -237,7 +234,7 @@ class Replicas:
                 await self._cancel_here(run_id, reason)
         if ex.shared:
             for run_id in await self.board.claimed_elsewhere(list(ex.shared)):
-                ex.shared.pop(run_id, None)
+                ex.taken_elsewhere(run_id)
         if self._listener is None or self._listener.is_closed():
             self._listener = None
             await self._listen()

@@ -226,13 +226,9 @@ def _example_job(runtime: Runtime) -> Job | None:
 
 
 def serve(settings: Settings) -> None:
-    """``runner serve``: run until SIGTERM/SIGINT, draining first (``--workers N``: N
-    processes, runner.supervisor)."""
-    if settings.server.workers > 1:
-        from runner.supervisor import serve_workers
-
-        serve_workers(settings)
-        return
+    """``runner serve``: run until SIGTERM/SIGINT, draining first. One process: the CLI
+    hands ``--workers N`` to runner.supervisor instead, which builds its workers from
+    :func:`prepare` (so the supervisor points down at this module, never back)."""
     # A fatal signal (SIGBUS from a store file that cannot grow, SIGSEGV) leaves its
     # traceback on stderr instead of a silent death.
     faulthandler.enable()

@@ -195,9 +195,14 @@ def _local(args: argparse.Namespace) -> int:
         job_terminal=args.command == "run" and sys.stderr.isatty(),
     )
     if args.command == "serve":
-        from runner.server import serve
+        if settings.server.workers > 1:
+            from runner.supervisor import serve_workers
 
-        serve(settings)
+            serve_workers(settings)
+        else:
+            from runner.server import serve
+
+            serve(settings)
         return 0
     if args.command == "store":
         from runner.cli.local import migrate_store
