@@ -18,11 +18,11 @@ import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Collection
 from typing import Any
 
-from runner import lease
-from runner.errors import Busy, Conflict, Draining, NotFound
+from runner.coordination import Coordination, Resubmit, SingleProcess
+from runner.errors import Busy, Draining
 from runner.execution import Active, label, run_job, sink_for
 from runner.failures import describe
 from runner.hooks import Extensions
@@ -38,7 +38,6 @@ from runner.records import (
     EXIT_CANCELLED,
     EXIT_TIMED_OUT,
     FAILED,
-    FINAL,
     INTERRUPTED,
     QUEUED,
     RUNNING,
@@ -54,10 +53,6 @@ from runner.store.base import Store
 
 log = logging.getLogger("runner.runs")
 
-# Recovery asks, for each queued run found at start, for it again as a Submission — or
-# for the reason it cannot run any more.
-Resubmit = Callable[[RunRecord], Awaitable["Submission | str"]]
-
 
 class Executor:
     """Owns every live run of this process."""
@@ -69,6 +64,7 @@ class Executor:
         journal: Journal,
         host: Host,
         extensions: Extensions,
+        coordination: Coordination | None = None,
     ) -> None:
         self.limits = limits
         self.store = store
@@ -76,12 +72,19 @@ class Executor:
         self.host = host
         self.extensions = extensions
         self.queue: dict[str, Active] = {}
+        # Runs submitted here that wait in the replicas' shared queue (any may claim them).
+        self.shared: dict[str, Active] = {}
         self.running: dict[str, Active] = {}
         self.locks: set[str] = set()
         self.draining = False
         self._hurry = asyncio.Event()
-        # This executor's lease on the runs it holds (see runner.lease).
-        self.owner = lease.claim()
+        # How this executor shares the work with others on its store (runner.coordination);
+        # its lease on the runs it holds.
+        self.coord: Coordination = coordination or SingleProcess()
+        self.coord.attach(self)
+        self.owner = self.coord.owner
+        journal.remote_wait = self.coord.wait_remote
+        journal.on_fenced = self._fenced
         self._avg_duration = 1.0
         # Jobs given up on (they ignored their cancellation): kept until they end.
         self._abandoned: set[asyncio.Task[int]] = set()
@@ -111,15 +114,20 @@ class Executor:
         can_start = len(self.running) < self.limits.max_running and (
             sub.lock_key is None or sub.lock_key not in self.locks
         )
-        if not can_start and len(self.queue) >= self.limits.max_queued:
-            wait = self._avg_duration * (len(self.queue) + 1) / self.limits.max_running
+        waiting = len(self.queue) + len(self.shared)
+        if not can_start and waiting >= self.limits.max_queued:
+            wait = self._avg_duration * (waiting + 1) / self.limits.max_running
             retry = max(1, min(60, math.ceil(wait)))
             raise Busy(
-                f"{len(self.queue)} runs are already waiting (limit {self.limits.max_queued}); "
+                f"{waiting} runs are already waiting (limit {self.limits.max_queued}); "
                 f"retry in {retry} s",
                 retry_after=retry,
             )
         mask = masker(sub.secrets + list(self.host.masked))
+        # Replicas: a run this one cannot start at once (or with a lock key, which only
+        # the database can grant across replicas) goes to the shared queue, unowned — but
+        # one with secrets stays with this process, the only one that has them.
+        shared = self.coord.shared and not (can_start and sub.lock_key is None)
         run = RunRecord(
             id=run_id or new_run_id(),
             job=sub.job.path,
@@ -130,7 +138,7 @@ class Executor:
             timeout=sub.timeout,
             lock_key=mask(sub.lock_key) if sub.lock_key is not None else None,
             had_secrets=sub.had_secrets,
-            owner=self.owner,
+            owner="" if shared and self.coord.serving and not sub.had_secrets else self.owner,
             body=sub.stored_body,
             trigger=trigger or Trigger(),
         )
@@ -145,8 +153,12 @@ class Executor:
             # Refused to the caller: the run must not be written later, when the store heals.
             self.journal.discard(run.id)
             raise
+        if shared:
+            self.shared[run.id] = Active(run, sub, mask)
+            self.coord.schedule()
+            return run
         self.queue[run.id] = Active(run, sub, mask)
-        self._pump()
+        self.pump()
         if run.id in self.queue:
             # Logged only when it waits: most runs start at once, and "started" says so.
             log.info("%s queued", label(run), extra={"run_id": run.id, "event": "queued"})
@@ -160,7 +172,7 @@ class Executor:
 
     # -- scheduling ------------------------------------------------------------------
 
-    def _pump(self) -> None:
+    def pump(self) -> None:
         """Start every queued run that has a slot and whose lock is free, oldest first."""
         if self.draining:
             return
@@ -171,22 +183,66 @@ class Executor:
             if key is not None and key in self.locks:
                 continue
             del self.queue[run_id]
-            if key is not None:
-                self.locks.add(key)
-            self.running[run_id] = active
-            active.task = asyncio.get_running_loop().create_task(self._execute(active))
+            self._start(active)
+
+    def _start(self, active: Active) -> None:
+        if active.lock is not None:
+            self.locks.add(active.lock)
+        self.running[active.run.id] = active
+        active.task = asyncio.get_running_loop().create_task(self._execute(active))
+
+    @property
+    def free_slots(self) -> int:
+        return 0 if self.draining else max(0, self.limits.max_running - len(self.running))
+
+    def taken_elsewhere(self, run_id: str) -> None:
+        """A run queued here was claimed by another replica: it is not this one's to start."""
+        self.shared.pop(run_id, None)
+
+    async def adopt(self, claimed: list[RunRecord], resubmit: Resubmit) -> None:
+        """Start runs claimed from the replicas' shared queue (their lock keys granted):
+        one submitted here goes on with its Submission, another is admitted again."""
+        for run in claimed:
+            active = self.shared.pop(run.id, None)
+            if active is None:
+                again = await resubmit(run)
+                if isinstance(again, str):
+                    self.journal.open(run)
+                    self._interrupt(run, time.time(), again)
+                    continue
+                self.journal.open(run)
+                active = Active(run, again, masker(again.secrets + list(self.host.masked)))
+                log.info("%s claimed from the shared queue", label(run),
+                         extra={"run_id": run.id})  # fmt: skip
+            active.run.owner = self.owner
+            self._start(active)
+
+    def _fenced(self, run_ids: Collection[str]) -> None:
+        """Runs another replica took from this one (it found this one dead): stop them
+        here without a word more to the store (their writes are refused anyway)."""
+        for run_id in run_ids:
+            active = self.running.get(run_id) or self.queue.get(run_id)
+            if active is None:
+                continue
+            log.error("%s was taken over by another replica; stopping it here", label(active.run),
+                      extra={"run_id": run_id})  # fmt: skip
+            active.closed = True
+            if active.task is not None:
+                active.cancel_reason = "taken over by another replica"
+                active.task.cancel()
 
     async def _execute(self, active: Active) -> None:
         run = active.run
         run.state = RUNNING
         run.started = time.time()
         self.journal.emit(run, EV_STATUS, RUNNING_STATUS)
+        self.journal.hold(run.id)
         log.info("%s started", label(run), extra={"run_id": run.id, "event": "started"})
         sink = sink_for(active, self.journal, self.limits.max_output_bytes)
         state, code, reason = FAILED, 1, None
         try:
-            # Text mode shows a run before its record is stored; its job must not act
-            # before then (usually the same commit: the record and this status).
+            # Its job acts only once the store says `running` (text mode shows a run
+            # before its record is stored; usually one commit holds both).
             await self.journal.recorded(run.id)
             code = await run_job(active, sink, self.host, self._abandoned)
             state = SUCCEEDED if code == 0 else FAILED
@@ -236,7 +292,7 @@ class Executor:
             f" ({reason})" if reason else "",
             extra={"run_id": run.id, "event": state, "duration": duration},
         )
-        self._pump()
+        self.coord.schedule()
 
     # -- control ---------------------------------------------------------------------
 
@@ -249,12 +305,11 @@ class Executor:
         """Cancel a queued or running run; Conflict if it already ended."""
         active = self.queue.get(run_id) or self.running.get(run_id)
         if active is None:
-            run = await self.store.get(run_id)
-            if run is None:
-                raise NotFound(f"no run {run_id}")
-            if run.state in FINAL:
-                raise Conflict(f"run {run_id} already ended: {run.state}")
-            raise Conflict(f"run {run_id} is not handled by this runner process")
+            # Held elsewhere: another replica, or the shared queue (even when submitted
+            # here, another replica may be claiming it right now).
+            run = await self.coord.cancel_elsewhere(run_id, reason)
+            self.shared.pop(run_id, None)
+            return run
         active.cancel_reason = reason
         if active.task is None:
             self._finish(active, CANCELLED, EXIT_CANCELLED, reason)
@@ -271,15 +326,16 @@ class Executor:
         in a terminal) keeps its runs.
         """
         now = time.time()
+        alive = self.coord.alive
         for run in await self.store.list_runs(states=[RUNNING], limit=1_000_000):
-            if lease.alive(run.owner):
+            if alive(run.owner):
                 continue
             reason = "the runner process stopped while this run was running"
             self._interrupt(run, now, reason)
             log.warning("%s interrupted", label(run), extra={"run_id": run.id})
         queued = await self.store.list_runs(states=[QUEUED], limit=1_000_000)
         for run in reversed(queued):  # oldest first
-            if lease.alive(run.owner):
+            if alive(run.owner):
                 continue  # queued in another live process: it will run it
             run.owner = self.owner
             again = await resubmit(run)
@@ -291,7 +347,7 @@ class Executor:
             self.queue[run.id] = Active(run, again, masker(again.secrets + list(self.host.masked)))
             log.info("%s queued again after restart", label(run), extra={"run_id": run.id})
         await self.journal.sync()
-        self._pump()
+        self.pump()
 
     def _interrupt(self, run: RunRecord, now: float, reason: str) -> None:
         """End a run this process found at start and cannot run (its duration: None if it
@@ -333,7 +389,7 @@ class Executor:
         for active in list(self.running.values()):
             await self.cancel(active.run.id, "the runner stopped")
         await self.journal.sync()
-        lease.release(self.owner)
+        await self.coord.stop()
         for job in list(self._abandoned):
             # The last resort, at shutdown: a job that ignored every cancellation would
             # keep the process from ever exiting (the loop waits for its tasks). Closing

@@ -19,7 +19,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 
 from runner.hooks import Extensions
 from runner.records import EV_DONE, Event, RunRecord
@@ -93,20 +93,33 @@ class Journal:
         self._flush_soon = False
         self._pending = 0  # bytes of event text not committed yet
         self._writing = False  # the flush loop awaits the store
-        # New runs whose record is not in the store yet, and who waits for it.
-        self._unstored: set[str] = set()
+        # Runs held until what was emitted for them is in the store (the mark it takes),
+        # and who waits for it.
+        self._unstored: dict[str, int] = {}
         self._recorded: dict[str, asyncio.Future[None]] = {}
+        # Runs held elsewhere: how a follower waits for their next events (a poll, or the
+        # replicas' doorbell); set by the executor's coordination.
+        self.remote_wait: Callable[[str, int], Awaitable[None]] = _poll
+        # Runs another replica took from this one: their writes were refused (fenced).
+        self.on_fenced: Callable[[Collection[str]], None] = lambda run_ids: None
+        self._fenced: set[str] = set()
 
     def open(self, run: RunRecord) -> None:
         """Start live tracking of a run (before its first event)."""
         self.channels.setdefault(run.id, Channel())
-        if run.last_event == 0:
-            self._unstored.add(run.id)
+
+    def hold(self, run_id: str) -> None:
+        """Mark what was emitted so far for ``run_id``: :meth:`recorded` waits for it."""
+        self._unstored[run_id] = self._emitted
+        if self._committed >= self._emitted:
+            self._unstored.pop(run_id)
 
     async def recorded(self, run_id: str) -> None:
-        """Return once the run's record is in the store. A run's job starts only then: a
-        crash can never leave a job that acted without a record of its run. While the
-        store fails this waits (the flush retries); cancelling the waiter is safe."""
+        """Return once what was emitted for the run until :meth:`hold` is in the store:
+        its record and its `running` status. A run's job starts only then, so a crash can
+        never leave a job that acted while the store still says `queued` (a run queued
+        in the store never started: recovery may run it again, here or on a replica).
+        While the store fails this waits (the flush retries); cancelling it is safe."""
         if run_id not in self._unstored:
             return
         waiter = self._recorded.get(run_id)
@@ -116,6 +129,9 @@ class Journal:
 
     def emit(self, run: RunRecord, kind: str, data: str) -> Event:
         """Append an event to ``run``'s log; stored at the next flush, then published."""
+        if run.id in self._fenced:
+            # Another replica holds the run now: nothing more of it is this one's to write.
+            return Event(run.id, run.last_event, kind, data, time.time())
         run.last_event += 1
         event = Event(run.id, run.last_event, kind, data, time.time())
         self._events.append(event)
@@ -198,7 +214,7 @@ class Journal:
                 self._pending -= sum(len(e.data) for e in events)
                 try:
                     self._writing = True
-                    await self.store.write(runs, events)
+                    fenced = await self.store.write(runs, events)
                 except Exception as exc:
                     # Nothing unstored is ever shown, and nothing is dropped: the batch goes
                     # back in front of what came since and is written when the store heals.
@@ -218,11 +234,21 @@ class Journal:
                 backoff = 0.05
                 self.failing = False
                 self._committed = mark
+                if fenced:
+                    events = self._fence(fenced, events)
                 self._stored(runs)
                 self._publish(events, runs)
                 self._resolve(None)
         finally:
             self._flushing = None
+
+    def _fence(self, run_ids: Collection[str], events: list[Event]) -> list[Event]:
+        """Drop what was refused for runs another replica took; tell the executor."""
+        self._fenced.update(run_ids)
+        for run_id in run_ids:
+            self.channels.pop(run_id, None)  # its followers read the store from now on
+        self.on_fenced(run_ids)
+        return [e for e in events if e.run_id not in self._fenced]
 
     def _resolve(self, failed: BaseException | None) -> None:
         """Wake sync() waiters: all of them on a failure, the covered ones on success."""
@@ -240,8 +266,9 @@ class Journal:
 
     def _stored(self, runs: list[RunRecord]) -> None:
         for run in runs:
-            if run.id in self._unstored:
-                self._unstored.discard(run.id)
+            mark = self._unstored.get(run.id)
+            if mark is not None and mark <= self._committed:
+                del self._unstored[run.id]
                 waiter = self._recorded.pop(run.id, None)
                 if waiter is not None and not waiter.done():
                     waiter.set_result(None)
@@ -251,7 +278,7 @@ class Journal:
         self._events = [e for e in self._events if e.run_id != run_id]
         self._runs.pop(run_id, None)
         self.channels.pop(run_id, None)
-        self._unstored.discard(run_id)
+        self._unstored.pop(run_id, None)
 
     def _publish(self, events: list[Event], runs: list[RunRecord]) -> None:
         hooks = self.extensions if self.extensions.watching else None
@@ -312,7 +339,11 @@ class Journal:
         if channel is not None:
             await channel.wait(after)
         elif run_id not in self.channels:
-            await asyncio.sleep(0.2)
+            await self.remote_wait(run_id, after)
+
+
+async def _poll(run_id: str, after: int) -> None:
+    await asyncio.sleep(0.2)
 
 
 def _left(idle: float | None, since: float) -> float | None:

@@ -72,9 +72,11 @@ class Replays:
         live: Callable[[str], Awaitable[RunRecord | None]],
         *,
         ttl: float = DAY,
+        alive: Callable[[str], bool] = lease.alive,
     ) -> None:
         self.store = store
         self.owner = owner  # the lease of this process's executor
+        self.alive = alive  # whether a lease's holder still runs (anywhere: replicas)
         self.live = live  # finds a run, live or stored
         self.ttl = ttl
 
@@ -98,7 +100,7 @@ class Replays:
         original = await self.live(held.run_id)
         if original is not None:
             return original
-        if lease.alive(held.owner):
+        if self.alive(held.owner):
             raise Conflict(
                 f"a request with this {key.name} is still being started "
                 f"(run {held.run_id}); retry in a moment",

@@ -29,7 +29,8 @@ from types import TracebackType
 from runner.admission import Rules
 from runner.catalogue import Catalogue, folders
 from runner.chat.setup import Chat
-from runner.errors import RunnerError
+from runner.coordination import Coordination, SingleProcess
+from runner.errors import ConfigError, RunnerError
 from runner.executor import Executor
 from runner.hooks import Extension, Extensions
 from runner.journal import Journal
@@ -63,6 +64,7 @@ class Runtime:
         *,
         environ: Mapping[str, str] | None = None,
         resources: contextlib.ExitStack | None = None,
+        coordination: Coordination | None = None,
         policies: Policies | None = None,
         links: Links | None = None,
         secrets: SecretSources | None = None,
@@ -93,7 +95,14 @@ class Runtime:
             spawner=self.spawner,
             secrets=self.secrets,
         )
-        self.executor = Executor(settings.limits, store, self.journal, host, self.extensions)
+        self.executor = Executor(
+            settings.limits,
+            store,
+            self.journal,
+            host,
+            self.extensions,
+            coordination or coordination_for(settings, store),
+        )
         policies = policies or Policies(settings.security.policies, [job.path for job in catalogue])
         self.runs = Runs(
             catalogue,
@@ -136,8 +145,8 @@ class Runtime:
             raise
         await self.extensions.start()
         self.spawner.start(warm=1)
+        await self.executor.coord.start(self.runs.resubmit, recover=recover)
         if recover:
-            await self.executor.recover(self.runs.resubmit)
             self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())
 
     async def stop(self) -> None:
@@ -220,7 +229,7 @@ def build(
             from runner.azure import AzureExtension
 
             extensions = [AzureExtension(settings.azure, os.environ, observer=metrics)]
-        store = store or store_for(settings)
+        store = store or _store(settings, [*extensions, *extras])
         policies = Policies(settings.security.policies, [job.path for job in catalogue])
         links = Links(settings.server.public_url or "")
         sources = sources_for(settings, [*extensions, *extras], os.environ)
@@ -247,6 +256,33 @@ def build(
     except BaseException:
         resources.close()
         raise
+
+
+def coordination_for(settings: Settings, store: Store) -> Coordination:
+    """One process's coordination on SQLite; the replicas' on PostgreSQL."""
+    from runner.store.postgres import PostgresStore
+
+    if isinstance(store, PostgresStore):
+        from runner.replicas import Replicas
+
+        return Replicas(store, settings.store.lease_timeout)
+    return SingleProcess()
+
+
+def _store(settings: Settings, extensions: Sequence[Extension]) -> Store:
+    """The store the settings name; with ``store_auth = "azure"`` its password is an
+    Entra token from the Azure extension's credential (the one the jobs use)."""
+    if settings.store.auth != "azure" or settings.store.backend != "postgresql":
+        return store_for(settings)
+    from runner.azure import AzureExtension
+
+    azure = next((e for e in extensions if isinstance(e, AzureExtension)), None)
+    if azure is None:
+        raise ConfigError(
+            'store_auth = "azure" needs the Azure extension (the runner\'s identity) to '
+            "get a token; it is not loaded here"
+        )
+    return store_for(settings, password=azure.database_token)
 
 
 def _outbox(

@@ -37,11 +37,14 @@ from runner.web.security import Security
 log = logging.getLogger("runner.server")
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket; TCP_NODELAY set here since uvicorn cannot on a pre-bound socket."""
+def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening socket; TCP_NODELAY set here since uvicorn cannot on a pre-bound socket.
+    ``reuse_port``: one of the sockets of ``--workers`` on one port (runner.supervisor)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(2048)
@@ -69,6 +72,7 @@ def prepare(
     *,
     store: Store | None = None,
     extensions: list[Extension] | None = None,
+    reuse_port: bool = False,
 ) -> Prepared:
     """Build the runtime, set up TLS and security, bind the socket. Raises RunnerError."""
     runtime = runtimes.build(settings, store=store, extensions=extensions, serving=True)
@@ -105,7 +109,7 @@ def prepare(
             ),
         )
         try:
-            sock = bind(settings.server.host, settings.server.port)
+            sock = bind(settings.server.host, settings.server.port, reuse_port=reuse_port)
         except OSError as exc:
             where = f"{settings.server.host}:{settings.server.port}"
             raise ConfigError(
@@ -222,7 +226,9 @@ def _example_job(runtime: Runtime) -> Job | None:
 
 
 def serve(settings: Settings) -> None:
-    """``runner serve``: run until SIGTERM/SIGINT, draining first."""
+    """``runner serve``: run until SIGTERM/SIGINT, draining first. One process: the CLI
+    hands ``--workers N`` to runner.supervisor instead, which builds its workers from
+    :func:`prepare` (so the supervisor points down at this module, never back)."""
     # A fatal signal (SIGBUS from a store file that cannot grow, SIGSEGV) leaves its
     # traceback on stderr instead of a silent death.
     faulthandler.enable()

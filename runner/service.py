@@ -199,7 +199,9 @@ class Runs(History):
         self.rules = rules
         self.policies = policies
         self.secrets = secrets
-        self.replays = Replays(store, executor.owner, self._find, ttl=replay_ttl)
+        self.replays = Replays(
+            store, executor.owner, self._find, ttl=replay_ttl, alive=executor.coord.alive
+        )
 
     # -- jobs ------------------------------------------------------------------------
 
@@ -370,4 +372,4 @@ class Runs(History):
         (every start would be refused: a load balancer should send callers elsewhere)."""
         e = self.executor
         reason = "draining" if e.draining else "store failing" if self.journal.failing else None
-        return Status(reason is None, len(e.running), len(e.queue), reason)
+        return Status(reason is None, len(e.running), len(e.queue) + len(e.shared), reason)

@@ -4,7 +4,9 @@ A second ``runner serve`` on a state dir would take over the first one's runs an
 lock keys at the same time (issue 15, item 3), so it is refused with the holder named.
 ``runner run`` in a terminal takes it only for a job with a lock key (lock keys are handed
 out by one process per state dir): it recovers nothing, and runs any other job beside a
-server.
+server. On PostgreSQL lock keys are rows all replicas share (runner.replicas): there
+``runner run`` takes no lock, and each replica — each process of ``--workers`` too — has a
+state dir of its own.
 
 The server's script spawner and shepherds keep the lock's file open (an inherited fd), so
 after a kill -9 of the server the lock is free only once the scripts it ran are gone: the

@@ -1,11 +1,14 @@
 """The store at scale: a large history, a very long run, and the server serving both.
 
     .venv/bin/python scripts/bench_store.py [--runs 1000000] [--lines 10000000]
-        [--readers 10] [--old 50000]
+        [--readers 10] [--old 50000] [--store sqlite|postgresql]
 
 The history is written straight into the state dir's SQLite file (``SQLiteStore.write``
 in batches: the same rows a server writes, much faster than through HTTP), then
-``runner serve --no-tls`` starts on it in a subprocess. It prints:
+``runner serve --no-tls`` starts on it in a subprocess. With ``--store postgresql`` the
+same is done on a throwaway PostgreSQL 15 (tests/pgcluster.py, its Unix socket; sizes are
+the runner's tables with their indexes, and space comes back through autovacuum, not at
+once). It prints:
 
 - bytes per event line of the long run (file growth ÷ lines) against the line's length;
 - ``/_health`` p50/p99 while ``--readers`` clients each read the long run's whole log at
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import statistics
 import subprocess
@@ -28,6 +32,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from ulid import ULID
 
@@ -36,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from runner.records import Event, RunRecord  # noqa: E402 - after the path is set
 from runner.store import SQLiteStore  # noqa: E402
+from runner.store.postgres import PostgresStore  # noqa: E402
 
 JOBS = [f"deploy/app{i}" for i in range(10)]
 STATES = ["succeeded", "failed", "cancelled", "timed_out"]
@@ -47,10 +53,15 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def fill(path: Path, runs: int, lines: int, old: int) -> tuple[str, float]:
+async def _size(store: Any) -> int:
+    if isinstance(store, SQLiteStore):
+        return store.size()["total"]
+    return int((await store.size())["live"])
+
+
+async def fill(store: Any, runs: int, lines: int, old: int) -> tuple[str, float]:
     """The history, the long run, and ``old`` runs past retention; the long run's id and
     the bytes per event line it cost."""
-    store = SQLiteStore(path)
     await store.open()
     now = time.time()
     batch: list[RunRecord] = []
@@ -63,14 +74,16 @@ async def fill(path: Path, runs: int, lines: int, old: int) -> tuple[str, float]
             await store.write(batch, [])
             batch = []
     await store.write(batch, [])
-    before = store.size()["total"]
+    before = await _size(store)
     long = RunRecord(str(ULID()), "deploy/long", "succeeded", {}, "user:u0", now, 60.0)
     for start in range(1, lines + 1, 100_000):
         stop = min(start + 100_000, lines + 1)
         events = [Event(long.id, s, "output", LINE, now) for s in range(start, stop)]
         long.last_event = stop - 1
         await store.write([long], events)
-    per_line = (store.size()["total"] - before) / max(lines, 1)
+    per_line = (await _size(store) - before) / max(lines, 1)
+    if not isinstance(store, SQLiteStore):
+        await store.pool.execute("ANALYZE")  # as autovacuum would soon: plans at this size
     await store.close()
     return long.id, per_line
 
@@ -108,9 +121,10 @@ def poll_health(
     return times
 
 
-def serve(state: Path) -> tuple[subprocess.Popen[str], str]:
+def serve(state: Path, store: str = "") -> tuple[subprocess.Popen[str], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}
     env.update(RUNNER_BUILTIN_JOBS="false", RUNNER_RATE_LIMIT="0", RUNNER_LOG_LEVEL="warning")
+    env.update(RUNNER_STORE=store)
     proc = subprocess.Popen(
         [sys.executable, "-m", "runner", "serve", "--no-tls", "--port", "0", "--state-dir",
          str(state), "--jobs", str(ROOT / "scripts" / "bench_jobs")],
@@ -120,27 +134,56 @@ def serve(state: Path) -> tuple[subprocess.Popen[str], str]:
     return proc, proc.stdout.readline().split()[-1]
 
 
+def _file_size(state: Path, store_url: str) -> int:
+    if not store_url:
+        return (state / "runner.db").stat().st_size
+
+    async def size() -> int:
+        store = PostgresStore(store_url)
+        await store.open()
+        try:
+            return await _size(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(size())
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=1_000_000)
     p.add_argument("--lines", type=int, default=10_000_000)
     p.add_argument("--readers", type=int, default=10)
     p.add_argument("--old", type=int, default=50_000)
+    p.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     args = p.parse_args()
+    with contextlib.ExitStack() as stack:
+        url = ""
+        if args.store == "postgresql":
+            from tests import pgcluster
+
+            cluster = stack.enter_context(pgcluster.running(settings={"fsync": "on"}))
+            url = cluster.create_database("bench")
+        return _measure(args, url)
+    return 0
+
+
+def _measure(args: argparse.Namespace, store_url: str) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp)
         t0 = time.monotonic()
-        long_id, per_line = asyncio.run(fill(state / "runner.db", args.runs, args.lines, args.old))
+        store: Any = PostgresStore(store_url) if store_url else SQLiteStore(state / "runner.db")
+        long_id, per_line = asyncio.run(fill(store, args.runs, args.lines, args.old))
         print(f"filled {args.runs:,} runs (+{args.old:,} old) and a {args.lines:,}-line run "
               f"in {time.monotonic() - t0:.0f} s")  # fmt: skip
         print(f"bytes per event line: {per_line:.1f} for {len(LINE)}-character lines "
               f"({per_line / len(LINE):.2f}×)")  # fmt: skip
-        size_before = (state / "runner.db").stat().st_size
+        size_before = _file_size(state, store_url)
         # The first start prunes the old runs (retention: 30 days), health polled meanwhile.
-        server, url = serve(state)
+        server, url = serve(state, store_url)
         try:
             health = poll_health(url, None, 8)
-            size_after = (state / "runner.db").stat().st_size
+            size_after = _file_size(state, store_url)
             print(f"prune of {args.old:,} old runs at start: /_health {spread(health)}; "
                   f"file {size_before / 2**20:.0f} MiB → {size_after / 2**20:.0f} MiB")  # fmt: skip
             filt = [get(f"{url}/_runs?job=deploy/app3&state=failed,cancelled,timed_out,succeeded"

@@ -1,15 +1,18 @@
 #!/bin/sh
 # The real servers the tests drive, installed from Debian's packages where the machine
 # lacks them, so that `make test` works on a fresh machine: nginx and Caddy (the fronts
-# of deploy/, for text, wait and SSE through a proxy) and Chromium with its driver (the
-# web page's browser tests). Their services are not started (policy-rc.d): the tests
-# start their own, on loopback, and stop them.
+# of deploy/, for text, wait and SSE through a proxy), Chromium with its driver (the
+# web page's browser tests) and PostgreSQL 15 (the replicas' store). Their services are
+# not started (policy-rc.d): the tests start their own, on loopback or a socket, and
+# stop them.
 set -eu
 need=""
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need="$need nginx-light"
 command -v caddy >/dev/null 2>&1 || need="$need caddy"
 [ -x /usr/bin/chromium ] || need="$need chromium"
 [ -x /usr/bin/chromedriver ] || need="$need chromium-driver"
+# PostgreSQL 15's server binaries: tests start a throwaway cluster of their own.
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need="$need postgresql-15"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
     echo "tools: missing:$need; install them (root) or run as root" >&2

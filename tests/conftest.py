@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import signal
@@ -27,6 +28,7 @@ import pytest
 from runner.sandbox import Sandbox
 from runner.server import RunnerServer, prepare
 from runner.settings import Settings, from_values
+from tests import pgcluster
 
 # Started in the background by a shell without job control (`make test &`, nohup), the
 # suite inherits SIGINT ignored, and so would every `runner` it starts: the Ctrl-C tests
@@ -194,6 +196,22 @@ def serve_process(tmp_path: Path) -> Iterator[Callable[..., Served]]:
         for pipe in (served.proc.stdout, served.proc.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[pgcluster.Cluster]:
+    """A throwaway PostgreSQL 15 for the whole session (Unix socket only), torn down after."""
+    with pgcluster.running() as cluster:
+        yield cluster
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture
+def pg_database(pg_cluster: pgcluster.Cluster) -> str:
+    """The URL of a fresh, empty database on the session's PostgreSQL."""
+    return pg_cluster.create_database(f"t{os.getpid()}_{next(_databases)}")
 
 
 @pytest.fixture

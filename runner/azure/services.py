@@ -59,6 +59,10 @@ class Azure:
         return f"Azure(subscription={self.subscription_id}, location={self.location})"
 
 
+# The audience of Azure Database for PostgreSQL's Entra logins (all its clouds' public one).
+DATABASE_SCOPE = "https://ossrdbms-aad.database.windows.net/.default"
+
+
 class AzureExtension(Extension):
     """Lends jobs :class:`Azure` as ``ctx.azure()``; reads Key Vault references for the
     runner (a :class:`runner.secrets.VaultReader`); explains Azure's failures."""
@@ -146,6 +150,14 @@ class AzureExtension(Extension):
             scope=s.arm_audience.rstrip("/") + "/.default",
             keyvault=self.keyvault,
         )
+
+    async def database_token(self) -> str:
+        """An Entra token for Azure Database for PostgreSQL, the store's password with
+        ``store_auth = "azure"``: asked at each new connection of the pool, from the
+        credential the jobs use (its cache refreshes it before it expires)."""
+        azure = await self.lend(None)
+        token = await azure.credential.get_token(DATABASE_SCOPE)
+        return token.token
 
     def _transport(self) -> Any:
         """One aiohttp session for the three clients, its TLS trust set once.

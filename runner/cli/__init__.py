@@ -68,6 +68,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", help="private key (PEM) of --tls-cert")
     serve.add_argument("--no-tls", action="store_true", help="serve plain HTTP")
     serve.add_argument("--sandbox", action="store_true", help="run on the emulated Azure")
+    serve.add_argument("--workers", type=int,
+                       help="processes serving the port (PostgreSQL store; default 1)")  # fmt: skip
     serve.add_argument("--htpasswd", help="htpasswd file (bcrypt) of users who may call")
     serve.add_argument("--insecure-no-auth", action="store_true",
                        help="allow listening beyond loopback with no authentication")  # fmt: skip
@@ -115,6 +117,17 @@ def parser() -> argparse.ArgumentParser:
                          help="also write azure-cli's environment there, to `source`")  # fmt: skip
     sandbox.add_argument("--secret", action="append", default=[], metavar="NAME=VALUE",
                          help="store a secret in the sandbox's Key Vault (repeatable)")  # fmt: skip
+
+    store = sub.add_parser("store", help="the run store: copy a SQLite history to PostgreSQL",
+                           parents=[state])  # fmt: skip
+    store_sub = store.add_subparsers(dest="store_command", required=True)
+    move = store_sub.add_parser(
+        "migrate", help="copy runs, events, claims and notices into PostgreSQL", parents=[state]
+    )
+    move.add_argument("--from", dest="source", metavar="sqlite:PATH",
+                      help="the SQLite store (default: the state dir's)")  # fmt: skip
+    move.add_argument("--to", dest="target", metavar="postgresql://…",
+                      help="the PostgreSQL store (default: the store setting)")  # fmt: skip
 
     add_passwd_arguments(sub.add_parser("passwd", help="add or update a user (bcrypt)"))
     token = sub.add_parser("token", help="create, list or revoke API tokens", parents=[state])
@@ -182,10 +195,19 @@ def _local(args: argparse.Namespace) -> int:
         job_terminal=args.command == "run" and sys.stderr.isatty(),
     )
     if args.command == "serve":
-        from runner.server import serve
+        if settings.server.workers > 1:
+            from runner.supervisor import serve_workers
 
-        serve(settings)
+            serve_workers(settings)
+        else:
+            from runner.server import serve
+
+            serve(settings)
         return 0
+    if args.command == "store":
+        from runner.cli.local import migrate_store
+
+        return asyncio.run(migrate_store(settings, args.source, args.target))
     if args.command == "token":
         from runner.auth.cli import token_command
 
@@ -207,7 +229,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "state_dir": getattr(args, "state_dir", None),
         "jobs": tuple(jobs) if jobs else None,
     }
-    for name in ("host", "port", "tls_cert", "tls_key", "htpasswd"):
+    for name in ("host", "port", "tls_cert", "tls_key", "htpasswd", "workers"):
         overrides[name] = getattr(args, name, None)
     if getattr(args, "insecure_no_auth", False):
         overrides["insecure_no_auth"] = True

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import getpass
 import sys
+from pathlib import Path
 from typing import Any
 
 from runner.auth import Principal
@@ -20,7 +21,7 @@ from runner.records import EV_DONE, EV_ERROR, EV_OUTPUT, VIA_CLI, Event, Trigger
 from runner.runtime import Runtime, build
 from runner.service import History, StartRequest
 from runner.settings import Settings
-from runner.store import SQLiteStore
+from runner.store import store_for
 from runner.wire import escape_controls, result_line, text_line
 
 
@@ -66,7 +67,9 @@ async def run_here(settings: Settings, job_path: str, items: list[str], limit: f
         job = runtime.runs.find(job_path.strip("/"))
         if job is None:
             raise RunnerError(f"no job {job_path!r}; `runner jobs` lists them")
-        if job.lock:
+        if job.lock and not runtime.executor.coord.shared:
+            # On PostgreSQL lock keys are rows every process shares; on SQLite, this
+            # process's to hand out only if no server does.
             _take_lock_keys(runtime, job.path)
         request = StartRequest(
             job.path,
@@ -113,9 +116,11 @@ def list_jobs(settings: Settings, *, as_json: bool) -> int:
 
 
 async def _history(settings: Settings) -> History:
-    if not settings.db_path.is_file():
+    if settings.store.backend == "sqlite" and not settings.db_path.is_file():
         raise RunnerError(f"no run store at {settings.db_path}; nothing has run here yet")
-    store = SQLiteStore(settings.db_path)
+    # PostgreSQL with store_auth = "azure" needs the runner's identity: build() wires it.
+    store = build(settings, extensions=None).store if settings.store.auth == "azure" else None
+    store = store or store_for(settings)
     await store.open()
     # No live runs in this process: a run a server holds is followed through the store.
     return History(store, Journal(store))
@@ -152,3 +157,30 @@ async def show_log(settings: Settings, run_id: str, *, follow: bool) -> int:
         return exits.of_done(done) if follow else 0
     finally:
         await history.store.close()
+
+
+def _sqlite_path(settings: Settings, source: str | None) -> Path:
+    if source is None:
+        return settings.db_path
+    if not source.startswith("sqlite:"):
+        from runner.settings.sections import redacted
+
+        raise ConfigError(f"--from must be sqlite:PATH, not {redacted(source)!r}")
+    return Path(source.removeprefix("sqlite:")).expanduser()
+
+
+async def migrate_store(settings: Settings, source: str | None, target: str | None) -> int:
+    """``runner store migrate``: copy the SQLite history into PostgreSQL."""
+    from runner.settings.sections import redacted
+    from runner.store.migrate import migrate
+    from runner.store.postgres import PostgresStore
+
+    path = _sqlite_path(settings, source)
+    url = target or (settings.store.url if settings.store.backend == "postgresql" else "")
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            "--to must be a postgresql://user@host/database URL (or set the store setting)"
+        )
+    copied = await migrate(path, PostgresStore(url))
+    print(f"{path} → {redacted(url)}: {copied}")
+    return 0

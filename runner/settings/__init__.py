@@ -5,7 +5,8 @@ environment variables < command-line flags. Keys are flat in every source (``por
 ``RUNNER_MAX_RUNNING``, ``--state-dir``); inside, each key belongs to one section
 (:mod:`runner.settings.sections`) and each section goes to the part that needs it:
 ``server`` to the listener, ``limits`` to admission and the executor, ``azure`` to the
-Azure extension, ``security`` to the HTTP guards, ``sandbox`` to ``--sandbox``.
+Azure extension, ``security`` to the HTTP guards, ``sandbox`` to ``--sandbox``, ``store``
+to the run store and the replicas.
 Unknown keys are errors, not silently ignored, so a typo in runner.toml is found on the
 first start rather than in production.
 """
@@ -33,8 +34,10 @@ from runner.settings.sections import (
     SandboxSettings,
     SecuritySettings,
     ServerSettings,
+    StoreSettings,
     loopback_address,
     names_a_secret,
+    redacted,
 )
 
 
@@ -48,11 +51,15 @@ class Settings(BaseModel):
     azure: AzureSettings = AzureSettings()
     security: SecuritySettings = SecuritySettings()
     sandbox: SandboxSettings = SandboxSettings()
+    store: StoreSettings = StoreSettings()
     notify: NotifySettings = NotifySettings()
     chat: ChatSettings = ChatSettings()
 
     @property
     def db_path(self) -> Path:
+        """The SQLite file (``store = "sqlite:PATH"``, else ``state_dir/runner.db``)."""
+        if self.store.url.startswith("sqlite:"):
+            return Path(self.store.url.removeprefix("sqlite:")).expanduser()
         return self.server.state_dir / "runner.db"
 
     @property
@@ -95,8 +102,10 @@ def coerce(key: str, value: Any, source: str) -> Any:
     except pydantic.ValidationError as exc:
         why = "; ".join(str(e["msg"]) for e in exc.errors())
         section, name = KEYS[key]
-        # A secret's source refused is most often the secret pasted in: never echoed.
-        got = "" if names_a_secret(SECTIONS[section].model_fields[name]) else f" (got {value!r})"
+        # A secret's source refused is most often the secret pasted in: never echoed; a
+        # store URL is shown without its password.
+        shown = redacted(str(value)) if key == "store" else value
+        got = "" if names_a_secret(SECTIONS[section].model_fields[name]) else f" (got {shown!r})"
         raise ConfigError(f"{source}: {key}: {why}{got}") from None
 
 
@@ -207,6 +216,7 @@ __all__ = [
     "SecuritySettings",
     "ServerSettings",
     "Settings",
+    "StoreSettings",
     "from_values",
     "load",
     "loopback_address",

@@ -9,6 +9,7 @@ A field's description is its documentation.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -108,6 +109,9 @@ class ServerSettings(Section):
         "auth; unset: GET /_metrics with the API's auth",
     )
     heartbeat: Seconds = Field(15.0, description="seconds between SSE heartbeat comments")
+    workers: Int = Field(
+        1, ge=1, le=64, description="processes serving one port (PostgreSQL store only)"
+    )
     public_url: OptionalText = Field(
         None, description="base URL users reach this runner at (links in chat, notices)"
     )
@@ -224,6 +228,53 @@ class SecuritySettings(Section):
     policies: tuple[JobPolicy, ...] = Field((), exclude=True)
 
 
+def _store_url(value: Any) -> Any:
+    if value in (None, ""):
+        return ""
+    text = str(value)
+    if text.startswith(("postgresql://", "postgres://", "sqlite:")):
+        return text
+    raise ValueError(
+        f"store must be empty (SQLite in the state dir), sqlite:PATH or "
+        f"postgresql://user@host/database, not {redacted(text)!r}"
+    )
+
+
+def redacted(url: str) -> str:
+    """A database URL fit to show: its password replaced."""
+    return re.sub(r"(://[^:/@?]*:)[^@/?]*@", r"\1***@", url)
+
+
+class StoreSettings(Section):
+    """Where runs live: SQLite in the state dir (one process), or PostgreSQL (replicas)."""
+
+    url: Annotated[str, BeforeValidator(_store_url)] = Field(
+        "",
+        alias="store",
+        description="empty: SQLite in state_dir; postgresql://user@host/db: shared by "
+        'replicas (see README, "More than one replica")',
+    )
+    auth: Literal["password", "azure"] = Field(
+        "password",
+        alias="store_auth",
+        description="PostgreSQL login: password (from the URL, PGPASSWORD or ~/.pgpass) or "
+        "azure (an Entra token from the runner's identity: no secret stored)",
+    )
+    lease_timeout: Seconds = Field(
+        15.0,
+        description="PostgreSQL: a replica silent this long is gone; a peer marks its "
+        "running runs interrupted and its queued runs run elsewhere",
+    )
+    pool_size: Int = Field(10, ge=2, alias="store_pool", description="PostgreSQL connections")
+
+    @property
+    def backend(self) -> Literal["sqlite", "postgresql"]:
+        return "postgresql" if self.url.startswith(("postgresql://", "postgres://")) else "sqlite"
+
+    def __repr__(self) -> str:
+        return f"StoreSettings(store={redacted(self.url)!r}, store_auth={self.auth!r})"
+
+
 class SandboxSettings(Section):
     """``--sandbox``: the emulated Azure in this process."""
 
@@ -316,6 +367,7 @@ SECTIONS: dict[str, type[Section]] = {
     "azure": AzureSettings,
     "security": SecuritySettings,
     "sandbox": SandboxSettings,
+    "store": StoreSettings,
     "notify": NotifySettings,
     "chat": ChatSettings,
 }

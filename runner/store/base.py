@@ -1,8 +1,8 @@
-"""The store interface: the seam where PostgreSQL will plug in for scale-out."""
+"""The store interface: the seam where SQLite (one process) and PostgreSQL (replicas) plug in."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from runner.records import Claim, Event, Notice, RunRecord
@@ -15,8 +15,12 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def write(self, runs: Sequence[RunRecord], events: Sequence[Event]) -> None:
-        """Upsert ``runs`` and append ``events`` in one transaction, durable on return."""
+    async def write(self, runs: Sequence[RunRecord], events: Sequence[Event]) -> Collection[str]:
+        """Upsert ``runs`` and append ``events`` in one transaction, durable on return.
+
+        Returns the ids of runs left unwritten, with their events, because another holder
+        has them now (a shared store: a peer found this replica dead and ended them) —
+        fenced, never merged. A single-process store returns nothing."""
         ...
 
     async def get(self, run_id: str) -> RunRecord | None:

@@ -17,7 +17,7 @@ import itertools
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from ulid import ULID
@@ -120,8 +120,9 @@ class SQLiteStore:
 
     # -- writing -------------------------------------------------------------------------
 
-    async def write(self, runs: Sequence[RunRecord], events: Sequence[Event]) -> None:
+    async def write(self, runs: Sequence[RunRecord], events: Sequence[Event]) -> Collection[str]:
         self.write_now(runs, events)
+        return ()
 
     def write_now(self, runs: Sequence[RunRecord], events: Sequence[Event]) -> None:
         """:meth:`write`, done at once: the journal relieves a job that writes faster

@@ -268,3 +268,39 @@ def test_the_container_apps_template_uses_managed_identity_probes_and_real_setti
     assert app["properties"]["configuration"]["ingress"]["targetPort"] == settings["port"]
     probes = {p["type"]: p["httpGet"]["path"] for p in container["probes"]}
     assert probes == {"Liveness": "/_health", "Readiness": "/_ready"}
+
+
+def test_the_replicas_template_shares_one_postgresql_with_an_entra_login():
+    """deploy/azure/replicas: at least two Container Apps replicas, one user-assigned
+    identity that is both the app's and the database's Entra administrator, password
+    logins off on the server, and the runner pointed at it with store_auth = "azure"
+    (every RUNNER_* a real setting)."""
+    template = json.loads((DEPLOY / "azure" / "replicas" / "azuredeploy.json").read_text())
+    res = _resources(template)
+    app = res["Microsoft.App/containerApps"]
+    identity = (
+        "[resourceId('Microsoft.ManagedIdentity/userAssignedIdentities', "
+        "variables('identityName'))]"
+    )
+    assert app["identity"]["type"] == "UserAssigned"
+    assert list(app["identity"]["userAssignedIdentities"]) == [identity]
+    server = res["Microsoft.DBforPostgreSQL/flexibleServers"]["properties"]
+    assert server["authConfig"]["passwordAuth"] == "Disabled"
+    assert server["authConfig"]["activeDirectoryAuth"] == "Enabled"
+    admin = res["Microsoft.DBforPostgreSQL/flexibleServers/administrators"]["properties"]
+    assert admin["principalType"] == "ServicePrincipal"
+    assert admin["principalName"] == "[variables('identityName')]"
+    scale = app["properties"]["template"]["scale"]
+    assert scale["minReplicas"] == scale["maxReplicas"] == "[parameters('replicas')]"
+    assert template["parameters"]["replicas"]["minValue"] == 2
+    container = app["properties"]["template"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert "postgresql://{0}@{1}/{2}?sslmode=require" in env["RUNNER_STORE"]
+    assert "identityName" in env["RUNNER_STORE"] and "clientId" in env["RUNNER_CLIENT_ID"]
+    # ARM expressions stand for values known at deployment: checked as their shape.
+    known = {"RUNNER_STORE": "postgresql://runner-id@server/runner?sslmode=require",
+             "RUNNER_CLIENT_ID": "00000000-0000-0000-0000-000000000000"}  # fmt: skip
+    settings = from_env({**env, **known})
+    assert settings["store_auth"] == "azure" and settings["tls"] is False
+    assert settings["heartbeat"] <= 30, "SSE heartbeats keep the ingress from idling out"
+    assert not any("password" in e["name"].lower() for e in container["env"])

@@ -9,16 +9,22 @@ from pathlib import Path
 import pytest
 
 from runner.store import SQLiteStore, Store
+from runner.store.postgres import PostgresStore
 
 # name -> async factory of a fresh, unopened store (the harness opens and closes it).
-Factory = Callable[[Path], Awaitable[Store]]
+Factory = Callable[[pytest.FixtureRequest, Path], Awaitable[Store]]
 
 
-async def _sqlite(tmp_path: Path) -> Store:
+async def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     return SQLiteStore(tmp_path / "runs.db")
 
 
-BACKENDS: dict[str, Factory] = {"sqlite": _sqlite}
+async def _postgresql(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """A fresh database on the session's throwaway PostgreSQL (tests/pgcluster.py)."""
+    return PostgresStore(request.getfixturevalue("pg_database"))
+
+
+BACKENDS: dict[str, Factory] = {"sqlite": _sqlite, "postgresql": _postgresql}
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +35,7 @@ def anyio_backend() -> str:
 @pytest.fixture(params=sorted(BACKENDS))
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     """Each backend, opened on a fresh database, in the test's own event loop."""
-    backend = await BACKENDS[request.param](tmp_path)
+    backend = await BACKENDS[request.param](request, tmp_path)
     await backend.open()
     try:
         yield backend
