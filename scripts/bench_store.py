@@ -44,6 +44,7 @@ from runner.store import SQLiteStore  # noqa: E402
 from runner.store.postgres import PostgresStore  # noqa: E402
 
 JOBS = [f"deploy/app{i}" for i in range(10)]
+FILTER_STATES = ("failed", "cancelled", "timed_out", "succeeded")
 STATES = ["succeeded", "failed", "cancelled", "timed_out"]
 LINE = "line 0000001 of a benchmark run"  # 31 characters, as the issue's measure
 
@@ -86,6 +87,22 @@ async def fill(store: Any, runs: int, lines: int, old: int) -> tuple[str, float]
         await store.pool.execute("ANALYZE")  # as autovacuum would soon: plans at this size
     await store.close()
     return long.id, per_line
+
+
+async def query_times(store_url: str, state: Path, n: int) -> list[float]:
+    """The combined filter's query alone, through a store of its own beside the server's:
+    what the database does, without HTTP, JSON and the server's loop."""
+    store: Any = PostgresStore(store_url) if store_url else SQLiteStore(state / "runner.db")
+    await store.open()
+    try:
+        times = []
+        for _ in range(n):
+            t0 = time.monotonic()
+            await store.list_runs(job="deploy/app3", states=FILTER_STATES, limit=50)
+            times.append(time.monotonic() - t0)
+        return times
+    finally:
+        await store.close()
 
 
 def spread(values: list[float]) -> str:
@@ -186,9 +203,11 @@ def _measure(args: argparse.Namespace, store_url: str) -> int:
             size_after = _file_size(state, store_url)
             print(f"prune of {args.old:,} old runs at start: /_health {spread(health)}; "
                   f"file {size_before / 2**20:.0f} MiB → {size_after / 2**20:.0f} MiB")  # fmt: skip
-            filt = [get(f"{url}/_runs?job=deploy/app3&state=failed,cancelled,timed_out,succeeded"
+            filt = [get(f"{url}/_runs?job=deploy/app3&state={','.join(FILTER_STATES)}"
                         f"&limit=50")[0] for _ in range(200)]  # fmt: skip
-            print(f"combined filter at {args.runs:,} runs: {spread(filt)}")
+            print(f"combined filter at {args.runs:,} runs: {spread(filt)} over HTTP")
+            query = asyncio.run(query_times(store_url, state, 200))
+            print(f"  the store's query alone (list_runs, this process): {spread(query)}")
             with concurrent.futures.ThreadPoolExecutor(args.readers) as pool:
                 readers = [pool.submit(fetch, f"{url}/_runs/{long_id}/log")
                            for _ in range(args.readers)]  # fmt: skip
