@@ -19,9 +19,9 @@ one dead) changes nothing of it, and is reported (fenced), never merged.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import json
+import re
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
@@ -40,6 +40,9 @@ from runner.store.postgres_schema import (
 )
 
 PRUNE_BATCH = 200
+_PARAM = re.compile(r"\$(\d+)")  # a statement's parameter ($1, $2…), renumbered in a union
+
+
 EVENTS_CHANNEL = "runner_events"  # payload: "<run id>:<last seq> …" of a committed batch
 QUEUE_CHANNEL = "runner_queue"  # a run became claimable (queued, or a lock key freed)
 NOTIFY_MAX = 7900  # PostgreSQL's payload limit is 8000 bytes; past it: "*", wake all
@@ -85,6 +88,11 @@ SELECT (SELECT array_agg(id) FROM r) AS written,
         FROM bell),
        CASE WHEN $25::bool THEN pg_notify('{QUEUE_CHANNEL}', '') END
 """
+
+
+def _shifted(sql: str, by: int) -> str:
+    """``sql`` with its parameters numbered from ``by + 1`` (values are never in the text)."""
+    return _PARAM.sub(lambda m: f"${int(m[1]) + by}", sql)
 
 
 def _record(row: Any) -> RunRecord:
@@ -262,17 +270,39 @@ class PostgresStore:
         caller: str | None = None,
     ) -> list[RunRecord]:
         """One index range scan per combination of the equality filters (as SQLite's),
-        the pages merged newest first."""
+        merged newest first by the database in the same statement: one round trip."""
         if job is not None:
             jobs = [job] if jobs is None or job in jobs else []
         job_values: list[str | None] = list(jobs) if jobs is not None else [None]
         state_values: list[str | None] = list(states) if states else [None]
-        pages = []
-        for j, s in itertools.product(job_values, state_values):
-            sql, args = self.page_query(j, s, caller, before, limit)
-            pages.append([_record(r) for r in await self._fetch(sql, *args)])
-        newest = heapq.merge(*pages, key=lambda r: r.id, reverse=True)
-        return list(itertools.islice(newest, limit))
+        combos = list(itertools.product(job_values, state_values))
+        if not combos:
+            return []
+        sql, args = self.list_query(combos, caller, before, limit)
+        return [_record(r) for r in await self._fetch(sql, *args)]
+
+    @classmethod
+    def list_query(
+        cls,
+        combos: Sequence[tuple[str | None, str | None]],
+        caller: str | None,
+        before: str | None,
+        limit: int,
+    ) -> tuple[str, list[object]]:
+        """The pages of several (job, state) combinations as one statement: each an
+        ordered index range scan with its own LIMIT, joined by a Merge Append (public for
+        the query-plan test). Four states at 1M runs: one round trip instead of four."""
+        if len(combos) == 1:
+            ((job, state),) = combos
+            return cls.page_query(job, state, caller, before, limit)
+        parts: list[str] = []
+        args: list[object] = []
+        for job, state in combos:
+            sql, more = cls.page_query(job, state, caller, before, limit)
+            parts.append(f"({_shifted(sql, len(args))})")
+            args += more
+        args.append(limit)
+        return " UNION ALL ".join(parts) + f" ORDER BY id DESC LIMIT ${len(args)}", args
 
     @staticmethod
     def page_query(

@@ -72,6 +72,29 @@ async def test_every_page_of_the_history_is_an_index_range_scan(pg_database):
         await store.close()
 
 
+async def test_a_filter_on_several_states_is_one_statement_reading_few_rows(pg_database):
+    """`/_runs?job=J&state=A,B,C,D` at 20k runs: one statement whose plan merges the
+    index range scans (no sort of the job's runs), and the same page as state by state."""
+    store = await _filled(pg_database, 20_000)
+    try:
+        states = ["failed", "succeeded", "cancelled", "running"]
+        sql, args = PostgresStore.list_query([("job/3", s) for s in states], None, None, 50)
+        plan = "\n".join(r[0] for r in await store.pool.fetch("EXPLAIN " + sql, *args))
+        assert "Seq Scan" not in plan, plan
+        assert not re.search(r"(^|->)\s*Sort\s+\(", plan, re.MULTILINE), plan  # no Sort node
+        assert "Merge Append" in plan, plan
+        page = await store.list_runs(job="job/3", states=states, limit=50)
+        one_by_one = [r for s in states for r in await store.list_runs(job="job/3", states=[s])]
+        expected = sorted(one_by_one, key=lambda r: r.id, reverse=True)[:50]
+        assert [r.id for r in page] == [r.id for r in expected]
+        assert {r.state for r in page} <= set(states) and len(page) == 50
+        before = page[-1].id
+        second = await store.list_runs(job="job/3", states=states, before=before, limit=50)
+        assert second[0].id < before and not {r.id for r in second} & {r.id for r in page}
+    finally:
+        await store.close()
+
+
 async def test_replicas_starting_together_migrate_once(pg_database):
     """Three stores opened at once on an empty database: one migrates under the advisory
     lock, the others find the schema done; the version is recorded."""
