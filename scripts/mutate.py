@@ -58,6 +58,8 @@ MODULES: dict[str, tuple[str, ...]] = {
     "runner/auth/ratelimit.py": AUTH_TESTS,
     # The one replay mechanism (delivery ids and Idempotency-Key), on a real SQLite store.
     "runner/replays.py": ("tests/test_replays.py", "tests/store"),
+    # Job discovery: naming rules and the checks that keep a job inside its folder.
+    "runner/catalogue.py": ("tests/test_catalogue.py",),
 }
 
 CAUGHT = {"killed", "timeout", "caught by type check", "segfault"}
