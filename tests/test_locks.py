@@ -1,0 +1,359 @@
+"""Lock keys and slots, in the test's own event loop: the real Runs service, executor and
+journal on a real SQLite store, with a Python job that works until the test says how it
+ends. Two runs with one lock key never overlap; a queued run waits for its key, in
+arrival order; the key is given back on every ending."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner.auth.principal import Principal
+from runner.catalogue import Catalogue
+from runner.errors import Busy, Conflict, Draining, NotFound
+from runner.hooks import Extension
+from runner.records import EV_DONE, EV_STATUS, RunRecord
+from runner.runtime import Runtime
+from runner.service import StartRequest
+from tests.conftest import make_settings
+from tests.faults import Disk
+
+pytestmark = pytest.mark.anyio
+
+WAIT = 10  # seconds before what must happen is called a hang
+ALICE = Principal("user", "alice")
+
+JOB = '''"""Work under a lock key until the test says how it ends (tests/test_locks.py)."""
+
+from runner import Context
+
+LOCK = "key:{key}"
+
+
+async def run(ctx: Context, name: str, key: str = "k") -> None:
+    floor = await ctx.resource("floor")
+    await floor.work(ctx, name, key)
+'''
+
+
+class Floor(Extension):
+    """What the jobs work on: who holds which key now, in which order they started, any
+    overlap of one key, and how each job ends — as the test says (``end``)."""
+
+    name = "floor"
+
+    def __init__(self) -> None:
+        self.holding: dict[str, str] = {}  # job name -> its key, while its job runs
+        self.started: list[str] = []
+        self.overlaps: list[tuple[str, str, str]] = []
+        self._endings: dict[str, asyncio.Future[str]] = {}
+
+    async def lend(self, ctx: Any) -> Floor:
+        return self
+
+    def _ending(self, name: str) -> asyncio.Future[str]:
+        if name not in self._endings:
+            self._endings[name] = asyncio.get_running_loop().create_future()
+        return self._endings[name]
+
+    def end(self, name: str, how: str = "succeed") -> None:
+        """succeed, fail (raise), hang (until cancelled), or stubborn (ignore cancels)."""
+        self._ending(name).set_result(how)
+
+    async def work(self, ctx: Any, name: str, key: str) -> None:
+        self.overlaps += [(other, name, key) for other, k in self.holding.items() if k == key]
+        self.holding[name] = key
+        self.started.append(name)
+        ctx.print(f"{name} holds {key}")
+        try:
+            how = await self._ending(name)
+            if how == "fail":
+                raise RuntimeError("told to fail")
+            if how == "hang":
+                await asyncio.Event().wait()
+            while how == "stubborn":
+                try:
+                    await asyncio.sleep(60)
+                except asyncio.CancelledError:
+                    ctx.print("ignoring the cancellation")
+        finally:
+            self.holding.pop(name, None)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def runner(tmp_path: Path):
+    """Factory: a started runtime serving the work job, with the limits given."""
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    (jobs / "work.py").write_text(JOB)
+    started: list[Runtime] = []
+
+    async def make(**limits: Any) -> Runtime:
+        state = tmp_path / f"state{len(started)}"
+        settings = make_settings(state, jobs=(jobs,), **limits)
+        floor = Floor()
+        rt = Runtime(settings, Catalogue.discover((jobs,)), Disk(state / "runs.db"), [floor])
+        rt.floor = floor  # type: ignore[attr-defined]
+        await rt.start()
+        started.append(rt)
+        return rt
+
+    yield make
+    for rt in started:
+        for name, ending in rt.floor._endings.items():  # type: ignore[attr-defined]
+            if not ending.done():
+                rt.floor.end(name, "hang")  # type: ignore[attr-defined]
+        await asyncio.wait_for(rt.stop(), WAIT)
+
+
+async def submit(rt: Runtime, name: str, key: str = "k", **kw: Any) -> RunRecord:
+    params = {"name": name, "key": key}
+    return (await rt.runs.start(StartRequest("work", params, ALICE, **kw))).run
+
+
+async def until(check: Callable[[], bool]) -> None:
+    async with asyncio.timeout(WAIT):
+        while not check():  # noqa: ASYNC110 - a condition no event signals
+            await asyncio.sleep(0.005)
+
+
+async def turns(n: int = 20) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def ended(rt: Runtime, run: RunRecord) -> RunRecord:
+    """The run's stored record once it has ended (its `done` is committed)."""
+    async with asyncio.timeout(WAIT):
+        async for batch in rt.journal.follow(run.id):
+            if batch and batch[-1].kind == EV_DONE:
+                break
+    stored = await rt.store.get(run.id)
+    assert stored is not None
+    return stored
+
+
+async def statuses(rt: Runtime, run: RunRecord) -> list[dict[str, Any]]:
+    await rt.journal.sync()
+    return [json.loads(e.data) for e in await rt.store.events(run.id) if e.kind == EV_STATUS]
+
+
+ENDINGS = {
+    "succeed": "succeeded",
+    "fail": "failed",
+    "cancel": "cancelled",
+    "timeout": "timed_out",
+    "abandon": "cancelled",
+}
+
+
+@pytest.mark.parametrize("ending", list(ENDINGS))
+async def test_a_queued_run_gets_the_key_once_its_holder_ends_however_it_ends(runner, ending):
+    """Runs sharing a key run one at a time, in arrival order; another key runs alongside;
+    the key passes on when its holder succeeds, fails, is cancelled, times out, or is
+    abandoned because it would not stop."""
+    rt = await runner(kill_grace=0.01)
+    floor = rt.floor
+    first = await submit(rt, "first", timeout="0.3" if ending == "timeout" else None)
+    await until(lambda: "first" in floor.holding)
+    second = await submit(rt, "second")
+    third = await submit(rt, "third")
+    other = await submit(rt, "other", key="j")
+    await until(lambda: "other" in floor.holding)
+    await turns()
+    assert "second" not in floor.holding and "third" not in floor.holding
+    waiting = {"state": "queued", "message": "waiting for lock key:k"}
+    assert (await statuses(rt, second))[-1] == waiting
+    if ending in ("succeed", "fail"):
+        floor.end("first", ending)
+    elif ending == "abandon":
+        floor.end("first", "stubborn")
+    if ending in ("cancel", "abandon"):
+        await rt.runs.cancel(first.id, ALICE)
+    assert (await ended(rt, first)).state == ENDINGS[ending]
+    await until(lambda: "second" in floor.holding)
+    await turns()
+    assert "third" not in floor.holding
+    floor.end("second")
+    await until(lambda: "third" in floor.holding)
+    floor.end("third")
+    floor.end("other")
+    for run in (second, third, other):
+        assert (await ended(rt, run)).state == "succeeded"
+    assert floor.started == ["first", "other", "second", "third"]
+    # An abandoned job may still run: its key was given up so that others are not stuck.
+    abandoned = [("first", "second", "k"), ("first", "third", "k")]
+    assert floor.overlaps == (abandoned if ending == "abandon" else [])
+
+
+async def test_cancelling_a_queued_run_gives_up_no_key_it_did_not_hold(runner):
+    """A queued run cancelled while another holds its key: the key stays held."""
+    rt = await runner()
+    floor = rt.floor
+    await submit(rt, "first")
+    await until(lambda: "first" in floor.holding)
+    second = await submit(rt, "second")
+    await submit(rt, "third")
+    assert (await rt.runs.cancel(second.id, ALICE)).state == "cancelled"
+    await turns()
+    assert "third" not in floor.holding
+    floor.end("first")
+    await until(lambda: "third" in floor.holding)
+    floor.end("third")
+    stored = await ended(rt, second)
+    assert (stored.state, stored.reason, stored.exit_code) == (
+        "cancelled",
+        "cancelled by request",
+        130,
+    )
+    assert floor.started == ["first", "third"] and floor.overlaps == []
+
+
+async def test_a_run_waiting_for_its_key_holds_up_no_other_key(runner):
+    """A run queued behind a held key does not block runs behind it with free keys."""
+    rt = await runner(max_running=3)
+    floor = rt.floor
+    await submit(rt, "first")
+    await until(lambda: "first" in floor.holding)
+    await submit(rt, "second")
+    await submit(rt, "free", key="j")
+    await until(lambda: "free" in floor.holding)
+    floor.end("free")
+    await until(lambda: "free" not in floor.holding)
+    await submit(rt, "later", key="m")
+    await until(lambda: "later" in floor.holding)
+    assert "second" not in floor.holding
+    for name in ("first", "second", "later"):
+        floor.end(name)
+    await until(lambda: floor.started[-1] == "second" and not floor.holding)
+    assert floor.overlaps == []
+
+
+async def test_a_run_waits_for_a_free_slot_and_says_so(runner):
+    """With every slot taken, a run waits, says why, and starts when a slot frees; the
+    oldest waiting run goes first."""
+    rt = await runner(max_running=1)
+    floor = rt.floor
+    await submit(rt, "a", key="x")
+    await until(lambda: "a" in floor.holding)
+    b = await submit(rt, "b", key="y")
+    await submit(rt, "c", key="z")
+    await turns()
+    assert list(floor.holding) == ["a"]
+    waiting = {"state": "queued", "message": "waiting for a free slot (1 runs at once)"}
+    assert (await statuses(rt, b))[-1] == waiting
+    floor.end("a")
+    await until(lambda: "b" in floor.holding)
+    await turns()
+    assert list(floor.holding) == ["b"]
+    floor.end("b")
+    await until(lambda: "c" in floor.holding)
+    floor.end("c")
+    await until(lambda: not floor.holding)
+    assert floor.started == ["a", "b", "c"]
+
+
+async def test_a_full_queue_refuses_only_runs_that_would_have_to_wait(runner):
+    """A run that can start at once is taken even with the queue full; one that would
+    wait (for its key or a slot) is refused with a retry time."""
+    rt = await runner(max_running=2, max_queued=3)
+    floor = rt.floor
+    await submit(rt, "a")
+    await until(lambda: "a" in floor.holding)
+    for name in ("b", "c", "d"):
+        await submit(rt, name)
+    await submit(rt, "e", key="j")  # a free slot and a free key: taken
+    await until(lambda: "e" in floor.holding)
+    for name, key in (("f", "k"), ("g", "m")):
+        with pytest.raises(Busy) as refused:
+            await submit(rt, name, key=key)
+        # no run has ended yet: a run is reckoned at 1 s, 4 of them for 2 slots
+        assert refused.value.retry_after == 2
+        assert str(refused.value) == "3 runs are already waiting (limit 3); retry in 2 s"
+    assert len((await rt.runs.list_runs(ALICE)).runs) == 5
+    for name in "abcde":
+        floor.end(name)
+    await until(lambda: floor.started[-1] == "d" and not floor.holding)
+
+
+async def test_a_draining_runner_takes_no_run_and_starts_no_queued_one(runner):
+    """SIGTERM: new runs are refused, running ones finish, queued ones stay queued in the
+    store for the next start, even once a slot is free."""
+    rt = await runner(max_running=1)
+    floor = rt.floor
+    first = await submit(rt, "first")
+    await until(lambda: "first" in floor.holding)
+    queued = await submit(rt, "queued", key="j")
+    draining = asyncio.create_task(rt.executor.drain(WAIT))
+    await turns()
+    with pytest.raises(Draining):
+        await submit(rt, "late", key="m")
+    floor.end("first")
+    await asyncio.wait_for(draining, WAIT)
+    assert (await rt.store.get(first.id)).state == "succeeded"
+    assert (await rt.store.get(queued.id)).state == "queued"
+    assert floor.started == ["first"]
+
+
+async def test_a_drain_cancels_what_outlives_its_deadline(runner):
+    """A run still going at the drain's deadline is cancelled and recorded as such."""
+    rt = await runner()
+    floor = rt.floor
+    run = await submit(rt, "slow")
+    await until(lambda: "slow" in floor.holding)
+    await asyncio.wait_for(rt.executor.drain(0.05), WAIT)
+    stored = await rt.store.get(run.id)
+    assert stored.state == "cancelled"
+    assert stored.reason == "the runner shut down before the run finished (0.05 s drain)"
+
+
+async def test_a_second_signal_ends_the_drain_at_once(runner):
+    """hurry() (a second SIGTERM) stops waiting for running runs: they are cancelled."""
+    rt = await runner()
+    floor = rt.floor
+    run = await submit(rt, "slow")
+    await until(lambda: "slow" in floor.holding)
+    draining = asyncio.create_task(rt.executor.drain(3600))
+    await turns()
+    rt.executor.hurry()
+    await asyncio.wait_for(draining, WAIT)
+    assert (await rt.store.get(run.id)).state == "cancelled"
+
+
+async def test_stopping_the_runner_records_its_running_runs_as_cancelled(runner):
+    """Runtime.stop cancels what still runs and records why."""
+    rt = await runner()
+    floor = rt.floor
+    run = await submit(rt, "slow")
+    await until(lambda: "slow" in floor.holding)
+    await rt.executor.close()
+    stored = await rt.store.get(run.id)
+    assert (stored.state, stored.reason) == ("cancelled", "the runner stopped")
+
+
+async def test_cancel_tells_an_unknown_an_ended_and_a_foreign_run_apart(runner):
+    """Cancelling a run that is not there, has ended, or runs in another process says so."""
+    rt = await runner()
+    floor = rt.floor
+    with pytest.raises(NotFound):
+        await rt.executor.cancel("01NOSUCHRUN0000000000000000")
+    run = await submit(rt, "quick")
+    floor.end("quick")
+    await ended(rt, run)
+    with pytest.raises(Conflict, match="already ended: succeeded"):
+        await rt.executor.cancel(run.id)
+    stored = await rt.store.get(run.id)
+    stored.state = "running"
+    await rt.store.write([stored], [])
+    with pytest.raises(Conflict, match="not handled by this runner process"):
+        await rt.executor.cancel(run.id)
