@@ -15,7 +15,7 @@ import pytest
 
 from runner.errors import StoreError
 from runner.hooks import Extension, Extensions
-from runner.journal import PENDING_HARD, PENDING_SOFT, RING, RING_BYTES, Journal
+from runner.journal import PAGE, PENDING_HARD, PENDING_SOFT, RING, RING_BYTES, Journal
 from runner.records import (
     EV_DONE,
     EV_OUTPUT,
@@ -29,12 +29,11 @@ from runner.records import (
     RunRecord,
     new_run_id,
 )
-from runner.store import SQLiteStore
 from tests.faults import Disk
 
 pytestmark = pytest.mark.anyio
 
-WAIT = 10  # seconds a test waits for what must happen before it calls it a hang
+WAIT = 5  # seconds a test waits for what must happen before it calls it a hang
 
 
 @pytest.fixture
@@ -147,6 +146,7 @@ async def test_events_are_numbered_per_run_and_each_follower_gets_only_its_own(d
     """Two runs writing in one batch: each run's events are 1, 2, 3…, stored in order, and
     each follower gets its own run's lines, every one."""
     journal = journal_of()
+    before = time.time()
     a, b = start(journal), start(journal)
     got_a = asyncio.create_task(follow_all(journal, a.id))
     got_b = asyncio.create_task(follow_all(journal, b.id))
@@ -160,6 +160,7 @@ async def test_events_are_numbered_per_run_and_each_follower_gets_only_its_own(d
     assert [e.data for e in events_b if e.kind == EV_OUTPUT] == ["b0", "b1", "b2"]
     assert seqs(events_a) == seqs(disk.lines(a.id)) == [1, 2, 3, 4, 5]
     assert seqs(events_b) == seqs(disk.lines(b.id)) == [1, 2, 3, 4, 5]
+    assert all(before <= e.ts <= time.time() for e in events_a + events_b)  # when written
     assert journal.channels == {}  # nothing kept of finished runs
 
 
@@ -272,14 +273,14 @@ async def test_a_new_runs_job_starts_only_once_its_record_is_stored(disk, journa
     disk.broken = "disk full (simulated)"
     run = start(journal)
     gone = asyncio.create_task(journal.recorded(run.id))
-    waiting = asyncio.create_task(journal.recorded(run.id))
+    waiting = [asyncio.create_task(journal.recorded(run.id)) for _ in range(2)]
     await until(lambda: disk.failed >= 2)
-    assert not gone.done() and not waiting.done()
+    assert not gone.done() and not any(w.done() for w in waiting)
     gone.cancel()
     await turns()
-    assert not waiting.done()
+    assert not any(w.done() for w in waiting)
     disk.broken = None
-    await asyncio.wait_for(waiting, WAIT)
+    await asyncio.wait_for(asyncio.gather(*waiting), WAIT)
     assert await disk.get(run.id) is not None
 
 
@@ -379,11 +380,12 @@ async def test_a_change_saved_while_the_store_fails_is_written_when_it_heals(dis
 
 async def test_a_follower_in_another_process_gets_every_line_and_the_end(disk, journal_of):
     """A run held by another runner process sharing the store is followed by reading the
-    store: every line once, in order, through quiet spells, ending after `done`."""
+    store a few times a second: every line once, in order, through quiet spells, ending
+    after `done`."""
     writer = journal_of()
     run = start(writer)
     await writer.sync()
-    other = SQLiteStore(disk.path)
+    other = Disk(disk.path)
     await other.open()
     try:
         reader = Journal(other)
@@ -393,14 +395,41 @@ async def test_a_follower_in_another_process_gets_every_line_and_the_end(disk, j
             writer.emit(run, EV_OUTPUT, f"line {i}")
             await writer.sync()
             await until(lambda n=i: len(got) == n + 2)
-        await asyncio.sleep(0.3)  # quiet for longer than a poll: the follower stays
+        polls = other.pages
+        await asyncio.sleep(0.5)  # quiet for longer than a poll: the follower stays
         assert not task.done()
+        assert other.pages - polls <= 5  # it polls; it does not spin on the store
         finish(writer, run)
         await asyncio.wait_for(task, WAIT)
         assert seqs(got) == [1, 2, 3, 4, 5]
         assert got[-1].kind == EV_DONE
     finally:
         await other.close()
+
+
+async def test_a_stored_run_taken_up_here_is_followed_live(disk, journal_of):
+    """A follower of a run queued in the store (by a process that is gone, or another
+    replica) goes on live once this process takes the run up: every line once, from
+    memory, without polling the store."""
+    gone = journal_of()
+    run = start(gone)
+    await gone.sync()
+    here = journal_of()
+    got: list[Event] = []
+    task = asyncio.create_task(follow_all(here, run.id, into=got))
+    await until(lambda: len(got) == 1)
+    taken = await disk.get(run.id)
+    assert taken is not None
+    here.open(taken)  # recovery queues it again here
+    await asyncio.sleep(0.3)  # the follower's next look finds it live here
+    polls = disk.pages
+    for i in range(20):
+        here.emit(taken, EV_OUTPUT, f"line {i}")
+        await here.sync()
+    finish(here, taken)
+    await asyncio.wait_for(task, WAIT)
+    assert seqs(got) == list(range(1, 23))
+    assert disk.pages - polls <= 1
 
 
 async def test_a_follower_of_no_run_or_past_the_end_is_told_at_once(disk, journal_of):
@@ -415,29 +444,62 @@ async def test_a_follower_of_no_run_or_past_the_end_is_told_at_once(disk, journa
     assert seqs(await follow_all(journal, run.id, after=1)) == [2]
 
 
+async def test_a_long_replay_comes_in_pages(disk, journal_of):
+    """A finished run's log is replayed a page of 1000 events at a time: one long replay
+    shares the loop with every other request."""
+    journal = journal_of()
+    run = start(journal)
+    for i in range(2500):
+        journal.emit(run, EV_OUTPUT, f"line {i}")
+    finish(journal, run)
+    await journal.sync()
+    sizes = []
+    async with asyncio.timeout(WAIT):
+        async for batch in journal.follow(run.id):
+            sizes.append(len(batch))
+    assert sizes == [PAGE, PAGE, 502]
+
+
 async def test_a_follower_that_keeps_up_never_reads_the_store(disk, journal_of):
-    """Followers that keep up are served from memory: a hundred followers cost the store
-    nothing."""
+    """Followers that keep up — or lag a few lines — are served from memory, even when one
+    batch alone is over the memory's bounds: a hundred followers cost the store nothing."""
     journal = journal_of()
     run = start(journal)
     got = [asyncio.create_task(follow_all(journal, run.id)) for _ in range(3)]
     for i in range(20):
         journal.emit(run, EV_OUTPUT, f"line {i}")
         await turns(2)
+    for _ in range(RING + 100):  # one batch longer than the ring
+        journal.emit(run, EV_OUTPUT, "burst")
+    await turns(5)
+    for _ in range(RING_BYTES // 4096 + 1):  # one batch larger than the ring's bytes
+        journal.emit(run, EV_OUTPUT, "b" * 4096)
+    await journal.sync()
+    lagging = asyncio.create_task(follow_all(journal, run.id, after=run.last_event - 3))
+    for i in range(3):
+        journal.emit(run, EV_OUTPUT, f"after {i}")
+        await journal.sync()
     finish(journal, run)
     for events in await asyncio.wait_for(asyncio.gather(*got), WAIT):
-        assert seqs(events) == list(range(1, 23))
+        assert seqs(events) == list(range(1, run.last_event + 1))
+    assert len(await asyncio.wait_for(lagging, WAIT)) == 7
     assert disk.pages == 0
 
 
 @pytest.mark.parametrize(
-    ("lines", "size"),
-    [(RING + 1500, 8), (RING_BYTES // (64 << 10) + 24, 64 << 10)],
+    ("lines", "size", "kept"),
+    [
+        (RING + 1500, 8, RING),
+        (RING_BYTES // (64 << 10) + 24, 64 << 10, RING_BYTES // (64 << 10)),
+    ],
     ids=["count", "bytes"],
 )
-async def test_a_follower_far_behind_gets_the_rest_from_the_store(disk, journal_of, lines, size):
-    """Memory keeps only the last 4096 events and 1 MiB of a live run: a follower further
-    behind reads the rest from the store, then follows live — every line once, in order."""
+async def test_a_follower_far_behind_gets_the_rest_from_the_store(
+    disk, journal_of, lines, size, kept
+):
+    """Memory keeps the last 4096 events and 1 MiB of a live run: a follower within them
+    reads nothing from the store; one further behind reads the rest from the store, then
+    follows live — every line once, in order."""
     journal = journal_of()
     run = start(journal)
     for i in range(lines):
@@ -445,31 +507,41 @@ async def test_a_follower_far_behind_gets_the_rest_from_the_store(disk, journal_
         if i % 500 == 499 or size > 100:
             await journal.sync()
     await journal.sync()
-    near = asyncio.create_task(follow_all(journal, run.id, after=lines - 1))
-    events: list[Event] = []
-    behind = asyncio.create_task(follow_all(journal, run.id, into=events))
-    await until(lambda: len(events) == lines + 1)
+    last = run.last_event
+    within = [
+        asyncio.create_task(follow_all(journal, run.id, after=after))
+        for after in (last - kept, last - 3)
+    ]
+    await turns()
+    assert disk.pages == 0
+    beyond: list[Event] = []
+    everything: list[Event] = []
+    behind = [
+        asyncio.create_task(follow_all(journal, run.id, after=last - kept - 1, into=beyond)),
+        asyncio.create_task(follow_all(journal, run.id, into=everything)),
+    ]
+    await until(lambda: len(beyond) == kept + 1 and len(everything) == last)
     reads = disk.pages
-    assert reads > 0 and not near.done()
+    assert reads > 0
     finish(journal, run)
-    _, tail = await asyncio.wait_for(asyncio.gather(behind, near), WAIT)
-    assert seqs(events) == list(range(1, lines + 3))
-    assert [int(e.data[:8]) for e in events if e.kind == EV_OUTPUT] == list(range(lines))
-    assert seqs(tail) == [lines, lines + 1, lines + 2]
-    assert disk.pages == reads  # the near follower and the live tail: from memory
+    done = await asyncio.wait_for(asyncio.gather(*within, *behind), WAIT)
+    assert [len(events) for events in done] == [kept + 1, 4, kept + 2, last + 1]
+    assert seqs(everything) == list(range(1, last + 2))
+    assert [int(e.data[:8]) for e in everything if e.kind == EV_OUTPUT] == list(range(lines))
+    assert disk.pages == reads  # the live tail: from memory
 
 
-@pytest.mark.parametrize("idle", [None, 0.05])
-async def test_a_quiet_run_gets_keepalives_only_when_asked_and_every_line(disk, journal_of, idle):
-    """With ``idle``, a follower gets an empty batch (the stream's keepalive) in silences;
-    without, only lines."""
+@pytest.mark.parametrize("idle", [None, 0.05, 60])
+async def test_a_quiet_run_gets_keepalives_when_asked_and_every_line(disk, journal_of, idle):
+    """With ``idle``, a follower gets an empty batch (the stream's keepalive) after each
+    ``idle`` seconds of silence, never sooner; without, only lines."""
     journal = journal_of()
     run = start(journal)
     await journal.sync()
     got: list[list[int]] = []
 
-    async def follower() -> None:
-        async for batch in journal.follow(run.id, idle=idle):
+    async def follower() -> None:  # re-attached after the first event: nothing to read
+        async for batch in journal.follow(run.id, after=1, idle=idle):
             got.append(seqs(batch))
 
     task = asyncio.create_task(follower())
@@ -479,13 +551,13 @@ async def test_a_quiet_run_gets_keepalives_only_when_asked_and_every_line(disk, 
     await asyncio.sleep(0.3)
     finish(journal, run)
     await asyncio.wait_for(task, WAIT)
-    assert [s for batch in got for s in batch] == [1, 2, 3]
+    assert [s for batch in got for s in batch] == [2, 3]
     quiet = [i for i, batch in enumerate(got) if batch == []]
-    if idle is None:
-        assert quiet == []
-    else:
+    if idle == 0.05:
         # keepalives in both silences: before line 2 and after it
         assert any(i < got.index([2]) for i in quiet) and any(i > got.index([2]) for i in quiet)
+    else:
+        assert quiet == []
 
 
 # -- hooks -----------------------------------------------------------------------------------
@@ -511,7 +583,8 @@ class Recorder(Extension):
         self._note("started", run, EV_STATUS)
 
     def on_event(self, run: RunRecord, event: Event) -> None:
-        self._note(event.kind, run, event.kind)
+        stored = event.seq in seqs(self.disk.lines(run.id))
+        self.calls.append((event.kind, run.id, event.seq if stored else 0))
 
     def on_finished(self, run: RunRecord) -> None:
         self._note("finished", run, EV_DONE)
@@ -519,6 +592,8 @@ class Recorder(Extension):
 
 def _kind(data: str) -> str:
     """The kind of a stored event of these tests, told by its data."""
+    if not data.startswith("{"):
+        return EV_OUTPUT
     body = json.loads(data)
     return EV_RUN if "id" in body else EV_DONE if "exit_code" in body else EV_STATUS
 
@@ -615,7 +690,8 @@ async def test_a_job_that_never_awaits_has_its_output_stored_as_it_goes(disk, jo
     """Past 8 MiB waiting, the journal commits inline: the lines are on disk before the
     job ever yields (what a kill -9 then leaves), followers and sync() waiters are told,
     and the next small print waits for nothing."""
-    journal = journal_of()
+    recorder = Recorder(disk)
+    journal = journal_of(extensions=Extensions([recorder]))
     run = start(journal)
     follower = asyncio.create_task(follow_all(journal, run.id))
     await turns()
@@ -626,6 +702,8 @@ async def test_a_job_that_never_awaits_has_its_output_stored_as_it_goes(disk, jo
         journal.emit(run, EV_OUTPUT, LINE)
     on_disk = seqs(disk.lines(run.id))
     assert on_disk == list(range(1, len(on_disk) + 1)) and len(on_disk) > PENDING_HARD // len(LINE)
+    told = [seq for kind, _, seq in recorder.calls if kind == EV_OUTPUT]
+    assert told == on_disk[1:]  # extensions too, each line once it is stored
     disk.hold()  # what comes next waits: the inline commit must have told everyone
     await asyncio.wait_for(syncing, WAIT)
     await asyncio.wait_for(journal.drained(), WAIT)
@@ -722,3 +800,108 @@ async def test_a_store_without_inline_writes_takes_a_burst_at_the_next_turn(disk
     assert disk.lines(run.id) == []
     await asyncio.wait_for(journal.sync(), WAIT)
     assert seqs(disk.lines(run.id)) == list(range(1, BURST + 2))
+
+
+# -- failures in the middle of things -------------------------------------------------------
+
+
+async def test_lines_emitted_while_a_failing_write_is_in_flight_are_kept_and_counted(
+    disk, journal_of
+):
+    """Output written while a write is in flight that then fails is neither lost nor
+    forgotten: it still holds up awaited prints, and all of it is stored, in order."""
+    journal = journal_of()
+    run = start(journal)
+    await journal.sync()
+    disk.hold()
+    journal.emit(run, EV_OUTPUT, "in flight")
+    await disk.until_parked()
+    chunk = "y" * (64 << 10)
+    chunks = PENDING_SOFT // len(chunk) + 1
+    for _ in range(chunks):
+        journal.emit(run, EV_OUTPUT, chunk)
+    disk.broken = "disk full (simulated)"
+    disk.let()
+    await until(lambda: disk.failed >= 1)
+    disk.broken = None  # healed, but the retry waits at the gate
+    waiting = asyncio.create_task(journal.drained())
+    await disk.until_parked()
+    await turns()
+    assert not waiting.done()
+    disk.free()
+    await asyncio.wait_for(waiting, WAIT)
+    assert [d for _, d in disk.lines(run.id)][1:] == ["in flight"] + [chunk] * chunks
+
+
+async def test_the_store_failing_again_after_a_success_loses_nothing(disk, journal_of):
+    """A write that succeeds, then the next one fails: the journal retries as before."""
+    journal = journal_of()
+    disk.hold()
+    run = start(journal)
+    await disk.until_parked()
+    journal.emit(run, EV_OUTPUT, "second batch")
+    disk.let()  # the first batch is written
+    await disk.until_parked()  # the second is in flight
+    disk.broken = "disk full (simulated)"
+    disk.let()
+    await until(lambda: disk.failed >= 1)
+    disk.broken = None
+    disk.free()
+    await asyncio.wait_for(journal.sync(), WAIT)
+    assert seqs(disk.lines(run.id)) == [1, 2]
+
+
+async def test_a_store_that_stays_down_is_retried_with_growing_pauses(disk, journal_of):
+    """A failing store is tried a few times a second, not in a tight loop (each failed
+    try is an error in the log)."""
+    journal = journal_of()
+    disk.broken = "disk full (simulated)"
+    start(journal)
+    await asyncio.sleep(0.5)
+    assert 1 <= disk.failed <= 6  # 0, 0.05, 0.15, 0.35 s: doubling pauses
+
+
+async def test_a_burst_after_the_store_heals_is_stored_between_retries(disk, journal_of):
+    """A job writing a burst while the journal waits to retry a failed write, the store
+    healed meanwhile: the burst and the lines refused before it are stored at once, in
+    order."""
+    journal = journal_of()
+    run = start(journal)
+    await journal.sync()
+    disk.broken = "disk full (simulated)"
+    journal.emit(run, EV_OUTPUT, "refused first")
+    await until(lambda: disk.failed >= 1)
+    disk.broken = None
+    for _ in range(BURST):
+        journal.emit(run, EV_OUTPUT, LINE)
+    stored = disk.lines(run.id)
+    assert stored[1] == (2, "refused first")
+    assert seqs(stored) == list(range(1, len(stored) + 1))
+    assert len(stored) > PENDING_HARD // len(LINE)
+
+
+async def test_output_up_to_the_limits_waits_and_one_byte_more_does_not(disk, journal_of):
+    """256 KiB may wait for the store before an awaited print waits; 8 MiB before the
+    journal commits inline — exactly those, one byte more is past them."""
+    journal = journal_of()
+    run = start(journal)
+    await journal.sync()
+    disk.hold()
+    journal.emit(run, EV_OUTPUT, "in flight")
+    await disk.until_parked()
+    chunk = "s" * (64 << 10)
+    for _ in range(PENDING_SOFT // len(chunk)):
+        journal.emit(run, EV_OUTPUT, chunk)
+    await asyncio.wait_for(journal.drained(), WAIT)  # exactly 256 KiB: no wait
+    journal.emit(run, EV_OUTPUT, "!")
+    waiting = asyncio.create_task(journal.drained())
+    await turns()
+    assert not waiting.done()
+    disk.free()
+    await asyncio.wait_for(waiting, WAIT)
+    written = len(disk.lines(run.id))
+    for _ in range(PENDING_HARD // len(LINE)):  # exactly 8 MiB: no inline commit
+        journal.emit(run, EV_OUTPUT, LINE)
+    assert len(disk.lines(run.id)) == written
+    journal.emit(run, EV_OUTPUT, "!")
+    assert len(disk.lines(run.id)) == written + PENDING_HARD // len(LINE) + 1
