@@ -1,7 +1,8 @@
 """``ctx``: what a Python job gets from the runner.
 
-Output lines, progress, cancellation, and what the runner's extensions lend jobs by name
-— Azure among them: ``await ctx.azure()``. The job-facing types are declared here as
+Output lines, progress, cancellation, secrets by reference (``await ctx.secret(source)``,
+masked in the run's output from then on), and what the runner's extensions lend jobs by
+name — Azure among them: ``await ctx.azure()``. The job-facing types are declared here as
 protocols (:class:`AzureView`), so that this module depends on no extension: the Azure
 extension provides an object of that shape. Secret values are masked out of every line
 before it is recorded.
@@ -15,11 +16,15 @@ from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pydantic import SecretStr
+
+from runner.errors import ConfigError
 from runner.output import split_lines
 from runner.records import EV_ERROR, EV_OUTPUT, EV_STATUS, Trigger
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
+    from azure.keyvault.secrets.aio import SecretClient
     from azure.mgmt.compute.aio import ComputeManagementClient
     from azure.mgmt.network.aio import NetworkManagementClient
     from azure.mgmt.resource.resources.aio import ResourceManagementClient
@@ -57,6 +62,15 @@ class AzureView(Protocol):
     def identity(self) -> IdentityView: ...
     @property
     def scope(self) -> str: ...  # what to ask tokens for: credential.get_token(az.scope)
+    def secrets(self, vault: str) -> SecretClient:
+        """Key Vault's async SecretClient for ``vault`` (a name or URL), shared."""
+        ...
+
+
+class SecretReader(Protocol):
+    """Reads a secret source (``keyvault:…``, ``env:…``, ``file:…``): the runtime's."""
+
+    async def read(self, spec: str) -> Any: ...  # a runner.secrets.Secret
 
 
 class Lender(Protocol):
@@ -97,6 +111,7 @@ class Context:
         resources: Lender,
         timeout: float,
         drained: Callable[[], Awaitable[None]] = _no_wait,
+        secrets: SecretReader | None = None,
         trigger: Trigger | None = None,
     ) -> None:
         self.run_id = run_id
@@ -112,6 +127,7 @@ class Context:
         self._mask = mask
         self._resources = resources
         self._written = Written(drained)
+        self._secrets = secrets
         self.cancelled = asyncio.Event()
 
     def print(self, *parts: object, sep: str = " ") -> Written:
@@ -137,6 +153,17 @@ class Context:
     async def resource(self, name: str) -> Any:
         """What the extension ``name`` lends jobs (ConfigError when none is installed)."""
         return await self._resources.resource(name, self)
+
+    async def secret(self, source: str) -> SecretStr:
+        """The secret ``source`` names (``keyvault:https://…/secrets/NAME``, ``env:``,
+        ``file:``), read by the runner and masked in this run's output from now on."""
+        if self._secrets is None:
+            raise ConfigError("this runner reads no secret sources for jobs")
+        value = (await self._secrets.read(source)).reveal().decode()
+        add = getattr(self._mask, "add", None)
+        if add is not None:
+            add(value)
+        return SecretStr(value)
 
     async def azure(self) -> AzureView:
         """The shared Azure credential, ready ARM clients, subscription and location."""

@@ -23,7 +23,9 @@ prints the message and exits 2::
     │   ├── TooSlow          a body not sent in time
     │   ├── UnsupportedMediaType  a body of a type the job cannot read
     │   ├── Busy             the queue is full: retry after ``retry_after`` seconds
-    │   └── Draining         shutting down: retry elsewhere or after ``retry_after``
+    │   ├── Draining         shutting down: retry elsewhere or after ``retry_after``
+    │   └── Unavailable      something the run needs cannot be had now (a job's secret
+    │                        default in Key Vault): retry after ``retry_after``
     ├── Ignored              a webhook delivery the job's filters do not take: nothing
     │                        started, and the sender is told why (not a refusal)
     ├── StoreError           the run store failed
@@ -121,6 +123,10 @@ class Busy(Refused):
 
 class Draining(Refused):
     """The runner is shutting down and takes no new runs."""
+
+
+class Unavailable(Refused):
+    """Something the run needs cannot be had now; the server's log says why."""
 
 
 class Ignored(RunnerError):

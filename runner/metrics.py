@@ -7,6 +7,8 @@
     Azure             ARM requests by operation and status, their latency, throttled
                       (429) answers, token acquisitions and failures (the Azure
                       extension's pipeline policy and credential call the observer methods)
+    secrets           Key Vault reads by vault and outcome; references served from a
+                      value whose refresh fails (runner.secrets.SecretSources)
 
 Each runtime has its own registry (a test process runs many servers; the global one
 would mix them). Served as ``GET /_metrics`` behind the API's auth, or on a separate
@@ -101,6 +103,15 @@ class Metrics(Extension):
             "runner_azure_token_acquisitions", "Azure tokens acquired, or failures to",
             ["result"], registry=r,
         )  # fmt: skip
+        self.secret_reads = Counter(
+            "runner_keyvault_reads", "Key Vault secret reads by vault and outcome (ok, failed)",
+            ["vault", "outcome"], registry=r,
+        )  # fmt: skip
+        self.stale_secrets = Gauge(
+            "runner_keyvault_stale_secrets",
+            "Key Vault references served from their last good value: refreshing them fails",
+            registry=r,
+        )
         self._listener: Any = None
 
     def watch(self, status: Callable[[], Any]) -> None:
@@ -141,6 +152,14 @@ class Metrics(Extension):
 
     def token(self, ok: bool) -> None:
         self.tokens.labels("acquired" if ok else "failed").inc()
+
+    # -- secrets (runner.secrets.SecretObserver) ---------------------------------------
+
+    def secret_read(self, vault: str, ok: bool) -> None:
+        self.secret_reads.labels(vault, "ok" if ok else "failed").inc()
+
+    def secrets_stale(self, count: int) -> None:
+        self.stale_secrets.set(count)
 
     # -- a listener of its own ---------------------------------------------------------
 

@@ -16,7 +16,7 @@ import inspect
 import re
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic
@@ -24,7 +24,8 @@ from pydantic import ConfigDict, SecretStr
 from pydantic import Field as Param
 from pydantic import SecretStr as Secret
 
-from runner.errors import JobLoadError, ParameterError, ParameterProblem
+from runner.errors import ConfigError, JobLoadError, ParameterError, ParameterProblem
+from runner.secrets import is_reference, parse_reference
 
 # What a job declares its parameters with (exported from ``runner``): ``Param`` is
 # pydantic's ``Field`` (pattern, ge/le, min_length/max_length, description); ``Secret`` is
@@ -88,6 +89,23 @@ def _is_secret(annotation: Any) -> bool:
     return False
 
 
+# A secret parameter's default may name where the value lives instead of being one.
+SOURCE_PREFIXES = ("keyvault:", "env:", "file:")
+
+
+def _source_default(name: str, default: Any) -> str | None:
+    """The source a secret's default names (``keyvault:https://…``), or None."""
+    text = default.get_secret_value() if isinstance(default, SecretStr) else default
+    if not isinstance(text, str) or not text.startswith(SOURCE_PREFIXES):
+        return None
+    if is_reference(text):
+        try:
+            parse_reference(text)
+        except ConfigError as exc:
+            raise JobLoadError(f"the default of {name!r}: {exc}") from None
+    return text
+
+
 @dataclass(frozen=True)
 class ParamSpec:
     """The parameters of one Python job, built once when the job is loaded."""
@@ -96,6 +114,9 @@ class ParamSpec:
     model: type[pydantic.BaseModel]
     secrets: frozenset[str]
     names: tuple[str, ...]
+    # Secret parameters whose default is a source (keyvault:…, env:…, file:…): read by
+    # the runner when a request does not give them (runner.service.Runs.start).
+    sources: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_function(cls, job: str, fn: Callable[..., Any]) -> ParamSpec:
@@ -113,6 +134,7 @@ class ParamSpec:
             raise JobLoadError("run() must take the context as its first parameter")
         fields: dict[str, Any] = {}
         secrets = set()
+        sources: dict[str, str] = {}
         for p in params[1:]:
             if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
                 raise JobLoadError("run() cannot take *args or **kwargs: declare each")
@@ -122,9 +144,13 @@ class ParamSpec:
                 raise JobLoadError(f"parameter {p.name!r} needs a type annotation")
             annotation = hints[p.name]
             default = ... if p.default is inspect.Parameter.empty else p.default
-            fields[p.name] = (annotation, default)
             if _is_secret(annotation):
                 secrets.add(p.name)
+                source = _source_default(p.name, default)
+                if source is not None:
+                    # Never the source itself as a value: not given and not read is None.
+                    sources[p.name], default = source, None
+            fields[p.name] = (annotation, default)
         config = ConfigDict(extra="forbid", str_strip_whitespace=False, hide_input_in_errors=True)
         try:
             model = pydantic.create_model(
@@ -132,7 +158,7 @@ class ParamSpec:
             )
         except Exception as exc:
             raise JobLoadError(f"unusable parameter declaration: {exc}") from exc
-        return cls(job, model, frozenset(secrets), tuple(fields))
+        return cls(job, model, frozenset(secrets), tuple(fields), sources)
 
     def validate(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Validated values, or :class:`ParameterError` listing every problem."""
@@ -183,4 +209,8 @@ class ParamSpec:
             if name in self.secrets:
                 prop["x-secret"] = True
                 prop["writeOnly"] = True
+            if name in self.sources:
+                # Where the default lives is the server's business: only its kind shows.
+                prop.pop("default", None)
+                prop["x-secret-default"] = self.sources[name].partition(":")[0]
         return schema

@@ -2,7 +2,8 @@
 
     [jobs."ci/deploy"]
     verify = "github"              # github | gitlab | slack | teams | standard
-    secret = "env:DEPLOY_HOOK"     # or "file:/run/secrets/hook"; several: a list
+    secret = "env:DEPLOY_HOOK"     # or "file:/run/secrets/hook", or "keyvault:https://
+                                   # VAULT.vault.azure.net/secrets/NAME"; several: a list
     allow = ["user:alice", "token:ci-*", "webhook:github", "slack:T123/*"]
     notify = ["https://hooks.example.com/deploys"]   # besides the global ``notify``
     events = ["push"]              # deliveries of other events start nothing (said why)
@@ -18,8 +19,8 @@ narrower entry that only sets ``allow``. Two equally specific entries that disag
 a served job stop the start with a message. ``events``, ``when`` and ``params`` need
 ``verify``.
 
-Only the secret's *source* is kept here; the value is read at start-up (``runner.webhooks
-.load_secret``) and never written anywhere.
+Only the secret's *source* is kept here; the value is read at start-up (by the runtime's
+``runner.secrets.SecretSources``, Key Vault references kept fresh) and never written anywhere.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class JobPolicy:
 
     job: str
     verify: str | None = None
-    secrets: tuple[str, ...] = ()  # sources: "env:NAME" / "file:PATH"
+    secrets: tuple[str, ...] = ()  # sources: "env:NAME" / "file:PATH" / "keyvault:URL"
     allow: tuple[str, ...] = ()  # empty: anyone authenticated
     notify: tuple[str, ...] = ()  # URLs (or sources of URLs) told when a run ends
     # What a verified delivery must be (runner.deliveries), and its mapping to parameters.
@@ -93,9 +94,12 @@ def policies_from_toml(table: dict[str, Any], path: Path) -> tuple[JobPolicy, ..
         if verify and not secrets:
             raise ConfigError(f'{where}: verify = "{verify}" needs secret = "env:NAME"')
         for spec in secrets:
-            if not spec.startswith(("env:", "file:")):
+            if not spec.startswith(("env:", "file:", "keyvault:")):
                 # Never echo the value: a secret pasted in place is the usual mistake here.
-                raise ConfigError(f'{where}: secret must be "env:NAME" or "file:PATH"')
+                raise ConfigError(
+                    f'{where}: secret must be "env:NAME", "file:PATH" or "keyvault:https://'
+                    'VAULT.vault.azure.net/secrets/NAME"'
+                )
         if not re.fullmatch(r"[a-z0-9_\-*?\[\]!/]+", job.strip("/")):
             raise ConfigError(f"{where}: a job pattern is a job path with * ? [ ] wildcards")
         allow = body.get("allow", [])

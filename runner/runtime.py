@@ -1,10 +1,12 @@
 """The runtime: every part of one runner, built from settings, started and stopped as one.
 
     build(settings) ─► catalogue (job folders)          Runtime.start ─► store open
-                     ─► store (unless one is given)                      extensions start
-                     ─► extensions (Azure unless given)                  recovery, pruning
-                     ─► journal → executor → Runs        Runtime.stop  ─► runs cancelled
-                     ─► with --sandbox: the emulated                     and recorded,
+                     ─► store (unless one is given)                      secrets read
+                     ─► extensions (Azure unless given)                  extensions start
+                     ─► secret sources (Key Vault                        recovery, pruning
+                        through the Azure extension)     Runtime.stop  ─► runs cancelled
+                     ─► journal → executor → Runs                        and recorded,
+                     ─► with --sandbox: the emulated                     secrets stop,
                         Azure in a thread, settings                      extensions close,
                         pointed at it                                    store close
 
@@ -27,15 +29,19 @@ from types import TracebackType
 from runner.admission import Rules
 from runner.catalogue import Catalogue, folders
 from runner.chat.setup import Chat
+from runner.errors import RunnerError
 from runner.executor import Executor
 from runner.hooks import Extension, Extensions
 from runner.journal import Journal
 from runner.kinds import Host
 from runner.kinds.script import base_env
+from runner.kinds.spawner import Spawner
 from runner.notify.base import Composer, Links
 from runner.policy import Policies
+from runner.secrets import SecretObserver, SecretSources, VaultReader
 from runner.service import Runs
 from runner.settings import Settings
+from runner.statelock import StateLock
 from runner.store import Store, store_for
 
 log = logging.getLogger("runner.runtime")
@@ -59,6 +65,7 @@ class Runtime:
         resources: contextlib.ExitStack | None = None,
         policies: Policies | None = None,
         links: Links | None = None,
+        secrets: SecretSources | None = None,
     ) -> None:
         self.settings = settings
         # Where people open a run (chat and notices link to it): the server fills in its
@@ -69,13 +76,22 @@ class Runtime:
         self.extensions = Extensions(extensions)
         self.journal = Journal(store, self.extensions)
         environ = os.environ if environ is None else environ
+        #: Every secret source of this runner (webhooks, job defaults, chat, notifications):
+        #: ``runtime.secrets.watch("keyvault:…")``; Key Vault through the Azure extension.
+        #: ``build`` may make it first (``sources_for``) for parts built before the runtime.
+        self.secrets = secrets or sources_for(settings, extensions, environ)
+        #: Why :meth:`start` failed (a RunnerError in words), for the command line.
+        self.start_error: RunnerError | None = None
         script_env = base_env(environ) | self.extensions.script_env()
+        self.spawner = Spawner(settings.limits.kill_grace)
         host = Host(
             resources=self.extensions,
             script_env=script_env,
             masked=self.extensions.script_secrets(),
             kill_grace=settings.limits.kill_grace,
             drained=self.journal.drained,
+            spawner=self.spawner,
+            secrets=self.secrets,
         )
         self.executor = Executor(settings.limits, store, self.journal, host, self.extensions)
         policies = policies or Policies(settings.security.policies, [job.path for job in catalogue])
@@ -87,6 +103,7 @@ class Runtime:
             Rules(settings.limits, script_env),
             policies,
             settings.limits.replay_ttl,
+            secrets=self.secrets,
         )
         # The chat platforms a server answers (None: not serving, e.g. ``runner run``).
         self.chat: Chat | None = None
@@ -94,12 +111,31 @@ class Runtime:
         self.resources = resources or contextlib.ExitStack()
         self._pruner: asyncio.Task[None] | None = None
 
+    def claim_state_dir(self, wait: float | None = None) -> None:
+        """Be the one process of this state dir handing out lock keys, or raise ConfigError
+        (see runner.statelock); the script spawner keeps the claim until the last script of
+        this process is gone. ``wait``: how long for a dead server's scripts to end."""
+        limits = self.settings.limits
+        wait = limits.kill_grace + 10 if wait is None else wait
+        lock = StateLock.claim(self.settings.server.state_dir, self.executor.owner, wait=wait)
+        self.spawner.lock_fd = lock.fd
+        self.resources.callback(lock.release)
+
     async def start(self, *, recover: bool = True) -> None:
         """Open the store, start the extensions; with ``recover``, take over the runs a
         stopped process left and keep the history pruned (``runner run`` does neither: a
-        server may be running on the same state dir)."""
+        server may be running on the same state dir). Every secret reference is read
+        before anything starts: one that cannot be read stops the start, in words."""
         await self.store.open()
+        try:
+            await self.secrets.start()
+        except RunnerError as exc:
+            self.start_error = exc
+            await self.extensions.close()  # what the reads opened (Key Vault clients)
+            await self.store.close()
+            raise
         await self.extensions.start()
+        self.spawner.start(warm=1)
         if recover:
             await self.executor.recover(self.runs.resubmit)
             self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())
@@ -111,6 +147,8 @@ class Runtime:
         try:
             await self.executor.close()
         finally:
+            await self.spawner.close()
+            await self.secrets.close()
             await self.extensions.close()
             await self.store.close()
             self.resources.close()
@@ -185,12 +223,13 @@ def build(
         store = store or store_for(settings)
         policies = Policies(settings.security.policies, [job.path for job in catalogue])
         links = Links(settings.server.public_url or "")
+        sources = sources_for(settings, [*extensions, *extras], os.environ)
         chat = None
         if serving:
             from runner.chat import load as load_chat
 
-            chat = load_chat(settings.chat, os.environ)
-            extras.extend(_outbox(settings, store, policies, links, chat))
+            chat = load_chat(settings.chat, sources)
+            extras.extend(_outbox(settings, store, policies, links, chat, sources))
         runtime = Runtime(
             settings,
             catalogue,
@@ -199,6 +238,7 @@ def build(
             resources=resources,
             policies=policies,
             links=links,
+            secrets=sources,
         )
         runtime.chat = chat
         if metrics is not None:
@@ -210,14 +250,19 @@ def build(
 
 
 def _outbox(
-    settings: Settings, store: Store, policies: Policies, links: Links, chat: Chat
+    settings: Settings,
+    store: Store,
+    policies: Policies,
+    links: Links,
+    chat: Chat,
+    sources: SecretSources,
 ) -> list[Extension]:
     """The outbox and its composers: notification URLs, Slack and Teams replies."""
     from runner.notify import Outbox
     from runner.notify.setup import webhook_notices
 
     composers: list[Composer] = []
-    notices = webhook_notices(settings.notify, policies, links, os.environ)
+    notices = webhook_notices(settings.notify, policies, links, sources)
     if notices is not None:
         composers.append(notices)
     composers.extend(chat.composers(links, settings.notify.notify_deadline))
@@ -233,6 +278,19 @@ def _outbox(
             max_timeout=settings.limits.max_timeout,
         )
     ]
+
+
+def sources_for(
+    settings: Settings, extensions: Sequence[Extension], environ: Mapping[str, str]
+) -> SecretSources:
+    """The process's secret sources: Key Vault through the extension that reads it (the
+    Azure one), reads counted by the one that observes them (metrics)."""
+    return SecretSources(
+        environ,
+        vault=next((e for e in extensions if isinstance(e, VaultReader)), None),
+        refresh=settings.security.secret_refresh,
+        observer=next((e for e in extensions if isinstance(e, SecretObserver)), None),
+    )
 
 
 class SandboxScripts(Extension):
@@ -279,6 +337,8 @@ def _with_sandbox(
             "arm_endpoint": sandbox.arm_url,
             "arm_ca": sandbox.ca_path,
             "imds_endpoint": sandbox.identity_url,
+            # Vault URLs keep their Azure form; their connections go to the sandbox.
+            "keyvault_connect": sandbox.vault_address,
             "subscription_id": azure.subscription_id or sandbox.subscription_id,
             "location": azure.location or sandbox.world.location,
         }

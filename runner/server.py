@@ -14,6 +14,7 @@ import faulthandler
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -72,6 +73,7 @@ def prepare(
     """Build the runtime, set up TLS and security, bind the socket. Raises RunnerError."""
     runtime = runtimes.build(settings, store=store, extensions=extensions, serving=True)
     try:
+        runtime.claim_state_dir()
         settings = runtime.settings
         cert = key = None
         if settings.server.tls:
@@ -79,7 +81,7 @@ def prepare(
                 cert, key = settings.server.tls_cert, settings.server.tls_key
             else:
                 cert, key, _ = tls.self_signed(settings.server.state_dir)
-        security = Security.from_settings(settings, runtime.runs.policies, os.environ)
+        security = Security.from_settings(settings, runtime.runs.policies, runtime.secrets)
         app = build_app(runtime, security, hsts=settings.server.tls)
         sec = settings.security
         config = uvicorn.Config(
@@ -135,6 +137,8 @@ class RunnerServer(uvicorn.Server):
         self._drain: asyncio.Task[None] | None = None
         self._signals = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Called once the lifespan started the runtime, before connections are served.
+        self.on_ready: Callable[[], None] | None = None
 
     @classmethod
     def of(cls, prepared: Prepared) -> RunnerServer:
@@ -144,6 +148,8 @@ class RunnerServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
+        if self.on_ready is not None and not self.should_exit:
+            self.on_ready()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._loop is not None and not self.should_exit:
@@ -221,9 +227,21 @@ def serve(settings: Settings) -> None:
     # traceback on stderr instead of a silent death.
     faulthandler.enable()
     prepared = prepare(settings)
-    print(banner(prepared), flush=True)
-    log.info("listening", extra={"url": prepared.url, "pid": os.getpid()})
     server = RunnerServer.of(prepared)
+
+    def ready() -> None:
+        # Once the runtime started (secrets read, store open): a refused start says why
+        # instead of a banner.
+        print(banner(prepared), flush=True)
+        log.info("listening", extra={"url": prepared.url, "pid": os.getpid()})
+
+    server.on_ready = ready
     # The lifespan stops the runtime; the resources close here too in case it never ran.
     with prepared.runtime.resources:
-        server.run(sockets=[prepared.sock])
+        try:
+            server.run(sockets=[prepared.sock])
+        except SystemExit:
+            # uvicorn exits when the lifespan fails; the runtime kept the reason in words.
+            if prepared.runtime.start_error is not None:
+                raise prepared.runtime.start_error from None
+            raise

@@ -19,6 +19,7 @@ Refusals are domain errors (:mod:`runner.errors`); each transport says them its 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -28,15 +29,25 @@ from runner.admission import Rules
 from runner.auth.principal import EVERYTHING, Principal
 from runner.catalogue import Catalogue
 from runner.deliveries import Mapped, Payload, ignores, map_params
-from runner.errors import Forbidden, Ignored, NotFound, ParameterError, ParameterProblem
+from runner.errors import (
+    Forbidden,
+    Ignored,
+    NotFound,
+    ParameterError,
+    ParameterProblem,
+    RunnerError,
+    Unavailable,
+)
 from runner.executor import Executor
 from runner.journal import PAGE, Journal
 from runner.kinds import Job, Submission
 from runner.policy import Policies
 from runner.records import STATES, Event, Notice, RunRecord, Trigger, new_run_id
 from runner.replays import Key, Replays, fingerprint
+from runner.secrets import SecretSources
 from runner.store.base import Store
 
+log = logging.getLogger("runner.runs")
 MAX_PAGE = 500
 
 
@@ -179,12 +190,15 @@ class Runs(History):
         rules: Rules,
         policies: Policies,
         replay_ttl: float,
+        *,
+        secrets: SecretSources | None = None,
     ) -> None:
         super().__init__(store, journal, executor.live)
         self.catalogue = catalogue
         self.executor = executor
         self.rules = rules
         self.policies = policies
+        self.secrets = secrets
         self.replays = Replays(store, executor.owner, self._find, ttl=replay_ttl)
 
     # -- jobs ------------------------------------------------------------------------
@@ -209,6 +223,7 @@ class Runs(History):
         job = self.job(req.job)
         self._authorize(job, req.principal)
         params, mapped = self._delivered(job, req)
+        params = await self._secret_defaults(job, params)
         try:
             sub = admission.prepare(job, params, self.rules, body=req.body, timeout=req.timeout)
         except ParameterError as exc:
@@ -238,6 +253,26 @@ class Runs(History):
                 await self.replays.release(key, run_id)
             raise
         return Started(run)
+
+    async def _secret_defaults(self, job: Job, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``params`` with each secret the request leaves out read from the source its
+        default names: then validated, masked and never stored like a secret given."""
+        # An empty value is a form's blank field: no one means an empty secret.
+        missing = {n: s for n, s in job.secret_sources.items() if params.get(n) in (None, "")}
+        if not missing or self.secrets is None:
+            return params
+        filled = dict(params)
+        for name, source in missing.items():
+            try:
+                filled[name] = (await self.secrets.read(source)).reveal().decode()
+            except RunnerError as exc:
+                log.error("/%s: the default of %s cannot be read: %s", job.path, name, exc)
+                raise Unavailable(
+                    f"the default of parameter {name} cannot be read now (the server's log "
+                    "says why); give it, or try again later",
+                    retry_after=30,
+                ) from None
+        return filled
 
     def maps_deliveries(self, job: str) -> bool:
         """True when runner.toml maps ``job``'s deliveries to its parameters (``params``):

@@ -24,6 +24,12 @@ directory (``RUNNER_BUILTIN_JOBS=false``, ``RUNNER_MAX_RUNNING=64``,
     divided by the number of streams. The soft ``RLIMIT_NOFILE`` is raised to the hard
     limit first; the server inherits it.
 
+``--versus`` (instead of the parts)
+    Side by side, rounds alternated in one run: the script job, the Python job, the asyncio
+    spawn ceiling (an event loop spawning the same script alone, no HTTP) and every server
+    given with ``--vs [NAME=]URL`` (webhookd, say: see ``benchkit/versus.py``); medians,
+    first-byte p50 at c=1, and the ratios of the runner's jobs to each of them.
+
 The machine's cores are shared by client and server, so the load generator must stay
 lean: throughput is driven by ``wrk`` when it is installed (``apt-get install -y wrk``;
 one thread, a Lua script for the POST) and otherwise by a raw-socket asyncio HTTP/1.1
@@ -64,6 +70,7 @@ from benchkit.figures import Figure, print_table
 from benchkit.load import WRK_LUA, worker_main
 from benchkit.parts import Bench
 from benchkit.server import Server
+from benchkit.versus import Contestant, parse_vs, run_versus
 
 # -- main --------------------------------------------------------------------------------
 
@@ -103,6 +110,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--profile", metavar="DIR", help="py-spy the server under each load")
     p.add_argument("--top", type=int, default=15, help="functions shown per profile")
+    p.add_argument(
+        "--versus",
+        action="store_true",
+        help="side by side instead of the parts: the script job against the asyncio spawn "
+        "ceiling and every --vs server, rounds alternated (see benchkit/versus.py)",
+    )
+    p.add_argument(
+        "--vs",
+        action="append",
+        default=[],
+        metavar="[NAME=]URL",
+        help="with --versus: another server on this machine running the same script on POST",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="with --versus: alternated rounds")
     p.add_argument("--json", action="store_true", help="print the figures as JSON only")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     p.add_argument("--keep", action="store_true", help="keep the state dir and server logs")
@@ -112,6 +133,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             p.error(f"--env {item!r}: expected RUNNER_NAME=value")
     if args.seconds <= 0 or args.seconds > 600 or args.streams < 1 or args.lines < 1:
         p.error("--seconds must be in (0, 600]; --streams and --lines at least 1")
+    if not 1 <= args.rounds <= 20:
+        p.error("--rounds must be in [1, 20]")
+    try:
+        args.others = [parse_vs(v) for v in args.vs]
+    except ValueError as exc:
+        p.error(f"--vs {exc}")
+    if args.vs and not args.versus:
+        p.error("--vs goes with --versus")
     return args
 
 
@@ -175,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
             bench = Bench(server, args, python, wrk, lua, figures)
+            if args.versus:
+                others: list[Contestant] = args.others
+                run_versus(bench, others, args.rounds)
+                args.parts = []
             steps = {
                 "rps": bench.part_rps,
                 "latency": bench.part_latency,

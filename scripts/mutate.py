@@ -52,6 +52,9 @@ MODULES: dict[str, tuple[str, ...]] = {
     "runner/webhooks/standard.py": WEBHOOK_TESTS,
     "runner/webhooks/verify.py": WEBHOOK_TESTS,
     "runner/webhooks/secret.py": WEBHOOK_TESTS,
+    # Secret values and env:/file: sources (moved out of webhooks/secret.py, issue 14).
+    "runner/secrets/value.py": WEBHOOK_TESTS,
+    "runner/secrets/local.py": WEBHOOK_TESTS,
     "runner/auth/htpasswd.py": AUTH_TESTS,
     "runner/auth/tokens.py": AUTH_TESTS,
     "runner/auth/principal.py": AUTH_TESTS,

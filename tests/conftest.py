@@ -160,9 +160,10 @@ def serve_process(tmp_path: Path) -> Iterator[Callable[..., Served]]:
         line = proc.stdout.readline()
         if not line.startswith("runner listening on "):
             proc.kill()
-            raise AssertionError(
-                f"server did not start: {line}{proc.stderr.read() if proc.stderr else ''}"
-            )
+            # communicate() reads what is left and closes both pipes: none is left to the
+            # garbage collector (an unclosed-file warning in a later, unrelated test).
+            _, err = proc.communicate()
+            raise AssertionError(f"server did not start: {line}{err}")
         url = line.split()[-1]
         served = Served(url, state / "tls" / "cert.pem", state, proc=proc)
         # Wait for the lifespan (store open, recovery) to finish.

@@ -255,9 +255,11 @@ def test_serve_start_failure_message_is_one_readable_block(tmp_path):
 
 
 def test_a_server_starting_leaves_a_live_runner_run_on_its_state_dir_alone(tmp_path, server):
-    """A server started while `runner run` runs on the same state dir does not interrupt it."""
+    """A server started while `runner run` runs on the same state dir does not interrupt it.
+    (py/lines takes no lock key: `runner run` of a job that does holds the state dir's lock,
+    and a server is refused beside it, tests/kinds/test_statedir.py.)"""
     state = tmp_path / "shared"
-    cmd = [sys.executable, "-m", "runner", "run", "py/sleep", "seconds=1"]
+    cmd = [sys.executable, "-m", "runner", "run", "py/lines", "n=3", "every=1", "pause=1"]
     cmd += ["--state-dir", str(state), "--jobs", str(TEST_JOBS)]
     env = {**os.environ, "RUNNER_BUILTIN_JOBS": "false", "RUNNER_LOG_FORMAT": "json"}
     cli = subprocess.Popen(
@@ -265,7 +267,7 @@ def test_a_server_starting_leaves_a_live_runner_run_on_its_state_dir_alone(tmp_p
     )
     with cli:
         assert cli.stdout is not None
-        assert cli.stdout.readline().startswith(b"start ")
+        assert cli.stdout.readline().startswith(b"line 1")
         srv = server(state)
         try:
             _, err = cli.communicate(timeout=5)
@@ -279,3 +281,25 @@ def test_a_server_starting_leaves_a_live_runner_run_on_its_state_dir_alone(tmp_p
         events = parse_sse(c.get(f"/_runs/{run['id']}/events").text)
     assert run["state"] == "succeeded"
     assert done_of(events)["state"] == "succeeded"
+
+
+def test_a_server_beside_a_runner_run_holding_lock_keys_is_refused_and_the_run_goes_on(
+    tmp_path, server
+):
+    """`runner run` of a job with a lock key hands out the state dir's lock keys: a server
+    started beside it exits 2 naming that pid, and the run ends as it would have."""
+    state = tmp_path / "shared"
+    cmd = [sys.executable, "-m", "runner", "run", "py/sleep", "seconds=1"]
+    cmd += ["--state-dir", str(state), "--jobs", str(TEST_JOBS)]
+    env = {**os.environ, "RUNNER_BUILTIN_JOBS": "false", "RUNNER_LOG_FORMAT": "json"}
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, cwd=ROOT, env=env
+    ) as cli:
+        assert cli.stdout is not None
+        assert cli.stdout.readline().startswith(b"start ")
+        with pytest.raises(AssertionError) as refused:
+            server(state)
+        out, err = cli.communicate(timeout=15)
+    assert f"another runner process (pid {cli.pid}) serves the state dir" in str(refused.value)
+    assert cli.returncode == 0, err
+    assert out.startswith(b"end ")

@@ -1,9 +1,11 @@
 """Azure as an extension of the runner: one credential, shared ARM clients, subscription
-and location for every run; words for Azure's failures; identity variables for scripts.
+and location for every run; Key Vault secrets (for jobs and for the runner's own secret
+references); words for Azure's failures; identity variables for scripts.
 
-Built lazily on the first ``await ctx.azure()`` (a runner that never runs an Azure job
-never talks to an identity endpoint) and then shared by every run, so the credential's
-token cache serves them all: one token request per token lifetime, not one per run.
+Built lazily on the first ``await ctx.azure()`` or Key Vault read (a runner that uses
+neither never talks to an identity endpoint) and then shared by every run, so the
+credential's token cache serves them all: one token request per token lifetime and
+audience, not one per run.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from runner.azure import identity
+from runner.azure.keyvault import KeyVault
 from runner.errors import ConfigError
 from runner.hooks import Extension
+from runner.secrets import VaultRef, VaultSecret
 from runner.settings import AzureSettings
 
 if TYPE_CHECKING:
     # The SDKs take ~1 s to import: only a runner that runs an Azure job pays for it.
     from azure.core.credentials_async import AsyncTokenCredential
+    from azure.keyvault.secrets.aio import SecretClient
     from azure.mgmt.compute.aio import ComputeManagementClient
     from azure.mgmt.network.aio import NetworkManagementClient
     from azure.mgmt.resource.resources.aio import ResourceManagementClient
@@ -44,13 +49,19 @@ class Azure:
     identity: identity.IdentitySource
     #: the scope to ask tokens for (``credential.get_token(az.scope)``)
     scope: str
+    keyvault: KeyVault
+
+    def secrets(self, vault: str) -> SecretClient:
+        """The shared async ``SecretClient`` of ``vault`` (its name, or its URL)."""
+        return self.keyvault.client(vault)
 
     def __repr__(self) -> str:
         return f"Azure(subscription={self.subscription_id}, location={self.location})"
 
 
 class AzureExtension(Extension):
-    """Lends jobs :class:`Azure` as ``ctx.azure()``; explains Azure's failures."""
+    """Lends jobs :class:`Azure` as ``ctx.azure()``; reads Key Vault references for the
+    runner (a :class:`runner.secrets.VaultReader`); explains Azure's failures."""
 
     name = "azure"
 
@@ -68,6 +79,25 @@ class AzureExtension(Extension):
         self._azure: Azure | None = None
         self._lock: asyncio.Lock | None = None
         self._session: Any = None
+        self._credential: AsyncTokenCredential | None = None
+        self.keyvault = KeyVault(settings, self.credential, self.source)
+
+    def credential(self) -> AsyncTokenCredential:
+        """The process's one credential, made on first use (ARM and Key Vault share it)."""
+        if self._credential is None:
+            credential = identity.make_credential(self.settings)
+            if self.observer is not None:
+                from runner.azure.telemetry import ObservedCredential
+
+                credential = ObservedCredential(credential, self.observer)
+            self._credential = credential
+        return self._credential
+
+    def check_reference(self, ref: VaultRef) -> None:
+        self.keyvault.check_reference(ref)
+
+    async def read_secret(self, ref: VaultRef) -> VaultSecret:
+        return await self.keyvault.read_secret(ref)
 
     async def lend(self, ctx: Any) -> Azure:
         if self._azure is None:
@@ -91,12 +121,11 @@ class AzureExtension(Extension):
             location = location or meta.get("location")
         if not subscription or not location:
             raise ConfigError("the instance metadata has no subscription or location; set them")
-        credential = identity.make_credential(s)
+        credential = self.credential()
         policies: list[Any] = []
         if self.observer is not None:
-            from runner.azure.telemetry import ArmRequestPolicy, ObservedCredential
+            from runner.azure.telemetry import ArmRequestPolicy
 
-            credential = ObservedCredential(credential, self.observer)
             policies.append(ArmRequestPolicy(self.observer))
         common: dict[str, Any] = {
             "base_url": s.arm_endpoint,
@@ -115,6 +144,7 @@ class AzureExtension(Extension):
             location=location,
             identity=self.source,
             scope=s.arm_audience.rstrip("/") + "/.default",
+            keyvault=self.keyvault,
         )
 
     def _transport(self) -> Any:
@@ -189,7 +219,10 @@ class AzureExtension(Extension):
             az, self._azure = self._azure, None
             for client in (az.resources, az.network, az.compute):
                 await client.close()
-            await az.credential.close()
+        await self.keyvault.close()
+        if self._credential is not None:
+            credential, self._credential = self._credential, None
+            await credential.close()
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -80,7 +80,9 @@ class ObservedCredential:
     def __init__(self, inner: AsyncTokenCredential, observer: AzureObserver) -> None:
         self.inner = inner
         self.observer = observer
-        self._last: str | None = None
+        # The last token per scope: ARM and Key Vault tokens alternate without either
+        # being acquired anew.
+        self._last: dict[tuple[str, ...], str] = {}
 
     async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         try:
@@ -88,8 +90,8 @@ class ObservedCredential:
         except Exception:
             self.observer.token(False)
             raise
-        if token.token != self._last:
-            self._last = token.token
+        if token.token != self._last.get(scopes):
+            self._last[scopes] = token.token
             self.observer.token(True)
         return token
 

@@ -1,15 +1,18 @@
-"""The chat platforms the settings enable, with their secrets read once at start-up."""
+"""The chat platforms the settings enable, their secrets held by the process's secret
+sources (env:, file: or keyvault:, read each time they are used: a rotation needs no
+restart)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from runner.chat.slack_replies import SlackReplies
 from runner.chat.teams import TeamsReplies
 from runner.notify.base import Composer, Links
+from runner.secrets import Secret, SecretSources, Watched
 from runner.settings import ChatSettings
-from runner.webhooks import Secret, check_secret, load_secret
+from runner.webhooks.teams import teams_key
 
 
 @dataclass(frozen=True)
@@ -17,10 +20,10 @@ class Chat:
     """What is configured: Slack when it has a signing secret, Teams a security token."""
 
     settings: ChatSettings
-    slack: tuple[Secret, ...] = ()
-    slack_bot: Secret | None = None
-    teams: tuple[Secret, ...] = ()
-    teams_result_url: str | None = None
+    slack: Watched | None = None
+    slack_bot: Watched | None = None
+    teams: Watched | None = None
+    teams_result_url: Watched | None = None
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -39,17 +42,20 @@ class Chat:
         return out
 
 
-def load(settings: ChatSettings, environ: Mapping[str, str]) -> Chat:
-    """Read the chat secrets their sources name; ConfigError in words when one is wrong."""
-    slack: tuple[Secret, ...] = ()
-    teams: tuple[Secret, ...] = ()
-    if settings.slack_signing_secret:
-        slack = (load_secret(settings.slack_signing_secret, environ),)
-    if settings.teams_secret:
-        teams = (load_secret(settings.teams_secret, environ),)
-        check_secret("teams", teams)
-    bot = load_secret(settings.slack_bot_token, environ) if settings.slack_bot_token else None
-    result = None
-    if settings.teams_result_url:
-        result = load_secret(settings.teams_result_url, environ).reveal().decode().strip()
-    return Chat(settings, slack, bot, teams, result)
+def _teams_token(secret: Secret) -> None:
+    teams_key(secret)  # ConfigError naming the source when the token is not base64
+
+
+def load(settings: ChatSettings, sources: SecretSources) -> Chat:
+    """Hold the chat secrets their sources name; ConfigError in words when one is wrong."""
+
+    def watch(spec: str | None, check: Callable[[Secret], None] | None = None) -> Watched | None:
+        return sources.watch(spec, check=check) if spec else None
+
+    return Chat(
+        settings,
+        slack=watch(settings.slack_signing_secret),
+        slack_bot=watch(settings.slack_bot_token),
+        teams=watch(settings.teams_secret, check=_teams_token),
+        teams_result_url=watch(settings.teams_result_url),
+    )

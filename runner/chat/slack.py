@@ -10,7 +10,7 @@ person who typed it). Progress and the result follow through the outbox
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -19,7 +19,8 @@ from runner.chat.starter import ChatStarter, ChatUser, Outcome
 from runner.errors import BadRequest
 from runner.notify.base import Links
 from runner.records import Trigger
-from runner.webhooks import Secret, verify
+from runner.secrets import Watched
+from runner.webhooks import verify
 
 RESPONSE_URL_LIFE = 1800.0  # Slack: a response_url takes 5 posts within 30 minutes
 
@@ -34,14 +35,14 @@ class SlackChat:
     def __init__(
         self,
         starter: ChatStarter,
-        secrets: Sequence[Secret],
+        secret: Watched,
         links: Links,
         *,
         response_type: str = "in_channel",
         bot: bool = False,
     ) -> None:
         self.starter = starter
-        self.secrets = tuple(secrets)
+        self.secret = secret  # read at each request: a rotated secret counts at once
         self.links = links
         self.response_type = response_type
         self.bot = bot  # a bot token can post results after response_url expires
@@ -50,7 +51,7 @@ class SlackChat:
         self, headers: Mapping[str, str], body: bytes, address: str | None, now: float
     ) -> dict[str, Any]:
         """Slack's answer to a request; SignatureError (→ 403) if Slack did not sign it."""
-        delivery = verify("slack", self.secrets, headers, body, now=now)
+        delivery = verify("slack", self.secret.current, headers, body, now=now)
         if delivery.kind == "url_verification":
             return {"challenge": delivery.challenge}
         if not delivery.runs:

@@ -21,7 +21,7 @@ from runner.chat import words
 from runner.chat.slack import RESPONSE_URL_LIFE, message
 from runner.notify.base import Links, Moment, Sent, notice_id
 from runner.records import EV_ERROR, EV_OUTPUT, Event, Notice, RunRecord
-from runner.webhooks import Secret
+from runner.secrets import Watched
 
 MAX_PROGRESS = 3
 EXPIRED = "Slack's reply address for this command has expired (30 minutes)"
@@ -39,7 +39,7 @@ class SlackReplies:
         *,
         response_type: str = "in_channel",
         progress_every: float = 60.0,
-        bot_token: Secret | None = None,
+        bot_token: Watched | None = None,
         api_url: str = "https://slack.com/api",
         deadline: float = 86400.0,
     ) -> None:
@@ -112,7 +112,7 @@ class SlackReplies:
         response = await http.post(
             f"{self.api_url}/chat.postMessage",
             json={"channel": data["channel"], **msg},
-            headers={"Authorization": f"Bearer {self.bot_token.reveal().decode()}"},
+            headers={"Authorization": f"Bearer {self.bot_token.current.reveal().decode()}"},
         )
         sent = Sent.of(response, "Slack's chat.postMessage")
         if sent.error is not None:

@@ -23,7 +23,8 @@ from runner.chat.starter import ChatStarter, ChatUser, Outcome
 from runner.errors import BadRequest
 from runner.notify.base import Links, Moment, Sent, notice_id
 from runner.records import Event, Notice, RunRecord, Trigger
-from runner.webhooks import Secret, verify
+from runner.secrets import Watched
+from runner.webhooks import verify
 
 _MENTION = re.compile(r"<at>.*?</at>", re.S)
 _TAG = re.compile(r"<[^>]+>")
@@ -44,17 +45,17 @@ class TeamsChat:
     """Reads, verifies and answers outgoing-webhook messages."""
 
     def __init__(
-        self, starter: ChatStarter, secrets: Sequence[Secret], links: Links, *, results: bool
+        self, starter: ChatStarter, secret: Watched, links: Links, *, results: bool
     ) -> None:
         self.starter = starter
-        self.secrets = tuple(secrets)
+        self.secret = secret
         self.links = links
         self.results = results  # a result URL is configured
 
     async def answer(
         self, headers: Mapping[str, str], body: bytes, address: str | None, now: float
     ) -> dict[str, Any]:
-        delivery = verify("teams", self.secrets, headers, body, now=now)
+        delivery = verify("teams", self.secret.current, headers, body, now=now)
         activity = json.loads(body)
         sender = activity.get("from") if isinstance(activity.get("from"), dict) else {}
         oid = sender.get("aadObjectId") or sender.get("id")
@@ -92,7 +93,7 @@ class TeamsReplies:
     channels: tuple[str, ...] = ("teams",)
     wants_tail = True
 
-    def __init__(self, result_url: str, links: Links, *, deadline: float = 86400.0) -> None:
+    def __init__(self, result_url: Watched, links: Links, *, deadline: float = 86400.0) -> None:
         self.result_url = result_url
         self.links = links
         self.deadline = deadline
@@ -110,8 +111,9 @@ class TeamsReplies:
         return []
 
     async def send(self, http: httpx.AsyncClient, notice: Notice) -> Sent:
+        url = self.result_url.current.reveal().decode("utf-8").strip()
         response = await http.post(
-            self.result_url, content=notice.body, headers={"content-type": "application/json"}
+            url, content=notice.body, headers={"content-type": "application/json"}
         )
         return Sent.of(response, "the Teams result URL")
 

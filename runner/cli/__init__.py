@@ -113,6 +113,8 @@ def parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--state-dir", default=".runner", help="its files go in STATE/sandbox")
     sandbox.add_argument("--env-file", metavar="FILE",
                          help="also write azure-cli's environment there, to `source`")  # fmt: skip
+    sandbox.add_argument("--secret", action="append", default=[], metavar="NAME=VALUE",
+                         help="store a secret in the sandbox's Key Vault (repeatable)")  # fmt: skip
 
     add_passwd_arguments(sub.add_parser("passwd", help="add or update a user (bcrypt)"))
     token = sub.add_parser("token", help="create, list or revoke API tokens", parents=[state])
@@ -142,6 +144,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from runner.sandbox.__main__ import main as sandbox_main
 
         extra = ["--env-file", args.env_file] if args.env_file else []
+        for item in args.secret:
+            extra += ["--secret", item]
         return sandbox_main([str(Path(args.state_dir) / "sandbox"), *extra])
     if args.command == "passwd":
         from runner.auth.cli import passwd_command

@@ -14,10 +14,10 @@ from runner.catalogue import Catalogue, folders
 from runner.cli import show
 from runner.cli.show import pairs
 from runner.client import exits
-from runner.errors import RunnerError
+from runner.errors import ConfigError, RunnerError
 from runner.journal import Journal
 from runner.records import EV_DONE, EV_ERROR, EV_OUTPUT, VIA_CLI, Event, Trigger
-from runner.runtime import build
+from runner.runtime import Runtime, build
 from runner.service import History, StartRequest
 from runner.settings import Settings
 from runner.store import SQLiteStore
@@ -66,6 +66,8 @@ async def run_here(settings: Settings, job_path: str, items: list[str], limit: f
         job = runtime.runs.find(job_path.strip("/"))
         if job is None:
             raise RunnerError(f"no job {job_path!r}; `runner jobs` lists them")
+        if job.lock:
+            _take_lock_keys(runtime, job.path)
         request = StartRequest(
             job.path,
             pairs(items),
@@ -90,6 +92,18 @@ async def run_here(settings: Settings, job_path: str, items: list[str], limit: f
         return exits.of_done(done)
     finally:
         await runtime.stop()
+
+
+def _take_lock_keys(runtime: Runtime, job: str) -> None:
+    """A job with a lock key runs here only if no server hands out this state dir's lock
+    keys: two processes would each let one key's runs overlap (issue 15, item 3)."""
+    try:
+        runtime.claim_state_dir(wait=0)
+    except ConfigError as exc:
+        raise RunnerError(
+            f"{exc}. /{job} takes a lock key, and only one process per state dir may hand "
+            f"them out: start it through that server (`runner call {job} … --server URL`)"
+        ) from None
 
 
 def list_jobs(settings: Settings, *, as_json: bool) -> int:

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from runner.context import Lender
+from runner.context import Lender, SecretReader
 from runner.errors import ParameterProblem
+from runner.kinds.spawner import Spawner
 from runner.records import RunRecord
 from runner.settings import LimitSettings
 
@@ -42,6 +43,9 @@ class Host:
     kill_grace: float
     # Returns once the run's output waiting to be stored is small (``await ctx.print``).
     drained: Callable[[], Awaitable[None]]
+    spawner: Spawner  # starts scripts off the loop, in shepherd processes
+    # Reads secret sources for ``ctx.secret("keyvault:…")`` (the runtime's SecretSources).
+    secrets: SecretReader | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,12 @@ class Job(ABC):
     @abstractmethod
     def secret_names(self) -> frozenset[str]:
         """The parameters that are secrets (never recorded, logged or shown)."""
+
+    @property
+    def secret_sources(self) -> Mapping[str, str]:
+        """Secret parameters whose default is a source (``keyvault:…``), by name: the
+        runner reads them for a request that does not give them."""
+        return {}
 
     @abstractmethod
     def body_schema(self) -> dict[str, Any]:

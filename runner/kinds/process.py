@@ -1,111 +1,31 @@
-"""The process of a script job: started, read, awaited and, on timeout or cancel, ended.
+"""The process of a script job: started, followed, awaited and, on timeout or cancel, ended.
 
-Each script runs in its own session (process group) so that a timeout or a cancel reaches
-every process it started: SIGTERM to the group, then SIGKILL after a grace period.
-stdout and stderr are read concurrently, so lines keep the order in which they were written.
+A shepherd process (:mod:`runner.kinds.spawner`) starts the script in its own session,
+reads its stdout and stderr in the order they come and sends them here as lines, and ends
+every process the script started — those that left its process group too — when the run
+ends, times out or is cancelled: SIGTERM, then SIGKILL after a grace period.
+
+A line comes at most 20 ms after the script wrote it (the shepherd's HOLD), or with the end
+of the run: a short script's output is emitted in the same step as its ``done``, so that
+they share one stored batch and one write to each follower (issue 13).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
-import subprocess
-from collections.abc import AsyncIterator, Callable
+import codecs
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-from runner.output import MAX_LINE
+from runner.kinds.spawner import Lines, Script, Spawner
 from runner.records import EV_ERROR, EV_OUTPUT
 
-# How long to wait for pipes to close after the script exits (children may hold them).
-PIPE_GRACE = 2.0
+LEFT_BEHIND = "runner: the script left processes holding its output; killed them"
 
-
-async def _read_chunks(fd: int) -> AsyncIterator[bytes]:
-    """Chunks from a pipe as they arrive, read straight off the loop's readiness events.
-
-    Not ``loop.connect_read_pipe``: uvloop closes such a pipe's fd twice (libuv, then the
-    file object), which can close a newer pipe that reused the number under load.
-    """
-    loop = asyncio.get_running_loop()
-    os.set_blocking(fd, False)
-    ready = asyncio.Event()
-    loop.add_reader(fd, ready.set)
-    try:
-        while True:
-            await ready.wait()
-            ready.clear()
-            try:
-                chunk = os.read(fd, 65536)
-            except BlockingIOError:
-                continue
-            if not chunk:
-                return
-            yield chunk
-    finally:
-        loop.remove_reader(fd)
-
-
-async def _pump(fd: int, kind: str, emit: Callable[[str, str], None]) -> None:
-    """Emit complete lines as they arrive; a last line without newline counts too."""
-    pending = b""
-    async for chunk in _read_chunks(fd):
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            emit(kind, line.removesuffix(b"\r").decode("utf-8", "replace"))
-        while len(pending) > MAX_LINE:
-            emit(kind, pending[:MAX_LINE].decode("utf-8", "replace"))
-            pending = pending[MAX_LINE:]
-    if pending:
-        emit(kind, pending.removesuffix(b"\r").decode("utf-8", "replace"))
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
-class _Child:
-    """A script process started with ``subprocess.Popen`` and awaited through a pidfd.
-
-    Why not ``asyncio.create_subprocess_exec``: under uvloop that forks the whole server
-    (4-10 ms per run for a 60 MB process); Popen uses vfork + exec (under 1 ms). The exit
-    is watched with a pidfd on the loop, so no child-watcher thread is involved.
-    """
-
-    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
-        self.popen = popen
-        self.pid = popen.pid
-        self._code: int | None = None
-
-    async def wait(self) -> int:
-        if self._code is None:
-            pidfd_open = getattr(os, "pidfd_open", None)
-            if pidfd_open is None:  # pragma: no cover - Linux < 5.3 or not Linux
-                while self.popen.poll() is None:  # noqa: ASYNC110 - nothing to wait on
-                    await asyncio.sleep(0.01)
-            else:
-                loop = asyncio.get_running_loop()
-                fd = pidfd_open(self.pid)
-                try:
-                    exited: asyncio.Future[None] = loop.create_future()
-
-                    def readable() -> None:
-                        if not exited.done():
-                            exited.set_result(None)
-
-                    loop.add_reader(fd, readable)
-                    try:
-                        await exited
-                    finally:
-                        loop.remove_reader(fd)
-                finally:
-                    os.close(fd)
-            self._code = self.popen.wait()
-        return self._code
+# (kind, text, continued): continued text is a piece of a line the next one finishes.
+Emit = Callable[[str, str, bool], None]
+KINDS = (EV_OUTPUT, EV_ERROR)
+STDERR, CONTINUED = 1, 2  # a block's flags (runner.kinds.shepherd.herd)
 
 
 async def run_script(
@@ -113,65 +33,59 @@ async def run_script(
     *,
     env: dict[str, str],
     body: bytes,
-    emit: Callable[[str, str], None],
+    emit: Emit,
     kill_grace: float,
+    spawner: Spawner,
+    limits: Sequence[tuple[int, int]] = (),
 ) -> int:
-    """Run ``file``; return its exit code (128+N for death by signal N).
+    """Run ``file`` in its folder; return its exit code (128+N for death by signal N).
 
-    Cancelling the awaiting task terminates the process group (SIGTERM, then SIGKILL
-    after ``kill_grace``) before the cancellation propagates.
+    Cancelling the awaiting task terminates every process of the run (SIGTERM, then
+    SIGKILL after ``kill_grace``) before the cancellation propagates. Raises OSError if the
+    script cannot start, JobError if its shepherd dies under it.
     """
     args = [str(file)]
     if body:
         args.append(body.decode("utf-8", "replace"))
-    popen = subprocess.Popen(  # noqa: ASYNC220 - vfork+exec: cheaper than the loop's spawn
-        args,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=file.parent,
-        start_new_session=True,
-    )
-    proc = _Child(popen)
-    if popen.stdout is None or popen.stderr is None:  # pragma: no cover - PIPE was asked
-        raise RuntimeError("script pipes missing")
-    readers: asyncio.Future[Any] | None = None
+
+    # A long line comes in pieces: decoded as one text (a character cut in two is not
+    # two replacement characters), and each piece marked as continued, so that a secret
+    # across a cut is still masked (the emitter holds back what could begin one).
+    decoders = {kind: codecs.getincrementaldecoder("utf-8")("replace") for kind in KINDS}
+
+    def lines(batch: list[Lines]) -> None:
+        for flags, block in batch:
+            kind = EV_ERROR if flags & STDERR else EV_OUTPUT
+            decoder = decoders[kind]
+            if flags & CONTINUED:
+                emit(kind, decoder.decode(block), True)
+                continue
+            first, *rest = block.split(b"\n")
+            emit(kind, decoder.decode(first, final=True), False)
+            for line in rest:
+                emit(kind, line.decode("utf-8", "replace"), False)
+
+    script = spawner.spawn(args, env, str(file.parent), limits, lines)
     try:
-        readers = asyncio.gather(
-            _pump(popen.stdout.fileno(), EV_OUTPUT, emit),
-            _pump(popen.stderr.fileno(), EV_ERROR, emit),
-        )
-        code = await proc.wait()
-        try:
-            # Background children may keep the pipes open; do not wait on them forever.
-            await asyncio.wait_for(asyncio.shield(readers), PIPE_GRACE)
-        except TimeoutError:
-            emit(EV_ERROR, "runner: the script left processes holding its output; killed them")
-            _signal_group(proc.pid, signal.SIGKILL)
-            await readers
+        await script.ended()
     except asyncio.CancelledError:
-        # Also when cancelled before the readers existed: the process is never left behind.
-        await asyncio.shield(_terminate(proc, kill_grace))
-        if readers is not None:
-            readers.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await readers
+        await asyncio.shield(_terminate(script, kill_grace))
+        lines(script.lines)
         raise
-    finally:
-        # Whatever the script started in its group must not outlive the run.
-        _signal_group(proc.pid, signal.SIGKILL)
-        popen.stdout.close()
-        popen.stderr.close()
-    return code if code >= 0 else 128 - code
+    lines(script.lines)
+    if script.left_behind:
+        emit(EV_ERROR, LEFT_BEHIND, False)
+    if script.error is not None:
+        raise script.error
+    assert script.code is not None
+    return script.code if script.code >= 0 else 128 - script.code
 
 
-async def _terminate(proc: _Child, grace: float) -> None:
-    _signal_group(proc.pid, signal.SIGTERM)
+async def _terminate(script: Script, grace: float) -> None:
+    """SIGTERM, ``grace`` seconds, SIGKILL; back once nothing of the run is left."""
+    script.terminate()
     try:
-        await asyncio.wait_for(proc.wait(), grace)
+        await asyncio.wait_for(script.ended(), grace)
     except TimeoutError:
-        _signal_group(proc.pid, signal.SIGKILL)
-        await proc.wait()
-    # The leader is gone; make sure the rest of its group is too.
-    _signal_group(proc.pid, signal.SIGKILL)
+        script.kill()
+        await script.ended()

@@ -89,6 +89,10 @@ class PythonJob(Job):
     def secret_names(self) -> frozenset[str]:
         return self.spec.secrets
 
+    @property
+    def secret_sources(self) -> Mapping[str, str]:
+        return self.spec.sources
+
     def body_schema(self) -> dict[str, Any]:
         schema = self.schema()
         return {
@@ -147,6 +151,7 @@ class PythonJob(Job):
             resources=host.resources,
             timeout=run.timeout,
             drained=host.drained,
+            secrets=host.secrets,
             trigger=run.trigger,
         )
         tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()

@@ -10,6 +10,7 @@ Leading comments describe it and declare its settings::
     # runner-lock: site:{site}
     # runner-secret: token
     # runner-output-limit: 128M
+    # runner-limit: nproc=64 as=2G
 
 Parameters come from the query string, and from the body (which is always ``$1`` too): a
 form's fields (``curl -d 'site=s1'``), and, for a script that declares parameters, the
@@ -20,6 +21,8 @@ in ``$1``). See :mod:`runner.kinds.script_params` for declarations.
 from __future__ import annotations
 
 import os
+import re
+import resource
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +33,9 @@ from runner.errors import JobLoadError, ParameterError, ParameterProblem
 from runner.kinds.base import Admitted, Host, Job, Sink, Submission, lock_fields, parse_size
 from runner.kinds.process import run_script
 from runner.kinds.script_params import DeclarationError, Declared, ScriptParam
+from runner.output import Carry
 from runner.params import PARAM_NAME, REDACTED
-from runner.records import RunRecord
+from runner.records import EV_ERROR, EV_OUTPUT, RunRecord
 from runner.settings import LimitSettings
 
 # The environment a script starts from: enough to run, nothing of the runner's own secrets.
@@ -40,6 +44,36 @@ BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME",
 HONOURED = frozenset(("http_proxy", "https_proxy", "ftp_proxy", "all_proxy", "no_proxy"))
 HEADER_LINES = 50
 BODY = "body"  # as a # runner-secret: name, the request body
+
+# ``# runner-limit:`` names → the resource limit each sets (soft and hard) for the script.
+LIMITS = {
+    "nproc": resource.RLIMIT_NPROC,
+    "as": resource.RLIMIT_AS,
+    "nofile": resource.RLIMIT_NOFILE,
+}
+_AMOUNT = re.compile(r"(\d+)([kmgt]?)", re.IGNORECASE)
+
+
+def parse_limits(text: str) -> list[tuple[int, int]]:
+    """``nproc=64 as=2G`` → [(RLIMIT_NPROC, 64), (RLIMIT_AS, 2 GiB)]; ValueError says why.
+
+    Sizes take K, M, G or T (powers of 1024); ``as`` below 16M is refused, since no
+    program starts in less.
+    """
+    limits = []
+    for item in text.split():
+        name, _, value = item.partition("=")
+        match = _AMOUNT.fullmatch(value)
+        if name not in LIMITS or match is None:
+            raise ValueError(f"{item!r}: expected NAME=NUMBER with NAME one of {', '.join(LIMITS)}")
+        number, unit = int(match[1]), match[2].lower()
+        if unit and name != "as":
+            raise ValueError(f"{item!r}: {name} is a count, not a size")
+        number <<= 10 * " kmgt".index(unit or " ")
+        if name == "as" and number < 16 << 20:
+            raise ValueError(f"{item!r}: at least 16M")
+        limits.append((LIMITS[name], number))
+    return limits
 
 
 def base_env(environ: Mapping[str, str]) -> dict[str, str]:
@@ -77,6 +111,7 @@ class ScriptJob(Job):
     secrets: frozenset[str] = frozenset()  # ``# runner-secret:`` names
     # ``# runner-param:`` lines; None: the script takes any parameter (webhookd style).
     declared: Declared | None = None
+    limits: tuple[tuple[int, int], ...] = ()  # ``# runner-limit:`` (resource, value) pairs
 
     @classmethod
     def name_of(cls, file: Path) -> str | None:
@@ -93,6 +128,7 @@ class ScriptJob(Job):
         limit: int | None = None
         secrets: set[str] = set()
         params: list[ScriptParam] = []
+        limits: list[tuple[int, int]] = []
         try:
             with file.open(encoding="utf-8", errors="replace") as fh:
                 head = [fh.readline() for _ in range(HEADER_LINES)]
@@ -119,6 +155,11 @@ class ScriptJob(Job):
                     raise JobLoadError(f"{file}: runner-output-limit: {exc}") from None
             elif key == "runner-secret":
                 secrets.update(n.strip() for n in value.split(",") if n.strip())
+            elif key == "runner-limit":
+                try:
+                    limits += parse_limits(value)
+                except ValueError as exc:
+                    raise JobLoadError(f"{file}: runner-limit {exc}") from None
             elif key == "runner-param":
                 try:
                     params.append(_declaration(value, params))
@@ -129,7 +170,15 @@ class ScriptJob(Job):
         description = "\n".join(lines).strip()
         declared = _declared(file, params, secrets, lock)
         secrets |= {p.name for p in params if p.secret}
-        return cls(path, file, description, timeout, lock, limit, frozenset(secrets), declared)
+        return cls(path, file, description, timeout, lock, limit, frozenset(secrets), declared,
+                   tuple(limits))  # fmt: skip
+
+    def describe(self) -> dict[str, Any]:
+        described = super().describe()
+        if self.limits:
+            names = {res: name for name, res in LIMITS.items()}
+            described["limits"] = {names[res]: value for res, value in self.limits}
+        return described
 
     def schema(self) -> dict[str, Any]:
         if self.declared is not None:
@@ -231,11 +280,26 @@ class ScriptJob(Job):
         env.update(sub.values)
         env.update(RUNNER_RUN_ID=run.id, RUNNER_JOB=run.job)
 
-        def emit(kind: str, line: str) -> None:
-            sink(kind, mask(line))
+        carries = {EV_OUTPUT: Carry(mask), EV_ERROR: Carry(mask)}
+
+        def emit(kind: str, text: str, continued: bool) -> None:
+            carry = carries[kind]
+            if not continued and not carry.held:
+                sink(kind, mask(text))
+                return
+            # A piece of a long line: masked as part of the whole (see output.Carry).
+            shown = carry.feed(text, last=not continued)
+            if shown or not continued:
+                sink(kind, shown)
 
         return await run_script(
-            self.file, env=env, body=sub.body, emit=emit, kill_grace=host.kill_grace
+            self.file,
+            env=env,
+            body=sub.body,
+            emit=emit,
+            kill_grace=host.kill_grace,
+            spawner=host.spawner,
+            limits=self.limits,
         )
 
 

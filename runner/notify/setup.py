@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from runner.errors import ConfigError
 from runner.notify.base import Links
-from runner.notify.webhook import WebhookNotices
+from runner.notify.webhook import Target, WebhookNotices
 from runner.policy import Policies
+from runner.secrets import Secret, SecretSources
 from runner.settings import NotifySettings
-from runner.webhooks import load_secret
 from runner.webhooks.standard import signing_key
 
 log = logging.getLogger("runner.notify")
@@ -24,7 +23,7 @@ MAKE_KEY = (
 
 
 def webhook_notices(
-    settings: NotifySettings, policies: Policies, links: Links, environ: Mapping[str, str]
+    settings: NotifySettings, policies: Policies, links: Links, sources: SecretSources
 ) -> WebhookNotices | None:
     """The URL notifier, or None when no URL is configured. ConfigError in words for a
     missing or malformed key, or a URL that is not one."""
@@ -34,42 +33,53 @@ def webhook_notices(
     if settings.notify_secret is None:
         raise ConfigError(
             "notification URLs are configured but no notify_secret signs them: set "
-            'notify_secret = "env:NAME" (or "file:PATH") to a Standard Webhooks key, '
-            f"'whsec_' and base64; make one with: {MAKE_KEY}"
+            'notify_secret = "env:NAME" (or "file:PATH", "keyvault:…") to a Standard '
+            f"Webhooks key, 'whsec_' and base64; make one with: {MAKE_KEY}"
         )
-    secret = load_secret(settings.notify_secret, environ)
-    signing_key(secret)  # a malformed key stops the start, not the first notice
-    urls = {entry: _url(entry, environ) for entry in dict.fromkeys(entries)}
-    everyone = [urls[e] for e in settings.notify]
+    # A malformed key stops the start, not the first notice.
+    secret = sources.watch(settings.notify_secret, check=_signing_key)
+    targets = {entry: _target(entry, sources) for entry in dict.fromkeys(entries)}
+    everyone = list(settings.notify)
 
-    def urls_for(job: str) -> list[str]:
+    def entries_for(job: str) -> list[str]:
         policy = policies.for_job(job)
-        return everyone + [urls[e] for e in (policy.notify if policy else ())]
+        return everyone + list(policy.notify if policy else ())
 
     return WebhookNotices(
         secret,
-        urls_for,
-        urls.values(),
+        entries_for,
+        targets,
         moments=settings.notify_on,
         deadline=settings.notify_deadline,
         links=links,
     )
 
 
-def _url(entry: str, environ: Mapping[str, str]) -> str:
-    """An entry as a URL: itself, or read from its source (never shown: may be secret)."""
-    inline = entry.startswith(("http://", "https://"))
-    url = entry if inline else load_secret(entry, environ).reveal().decode("utf-8").strip()
-    parts = urlsplit(url)
+def _signing_key(secret: Secret) -> None:
+    signing_key(secret)
+
+
+def _target(entry: str, sources: SecretSources) -> Target:
+    """An entry as a URL (inline) or the source of one, checked where it can be now."""
+    if entry.startswith(("http://", "https://")):
+        _check_url(entry, f"notification URL {_host(entry)}")
+        return entry
+    return sources.watch(entry, check=lambda s: _check_url(
+        s.reveal().decode("utf-8").strip(), f"the notification URL from {entry}"))  # fmt: skip
+
+
+def _host(url: str) -> str:
     # Named by host only: a URL's path or query often holds its token.
-    where = f"notification URL {parts.scheme}://{parts.hostname}/…"
-    if not inline:
-        where = f"the notification URL from {entry}"
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}/…"
+
+
+def _check_url(url: str, where: str) -> None:
+    parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{where} is not an http(s) URL")
     if parts.scheme == "http" and not _loopback(parts.hostname):
         log.warning("%s is plain http: notices travel unencrypted", where)
-    return url
 
 
 def _loopback(host: str) -> bool:

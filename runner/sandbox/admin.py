@@ -8,6 +8,8 @@
     POST   /_sandbox/roles             {"principal_id": "...", "role": "Reader", "scope": "..."}
     DELETE /_sandbox/roles             same body; role and scope optional
     PUT    /_sandbox/imds              {"mode": "up"|"error"|"refuse"}
+    PUT    /_sandbox/vault             {"mode": "up"|"error"|"refuse"}  (Key Vault outage)
+    POST   /_sandbox/secrets           {"name": "...", "value": "...", "vault": "..."}
     POST   /_sandbox/counters/reset
 
 No authentication: the listener is bound to 127.0.0.1 only.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .controls import Controls, Fault, FaultKind, ImdsMode
+from .vaults import VaultError
 from .world import World
 
 __all__ = ["AdminApi"]
@@ -37,10 +41,12 @@ class AdminApi:
         world: World,
         controls: Controls,
         set_imds_mode: Callable[[ImdsMode], Awaitable[None]],
+        set_vault_mode: Callable[[ImdsMode], Awaitable[None]],
     ) -> None:
         self.world = world
         self.controls = controls
         self.set_imds_mode = set_imds_mode
+        self.set_vault_mode = set_vault_mode
 
     def state(self) -> dict[str, Any]:
         """Everything a script may want to read back."""
@@ -50,6 +56,15 @@ class AdminApi:
                 "tenant_id": self.world.tenant_id,
                 "identities": [dataclasses.asdict(i) for i in self.world.identities],
                 "role_assignments": [dataclasses.asdict(a) for a in self.world.assignments],
+                # Names only: an admin answer is printed and logged; values never are.
+                "vaults": {
+                    v.name: {
+                        "url": v.url,
+                        "id": v.resource_id,
+                        "secrets": sorted(s.name for s in v.secrets.values()),
+                    }
+                    for v in self.world.vaults.values()
+                },  # fmt: skip
                 **self.controls.snapshot(),
             }
 
@@ -80,10 +95,18 @@ class AdminApi:
                 self.world.revoke(body["principal_id"], body.get("role"), body.get("scope"))
             elif (method, path) == ("PUT", "/_sandbox/imds"):
                 await self.set_imds_mode(ImdsMode(body["mode"]))
+            elif (method, path) == ("PUT", "/_sandbox/vault"):
+                await self.set_vault_mode(ImdsMode(body["mode"]))
+            elif (method, path) == ("POST", "/_sandbox/secrets"):
+                vault = self.world.add_vault(str(body.get("vault") or "runner-sandbox"))
+                with self.world.lock:
+                    vault.set(str(body["name"]), str(body["value"]), int(time.time()))
             elif (method, path) == ("POST", "/_sandbox/counters/reset"):
                 self.controls.reset_counters()
             else:
                 return JSONResponse({"error": f"no admin endpoint {method} {path}"}, 404)
+        except VaultError as exc:
+            return JSONResponse({"error": f"bad admin request: {exc.message}"}, 400)
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": f"bad admin request: {exc!r}"}, 400)
         return JSONResponse(self.state())

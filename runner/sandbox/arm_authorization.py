@@ -12,7 +12,7 @@ from typing import Any
 from .arm_core import Call, Reply, Route, body_object, route
 from .errors import BadRequest, Conflict, NotFound
 from .odata import matches_filter
-from .world import NOT_ACTIONS, ROLE_IDS, ROLES, RoleAssignment, scope_covers
+from .world import DATA_ACTIONS, NOT_ACTIONS, ROLE_IDS, ROLES, RoleAssignment, scope_covers
 
 __all__ = ["routes"]
 
@@ -36,7 +36,7 @@ def _definition(call: Call, role: str) -> dict[str, Any]:
                 {
                     "actions": list(ROLES[role]),
                     "notActions": list(NOT_ACTIONS.get(role, ())),
-                    "dataActions": [],
+                    "dataActions": list(DATA_ACTIONS.get(role, ())),
                     "notDataActions": [],
                 }
             ],

@@ -2,6 +2,8 @@
 
 ARM refuses bearer tokens over plain HTTP, so the emulated ARM must speak TLS, and the
 SDKs must be able to trust it: they are given ``ca.pem`` with ``connection_verify``.
+The server certificate also names ``*.vault.azure.net``: the Key Vault listener serves
+vaults under their Azure host names (see vault_app.py).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ __all__ = ["TlsFiles", "ensure_tls_files"]
 
 # Long enough never to expire under a test run or a demo; short enough to look sane.
 _VALIDITY = datetime.timedelta(days=825)
+# Key Vault hosts the server certificate must cover; files made before it are made anew.
+VAULT_NAME = "*.vault.azure.net"
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ def ensure_tls_files(directory: Path) -> TlsFiles:
     """Create ``ca.pem``, ``server.pem`` and ``server.key`` in ``directory`` unless all exist."""
     directory.mkdir(parents=True, exist_ok=True)
     files = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
-    if files.ca.exists() and files.cert.exists() and files.key.exists():
+    if files.ca.exists() and files.cert.exists() and files.key.exists() and _covers_vaults(files):
         return files
 
     now = datetime.datetime.now(datetime.UTC)
@@ -74,6 +78,7 @@ def ensure_tls_files(directory: Path) -> TlsFiles:
     server_key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = [
         x509.DNSName("localhost"),
+        x509.DNSName(VAULT_NAME),
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
         x509.IPAddress(ipaddress.ip_address("::1")),
     ]
@@ -107,3 +112,13 @@ def ensure_tls_files(directory: Path) -> TlsFiles:
     # The CA is written last: its presence marks a complete set (see the check above).
     files.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     return files
+
+
+def _covers_vaults(files: TlsFiles) -> bool:
+    """Whether the server certificate names the Key Vault hosts (older state dirs lack it)."""
+    try:
+        cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return False
+    return VAULT_NAME in names.get_values_for_type(x509.DNSName)

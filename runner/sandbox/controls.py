@@ -35,11 +35,11 @@ class FaultKind(StrEnum):
 
 
 class ImdsMode(StrEnum):
-    """How the identity endpoints behave."""
+    """How the identity endpoints (or, as ``vault_mode``, the Key Vault listener) behave."""
 
     UP = "up"
-    ERROR = "error"  # every token request answers 500
-    REFUSE = "refuse"  # the identity listener is closed: connection refused
+    ERROR = "error"  # every request answers 500 (Key Vault: 503)
+    REFUSE = "refuse"  # the listener is closed: connection refused
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,9 @@ class Controls:
         self._token_requests: Counter[str] = Counter()
         self._tokens_issued: Counter[str] = Counter()
         self._arm_calls: Counter[str] = Counter()
+        self._vault_calls: Counter[str] = Counter()
         self.imds_mode = ImdsMode.UP
+        self.vault_mode = ImdsMode.UP
 
     # -- latency ------------------------------------------------------------------------
     def set_latency(self, latency: dict[str, float]) -> None:
@@ -141,6 +143,17 @@ class Controls:
         with self._lock:
             self._arm_calls[action] += 1
 
+    def count_vault_call(self, action: str) -> None:
+        """Record one Key Vault request, by data action (``challenge``: unauthenticated)."""
+        with self._lock:
+            self._vault_calls[action] += 1
+
+    @property
+    def vault_calls(self) -> dict[str, int]:
+        """Key Vault requests by data action; ``challenge`` counts the 401s sent."""
+        with self._lock:
+            return dict(self._vault_calls)
+
     @property
     def token_requests(self) -> dict[str, int]:
         """Requests that reached each token endpoint kind, Arc challenges included."""
@@ -165,6 +178,7 @@ class Controls:
             self._token_requests.clear()
             self._tokens_issued.clear()
             self._arm_calls.clear()
+            self._vault_calls.clear()
 
     def snapshot(self) -> dict[str, object]:
         """Everything, as JSON-ready data (the admin endpoint's answer)."""
@@ -175,6 +189,8 @@ class Controls:
                 for f in self.faults
             ],
             "imds_mode": str(self.imds_mode),
+            "vault_mode": str(self.vault_mode),
+            "vault_calls": self.vault_calls,
             "token_requests": self.token_requests,
             "tokens_issued": self.tokens_issued,
             "arm_calls": self.arm_calls,

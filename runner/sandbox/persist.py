@@ -30,9 +30,13 @@ class Saved:
     identity_port: int
     app_service_secret: str
     msi_secret: str
+    vault_port: int = 0
 
     def __repr__(self) -> str:
-        return f"Saved(arm_port={self.arm_port}, identity_port={self.identity_port})"
+        return (
+            f"Saved(arm_port={self.arm_port}, identity_port={self.identity_port}, "
+            f"vault_port={self.vault_port})"
+        )
 
 
 def load(state_dir: Path) -> Saved:
@@ -44,6 +48,7 @@ def load(state_dir: Path) -> Saved:
             int(raw["identity_port"]),
             str(raw["app_service_secret"]),
             str(raw["msi_secret"]),
+            int(raw.get("vault_port", 0)),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return Saved(0, 0, secrets.token_urlsafe(24), secrets.token_urlsafe(24))
@@ -59,7 +64,7 @@ def save(state_dir: Path, saved: Saved) -> None:
 
 
 def bind_saved(saved: Saved, which: str) -> tuple[socket.socket, Saved]:
-    """Bind the saved port of ``which`` (``arm``/``identity``), or a free one if taken."""
+    """Bind the saved port of ``which`` (``arm``/``identity``/``vault``), or a free one."""
     port: int = getattr(saved, f"{which}_port")
     try:
         sock = bind(port)

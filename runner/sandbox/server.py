@@ -1,10 +1,12 @@
 """``Sandbox``: start the emulated Azure on loopback and tell clients how to use it.
 
-Two uvicorn servers run in the caller's event loop, on sockets bound here to 127.0.0.1
+Three uvicorn servers run in the caller's event loop, on sockets bound here to 127.0.0.1
 ports (ephemeral the first time, then the same for the same state directory):
 
     identity listener (http)   IMDS, App Service, Azure Arc           → identity_url
     ARM listener (https)       ARM, Entra ID token endpoint, /_sandbox → arm_url
+    Key Vault listener (https) the secrets data plane of every vault,  → vault_address
+                               by host name (<vault>.vault.azure.net)
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -26,6 +29,8 @@ from .controls import Controls, ImdsMode
 from .identity_app import ArcKeys, IdentityContext, build_identity_app, workload_token
 from .listeners import Listener, bind
 from .tokens import TokenIssuer
+from .vault_app import VaultApp
+from .vaults import SecretVersion
 from .world import Identity, World
 
 __all__ = ["IDENTITY_ENV_VARS", "KINDS", "Sandbox"]
@@ -56,6 +61,8 @@ IDENTITY_ENV_VARS = (
 )
 KINDS = ("imds", "imds-user", "appservice", "arc", "msi", "cloudshell", "workload")
 ARC_KEY_DIR = Path("/var/opt/azcmagent/tokens")
+# The vault every sandbox has: https://runner-sandbox.vault.azure.net
+DEFAULT_VAULT = "runner-sandbox"
 
 
 def _stable_uuid(name: str) -> str:
@@ -69,7 +76,8 @@ class Sandbox:
     ``await start()`` / ``await stop()`` in an event loop, or ``with sandbox.in_thread():``
     from synchronous code. Seeded with one subscription, a system-assigned identity and a
     user-assigned one (both Contributor on the subscription) and a workload identity app
-    (Contributor too).
+    (Contributor too), and a Key Vault (``DEFAULT_VAULT``) whose secrets the three may
+    read (Key Vault Secrets User on it).
     """
 
     def __init__(
@@ -120,8 +128,10 @@ class Sandbox:
             )
         )
         sub_scope = f"/subscriptions/{self.subscription_id}"
+        self.vault = self.world.add_vault(DEFAULT_VAULT)
         for identity in (self.system_identity, self.user_identity, self.workload_identity):
             self.world.grant(identity.principal_id, "Contributor", sub_scope)
+            self.world.grant(identity.principal_id, "Key Vault Secrets User", self.vault.scope())
         self.federated_token_path = state_dir / "federated-token"
         if not self.federated_token_path.exists():
             token, _, _ = self.issuer.issue(
@@ -146,6 +156,8 @@ class Sandbox:
         self._arm: Listener | None = None
         self._identity: Listener | None = None
         self._identity_port: int | None = None
+        self._vault: Listener | None = None
+        self._vault_port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
@@ -156,7 +168,7 @@ class Sandbox:
         """Bind both listeners on 127.0.0.1 and serve them in the running loop."""
         self.tls = ensure_tls_files(self.state_dir)
         self._loop = asyncio.get_running_loop()
-        admin = AdminApi(self.world, self.controls, self.set_imds_mode)
+        admin = AdminApi(self.world, self.controls, self.set_imds_mode, self.set_vault_mode)
         arm_app = ArmApp(
             self.world, self.controls, self.issuer, workload_token(self._identity_ctx), admin
         )
@@ -165,21 +177,36 @@ class Sandbox:
         await self._arm.start()
         sock, self._saved = persist.bind_saved(self._saved, "identity")
         await self._start_identity(sock)
+        sock, self._saved = persist.bind_saved(self._saved, "vault")
+        await self._start_vault(sock)
         persist.save(self.state_dir, self._saved)
         # A ready-made azure-cli profile: scripts can `az login --identity` at once.
         azcli.write_config(self.az_config_dir, self.arm_url)
-        log.info("sandbox up: arm=%s identity=%s", self.arm_url, self.identity_url)
+        log.info(
+            "sandbox up: arm=%s identity=%s vault=%s",
+            self.arm_url,
+            self.identity_url,
+            self.vault_address,
+        )
 
     async def _start_identity(self, sock: Any) -> None:
         self._identity = Listener(build_identity_app(self._identity_ctx), sock, None)
         self._identity_port = self._identity.port
         await self._identity.start()
 
+    async def _start_vault(self, sock: Any) -> None:
+        self._vault = Listener(VaultApp(self.world, self.controls, self.issuer), sock, self.tls)
+        self._vault_port = self._vault.port
+        await self._vault.start()
+
     async def stop(self) -> None:
-        """Stop serving (identity first, then ARM) and remove Arc key files."""
+        """Stop serving (identity first, then Key Vault, then ARM); remove Arc key files."""
         if self._identity is not None:
             await self._identity.stop()
             self._identity = None
+        if self._vault is not None:
+            await self._vault.stop()
+            self._vault = None
         if self._arm is not None:
             await self._arm.stop()
             self._arm = None
@@ -194,6 +221,15 @@ class Sandbox:
             self._identity = None
         elif mode is not ImdsMode.REFUSE and self._identity is None and self._identity_port:
             await self._start_identity(bind(self._identity_port))
+
+    async def set_vault_mode(self, mode: ImdsMode) -> None:
+        """A Key Vault outage: ``error`` answers 503, ``refuse`` closes its port."""
+        self.controls.vault_mode = mode
+        if mode is ImdsMode.REFUSE and self._vault is not None:
+            await self._vault.stop()
+            self._vault = None
+        elif mode is not ImdsMode.REFUSE and self._vault is None and self._vault_port:
+            await self._start_vault(bind(self._vault_port))
 
     @contextlib.contextmanager
     def in_thread(self) -> Iterator[Sandbox]:
@@ -255,6 +291,30 @@ class Sandbox:
         if url is None:
             raise RuntimeError("the sandbox is not running")
         return url
+
+    @property
+    def vault_address(self) -> str:
+        """``127.0.0.1:PORT``: where every vault's host name must connect to (the runner's
+        ``keyvault_connect``; curl: ``--connect-to ::127.0.0.1:PORT``)."""
+        if self._vault_port is None:
+            raise RuntimeError("the sandbox is not running")
+        return f"127.0.0.1:{self._vault_port}"
+
+    @property
+    def vault_url(self) -> str:
+        """The URL of the sandbox's own vault: ``https://runner-sandbox.vault.azure.net``."""
+        return self.vault.url
+
+    def set_secret(self, name: str, value: str, vault: str | None = None) -> str:
+        """Store a new version of secret ``name`` (in the default vault); its version id."""
+        target = self.world.add_vault(vault) if vault else self.vault
+        with self.world.lock:
+            version: SecretVersion = target.set(name, value, int(time.time()))[1]
+        return version.version
+
+    def secret_reference(self, name: str, version: str | None = None) -> str:
+        """``keyvault:https://runner-sandbox.vault.azure.net/secrets/NAME[/VERSION]``."""
+        return f"keyvault:{self.vault.secret_id(name, version)}"
 
     @property
     def ca_path(self) -> Path:
@@ -337,6 +397,7 @@ class Sandbox:
             "RUNNER_ARM_ENDPOINT": self.arm_url,
             "RUNNER_ARM_CA": str(self.ca_path),
             "RUNNER_IMDS_ENDPOINT": self.identity_url,
+            "RUNNER_KEYVAULT_CONNECT": self.vault_address,
         }
 
     # -- roles --------------------------------------------------------------------------

@@ -19,8 +19,10 @@ from typing import Any
 
 from .errors import Forbidden, NotFound
 from .tokens import Claims
+from .vaults import Vault, valid_vault_name
 
 __all__ = [
+    "DATA_ACTIONS",
     "NOT_ACTIONS",
     "ROLES",
     "ROLE_IDS",
@@ -45,6 +47,31 @@ ROLES: dict[str, tuple[str, ...]] = {
         "Microsoft.Network/*/join/action",
         "Microsoft.Resources/*/read",
     ),
+    # Key Vault's data-plane roles: what they allow lies in DATA_ACTIONS (no "*" of
+    # Owner or Contributor reaches a secret's value, as in Azure).
+    "Key Vault Secrets User": (),
+    "Key Vault Secrets Officer": (
+        "Microsoft.Authorization/*/read",
+        "Microsoft.Resources/subscriptions/resourceGroups/read",
+        "Microsoft.KeyVault/vaults/*/read",
+    ),
+    "Key Vault Administrator": (
+        "Microsoft.Authorization/*/read",
+        "Microsoft.Resources/subscriptions/resourceGroups/read",
+        "Microsoft.KeyVault/vaults/*/read",
+    ),
+    "Key Vault Reader": ("Microsoft.KeyVault/vaults/*/read",),
+}
+
+# Data actions (Key Vault's data plane) granted by each role; the others grant none.
+DATA_ACTIONS: dict[str, tuple[str, ...]] = {
+    "Key Vault Secrets User": (
+        "Microsoft.KeyVault/vaults/secrets/getSecret/action",
+        "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+    ),
+    "Key Vault Secrets Officer": ("Microsoft.KeyVault/vaults/secrets/*",),
+    "Key Vault Administrator": ("Microsoft.KeyVault/vaults/*",),
+    "Key Vault Reader": ("Microsoft.KeyVault/vaults/secrets/readMetadata/action",),
 }
 
 
@@ -65,6 +92,10 @@ ROLE_IDS: dict[str, str] = {
     "User Access Administrator": "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
     "Network Contributor": "4d97b98b-1d4f-4787-a291-c67834d212e7",
     "Virtual Machine Contributor": "9980e02c-c2be-4d73-94e8-173b1dc7cf3c",
+    "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
+    "Key Vault Secrets Officer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
+    "Key Vault Administrator": "00482a5a-887f-4fb3-b363-3b7fe8e74483",
+    "Key Vault Reader": "21090545-7ca7-4776-b22c-e363652d74d2",
 }
 
 
@@ -176,6 +207,8 @@ class World:
         self.identities: list[Identity] = []
         self.assignments: list[RoleAssignment] = []
         self.resources: dict[str, Resource] = {}
+        # Key Vaults by lower-case name (their data plane: vault_app.py).
+        self.vaults: dict[str, Vault] = {}
         self.operations: dict[str, Operation] = {}
         # The time at which the operation being completed became due: what callbacks
         # see as "now", so work they start (a deployment's next resource) starts then.
@@ -247,6 +280,34 @@ class World:
             f"authorization to perform action '{action}' over scope '{scope}' or the scope is "
             "invalid. If access was recently granted, please refresh your credentials.",
         )
+
+    def may(self, principal_id: str, data_action: str, scope: str) -> bool:
+        """Whether a role of ``principal_id`` grants ``data_action`` (data plane) at scope."""
+        with self.lock:
+            for assignment in self.assignments:
+                if assignment.principal_id.lower() != principal_id.lower():
+                    continue
+                if not scope_covers(assignment.scope, scope):
+                    continue
+                granted = DATA_ACTIONS.get(assignment.role, ())
+                if any(fnmatchcase(data_action.lower(), p.lower()) for p in granted):
+                    return True
+        return False
+
+    # -- key vaults ---------------------------------------------------------------------
+    def add_vault(self, name: str, resource_group: str = "sandbox-host") -> Vault:
+        """A Key Vault (kept if it exists) in ``resource_group`` of the subscription."""
+        if not valid_vault_name(name):
+            raise ValueError(
+                f"{name!r} is not a vault name: 3-24 letters, digits and single hyphens, "
+                "starting with a letter"
+            )
+        rid = (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{resource_group}"
+            f"/providers/Microsoft.KeyVault/vaults/{name}"
+        )
+        with self.lock:
+            return self.vaults.setdefault(name.lower(), Vault(name, rid, self.location))
 
     # -- resources ----------------------------------------------------------------------
     def get(self, resource_id: str) -> Resource | None:

@@ -194,6 +194,15 @@ class AzureSettings(Section):
     # azure-identity's own default backs off for 24-75 s on an IMDS 5xx/410; a few quick
     # retries keep "no identity here" an answer within seconds.
     identity_retry_total: Int = Field(3, ge=0, description="retries of a token request")
+    keyvault_dns_suffix: str = Field(
+        "vault.azure.net", description="Key Vault host names end with it (another cloud's)"
+    )
+    keyvault_connect: OptionalText = Field(
+        None,
+        description="host:port every Key Vault connection goes to, whatever the vault's "
+        "name (the sandbox's; TLS still checks the vault's name); unset: DNS",
+    )
+    keyvault_retry_total: Int = Field(3, ge=0, description="retries of a Key Vault request")
 
 
 class SecuritySettings(Section):
@@ -206,6 +215,11 @@ class SecuritySettings(Section):
     rate_burst: Int = Field(40, ge=1, description="runs started at once per caller")
     trusted_proxies: Texts = Field((), description="proxies whose X-Forwarded-For is believed")
     cors_origins: Texts = Field((), description="browser origins allowed to call the API")
+    secret_refresh: Seconds = Field(
+        300.0,
+        description="seconds a keyvault: secret is used before it is read again (in the "
+        "background; a failed read keeps the last value)",
+    )
     # From runner.toml's [jobs."path"] tables, not from [server] keys.
     policies: tuple[JobPolicy, ...] = Field((), exclude=True)
 
@@ -225,7 +239,7 @@ def _source(value: Any) -> Any:
         return None
     if not isinstance(value, str) or not value.startswith(("env:", "file:", "keyvault:")):
         # Never echoed: a refused value is most often the secret pasted in.
-        raise ValueError('must be a secret source: "env:NAME" or "file:PATH"')
+        raise ValueError('must be a secret source: "env:NAME", "file:PATH" or "keyvault:URL"')
     return value
 
 
@@ -255,7 +269,7 @@ class NotifySettings(Section):
         (), description="URLs told about every run (also per job in runner.toml)"
     )
     notify_secret: SecretSource = Field(
-        None, description="Standard Webhooks key (whsec_…) signing them: env:/file: source"
+        None, description="Standard Webhooks key (whsec_…) signing them (a secret source)"
     )
     notify_on: tuple[Literal["started", "finished"], ...] = Field(
         ("finished",), description="moments told: finished, started"

@@ -169,12 +169,36 @@ def build_app(
     guarded = ui.CrossSiteGuard(security.wrap(app, verified_paths=chat_paths),
                                 security.cors_origins)  # fmt: skip
     headed = SecurityHeaders(guarded, hsts=hsts, max_header_bytes=settings.limits.max_header_bytes)
-    return AccessLog(
-        headed,
-        shown=_shown_params(runtime),
-        metrics=metrics,
-        enabled=settings.server.access_log,
+    return _QuietStartFailure(
+        AccessLog(
+            headed,
+            shown=_shown_params(runtime),
+            metrics=metrics,
+            enabled=settings.server.access_log,
+        ),
+        runtime,
     )
+
+
+class _QuietStartFailure:
+    """A start the runtime refused for a reason it knows (``start_error``, in words) ends
+    without the traceback Starlette hands uvicorn to log: ``runner serve`` says it."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_quietly(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed" and self.runtime.start_error:
+                message = {"type": "lifespan.startup.failed", "message": ""}
+            await send(message)
+
+        await self.app(scope, receive, send_quietly)
 
 
 def _shown_params(runtime: Runtime) -> Callable[[str], frozenset[str] | None]:

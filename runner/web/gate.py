@@ -20,9 +20,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from runner.auth import Principal
 from runner.errors import Refused, TooLarge
 from runner.policy import Policies
+from runner.secrets import Watched
 from runner.web.problems import ProblemResponse, from_error, problem
 from runner.web.routing import SCOPE_KEY, WEBHOOK_KEY, job_path
-from runner.webhooks import BadSignature, Secret, SignatureError, StaleTimestamp, verify
+from runner.webhooks import BadSignature, SignatureError, StaleTimestamp, verify
 
 log = logging.getLogger("runner.security")
 DELIVERY_KEY = "runner.delivery"
@@ -35,14 +36,14 @@ class WebhookGate:
         self,
         app: ASGIApp,
         policies: Policies,
-        secrets: Mapping[str, Sequence[Secret]],
+        secrets: Mapping[str, Sequence[Watched]],
         *,
         body_limit: int,
         body_timeout: float,
     ) -> None:
         self.app = app
         self.policies = policies
-        self.secrets = secrets  # by policy job pattern
+        self.secrets = secrets  # by policy job pattern; each read as it is now, per delivery
         self.body_limit = body_limit
         self.body_timeout = body_timeout
 
@@ -55,9 +56,9 @@ class WebhookGate:
         try:
             body = await asyncio.wait_for(_read_all(receive, self.body_limit), self.body_timeout)
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-            delivery = verify(
-                policy.verify, self.secrets[policy.job], headers, body, now=time.time()
-            )
+            # The values now: a Key Vault secret rotated since start-up is the one in use.
+            secrets = [watched.current for watched in self.secrets[policy.job]]
+            delivery = verify(policy.verify, secrets, headers, body, now=time.time())
         except TimeoutError:
             await problem(408, "Request timeout", "the body was not sent in time")(
                 scope, receive, send

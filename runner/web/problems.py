@@ -20,6 +20,7 @@ from runner.errors import (
     StoreError,
     TooLarge,
     TooSlow,
+    Unavailable,
     UnsupportedMediaType,
 )
 from runner.webhooks import SignatureError
@@ -40,6 +41,7 @@ STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (UnsupportedMediaType, 415, "Unsupported media type"),
     (Busy, 429, "Too many runs"),
     (Draining, 503, "Service unavailable"),
+    (Unavailable, 503, "Service unavailable"),
     (BadRequest, 400, "Bad request"),
     (Refused, 400, "Bad request"),
     (StoreError, 503, "Run store unavailable"),

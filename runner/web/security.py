@@ -10,7 +10,7 @@ request ─► SecurityHeaders (app.py) ─► CORS (only if origins are configu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
 from dataclasses import dataclass, field
 
 from starlette.middleware.cors import CORSMiddleware
@@ -19,10 +19,11 @@ from starlette.types import ASGIApp
 from runner.auth import Htpasswd, RateLimiter, TokenStore
 from runner.auth.bind import check_bind
 from runner.policy import Policies
+from runner.secrets import SecretSources, Watched
 from runner.settings import Settings
 from runner.web.auth import AuthMiddleware
 from runner.web.gate import WebhookGate
-from runner.webhooks import Secret, check_secret, load_secret
+from runner.webhooks import check_secret
 
 
 @dataclass
@@ -33,7 +34,8 @@ class Security:
     htpasswd: Htpasswd | None = None
     tokens: TokenStore | None = None
     limiter: RateLimiter | None = None
-    secrets: dict[str, list[Secret]] = field(default_factory=dict)  # by policy job pattern
+    # By policy job pattern: the sources as the process holds them (Key Vault's kept fresh).
+    secrets: dict[str, list[Watched]] = field(default_factory=dict)
     cors_origins: tuple[str, ...] = ()
     body_limit: int = 1024 * 1024
     body_timeout: float = 30.0
@@ -44,9 +46,10 @@ class Security:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, policies: Policies, environ: Mapping[str, str]
+        cls, settings: Settings, policies: Policies, sources: SecretSources
     ) -> Security:
-        """Load credential files and webhook secrets; refuse an open non-loopback server."""
+        """Load credential files, watch webhook secrets (``env:``/``file:`` read now, Key
+        Vault references when the runtime starts); refuse an open non-loopback server."""
         sec = settings.security
         htpasswd = Htpasswd(sec.htpasswd) if sec.htpasswd else None
         # Always a token store, even before its file exists: Bearer is then accepted as soon
@@ -54,12 +57,12 @@ class Security:
         tokens = TokenStore(settings.tokens_path)
         check_bind(settings.server.host, htpasswd is not None or tokens.present(),
                    sec.insecure_no_auth)  # fmt: skip
-        secrets: dict[str, list[Secret]] = {}
+        secrets: dict[str, list[Watched]] = {}
         for policy in policies.all:
             if policy.verify:
-                loaded = [load_secret(spec, environ) for spec in policy.secrets]
-                check_secret(policy.verify, loaded)
-                secrets[policy.job] = loaded
+                secrets[policy.job] = sources.watch_all(
+                    policy.secrets, check=functools.partial(check_secret, policy.verify)
+                )
         limiter = RateLimiter(sec.rate_limit, sec.rate_burst) if sec.rate_limit else None
         return cls(
             policies=policies,

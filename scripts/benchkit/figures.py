@@ -36,6 +36,8 @@ def fmt_value(value: float, unit: str) -> str:
         return f"{value:,.0f} {unit}"
     if unit == "ms":
         return f"{value:.2f} ms"
+    if unit == "×":
+        return f"{value:.2f}×"
     if unit == "KiB":
         return f"{value:,.1f} KiB"
     return f"{value:g} {unit}"

@@ -67,6 +67,12 @@ def test_failed_logins_are_logged_with_the_address(serve, make_htpasswd, caplog)
         assert c.get("/_jobs", auth=("alice", PASSWORD)).status_code == 401
         assert c.get("/_jobs", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 401
         assert c.get("/_jobs", auth=("alice", "alice-pw-123")).status_code == 200
+        # The access line is written once the answer is sent: the client may read it
+        # first (and the level must still be INFO when it comes).
+        deadline = time.monotonic() + 5
+        while len(access := [r for r in caplog.records if r.name == "runner.access"]) < 3:
+            assert time.monotonic() < deadline, access
+            time.sleep(0.02)
     failed = [r.getMessage() for r in caplog.records if r.name == "runner.security"]
     assert failed == [
         "failed login (basic user 'alice') from 127.0.0.1",
@@ -74,9 +80,4 @@ def test_failed_logins_are_logged_with_the_address(serve, make_htpasswd, caplog)
     ]
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert PASSWORD not in logged and TOKEN not in logged
-    # The access line is written once the answer is sent: the client may read it first.
-    deadline = time.monotonic() + 5
-    while len(access := [r for r in caplog.records if r.name == "runner.access"]) < 3:
-        assert time.monotonic() < deadline, access
-        time.sleep(0.02)
     assert [getattr(r, "principal", None) for r in access] == ["-", "-", "user:alice"]

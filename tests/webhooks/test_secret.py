@@ -83,7 +83,7 @@ def test_world_readable_file_is_used_with_a_warning(tmp_path, caplog):
     path = tmp_path / "hook"
     path.write_text(VALUE)
     path.chmod(0o644)
-    with caplog.at_level(logging.WARNING, logger="runner.webhooks"):
+    with caplog.at_level(logging.WARNING, logger="runner.secrets"):
         assert load_secret(f"file:{path}", {}).reveal() == VALUE.encode()
     assert "readable by every user" in caplog.text
     assert f"secret file:{path}: {path} is readable" in caplog.text
@@ -96,7 +96,7 @@ def test_private_file_is_used_without_a_warning(tmp_path, caplog):
     path.write_text(VALUE)
     for mode in (0o600, 0o640):
         path.chmod(mode)
-        with caplog.at_level(logging.WARNING, logger="runner.webhooks"):
+        with caplog.at_level(logging.WARNING, logger="runner.secrets"):
             assert load_secret(f"file:{path}", {}).reveal() == VALUE.encode()
     assert caplog.text == ""
 
