@@ -65,6 +65,8 @@ MODULES: dict[str, tuple[str, ...]] = {
     "runner/catalogue.py": ("tests/test_catalogue.py",),
     # The journal in the test's loop, on a SQLite store the tests hold and break.
     "runner/journal.py": ("tests/test_journal.py",),
+    # The scheduler: lock keys and slots handed out, queued runs started in order, drains.
+    "runner/executor.py": ("tests/test_locks.py",),
 }
 
 CAUGHT = {"killed", "timeout", "caught by type check", "segfault"}

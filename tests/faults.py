@@ -45,7 +45,8 @@ class Disk(SQLiteStore):
     ``parked`` counts the writes waiting there. ``broken``: writes fail as a full disk
     makes them fail (inline ``write_now`` too). ``lines(run_id)`` reads what a ``kill -9``
     would leave, through a connection of its own, without awaiting. ``pages`` counts the
-    event pages read: followers that keep up never read the store.
+    event pages read and ``gets`` the runs read: followers that keep up never read the
+    store.
     """
 
     def __init__(self, path: Path) -> None:
@@ -53,6 +54,7 @@ class Disk(SQLiteStore):
         self.broken: str | None = None
         self.failed = 0  # writes refused while broken
         self.pages = 0
+        self.gets = 0
         self.parked = 0
         self._held = False
         self._gate: asyncio.Semaphore | None = None  # made on the loop, at first use
@@ -108,6 +110,10 @@ class Disk(SQLiteStore):
     async def events(self, run_id: str, after: int = 0, limit: int = 10_000) -> list[Event]:
         self.pages += 1
         return await super().events(run_id, after, limit)
+
+    async def get(self, run_id: str) -> RunRecord | None:
+        self.gets += 1
+        return await super().get(run_id)
 
     def lines(self, run_id: str) -> list[tuple[int, str]]:
         """(seq, data) of the run's events on disk now, in order."""
