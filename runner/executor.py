@@ -94,7 +94,7 @@ class Executor:
         caller: str,
         *,
         trigger: Trigger | None = None,
-        durable: bool = True,
+        durable: bool,
         run_id: str | None = None,
     ) -> RunRecord:
         """Create the run and queue it. Raises Draining or Busy.

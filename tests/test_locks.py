@@ -15,7 +15,7 @@ import pytest
 
 from runner.auth.principal import Principal
 from runner.catalogue import Catalogue
-from runner.errors import Busy, Conflict, Draining, NotFound
+from runner.errors import Busy, Conflict, Draining, NotFound, StoreError
 from runner.hooks import Extension
 from runner.records import EV_DONE, EV_STATUS, RunRecord
 from runner.runtime import Runtime
@@ -265,16 +265,19 @@ async def test_a_run_waits_for_a_free_slot_and_says_so(runner):
 
 async def test_a_full_queue_refuses_only_runs_that_would_have_to_wait(runner):
     """A run that can start at once is taken even with the queue full; one that would
-    wait (for its key or a slot) is refused with a retry time."""
+    wait (for its key, though a slot is free, or for a slot) is refused with a retry
+    time."""
     rt = await runner(max_running=2, max_queued=3)
     floor = rt.floor
     await submit(rt, "a")
     await until(lambda: "a" in floor.holding)
     for name in ("b", "c", "d"):
         await submit(rt, name)
-    await submit(rt, "e", key="j")  # a free slot and a free key: taken
-    await until(lambda: "e" in floor.holding)
-    for name, key in (("f", "k"), ("g", "m")):
+    for name, key in (("f", "k"), ("e", "j"), ("g", "m")):
+        if name == "e":  # a free slot and a free key: taken
+            await submit(rt, name, key=key)
+            await until(lambda: "e" in floor.holding)
+            continue
         with pytest.raises(Busy) as refused:
             await submit(rt, name, key=key)
         # no run has ended yet: a run is reckoned at 1 s, 4 of them for 2 slots
@@ -284,6 +287,75 @@ async def test_a_full_queue_refuses_only_runs_that_would_have_to_wait(runner):
     for name in "abcde":
         floor.end(name)
     await until(lambda: floor.started[-1] == "d" and not floor.holding)
+
+
+async def busy(rt: Runtime, name: str) -> Busy:
+    with pytest.raises(Busy) as refused:
+        await submit(rt, name, key=name)
+    return refused.value
+
+
+async def test_the_retry_time_follows_how_long_runs_take(runner):
+    """A refused caller is told to retry after the time the runs ahead of it should take
+    (a run is reckoned at 1 s until runs have ended, then at what they took), never
+    sooner than 1 s nor later than a minute."""
+    rt = await runner(max_running=1, max_queued=3)
+    floor = rt.floor
+    for name in "abcd":
+        await submit(rt, name, key=name)
+    assert (await busy(rt, "x")).retry_after == 4  # 4 runs of 1 s ahead, 1 slot
+    for name in "abcd":
+        floor.end(name)
+    await until(lambda: not floor.holding and floor.started[-1] == "d")
+    for i in range(20):  # runs that end at once: the reckoning falls to 1 s in all
+        floor.end(f"q{i}")
+        await ended(rt, await submit(rt, f"q{i}", key="q"))
+    for name in "efgh":
+        await submit(rt, name, key=name)
+    assert (await busy(rt, "y")).retry_after == 1
+    for name in "efgh":
+        floor.end(name)
+    await until(lambda: not floor.holding and floor.started[-1] == "h")
+
+
+async def test_a_long_queue_is_told_to_retry_within_a_minute(runner):
+    """However long the queue, a refused caller is told to come back within a minute."""
+    rt = await runner(max_running=1, max_queued=60)
+    floor = rt.floor
+    names = [f"r{i}" for i in range(61)]
+    for name in names:
+        await submit(rt, name, key=name)
+    assert (await busy(rt, "x")).retry_after == 60  # 61 runs of 1 s ahead
+    for name in names:
+        floor.end(name)
+    await until(lambda: not floor.holding and len(floor.started) == 61)
+
+
+async def test_a_run_is_shown_only_once_stored_and_a_refused_one_never_is(runner):
+    """The caller gets a run's id only once its record is on disk; a run refused because
+    the store failed is not written later, when it heals, and holds no key."""
+    rt = await runner()
+    disk = rt.store
+    disk.hold()
+    starting = asyncio.create_task(submit(rt, "shown"))
+    await disk.until_parked()
+    await turns()
+    assert not starting.done()
+    disk.free()
+    shown = await asyncio.wait_for(starting, WAIT)
+    assert await disk.get(shown.id) is not None
+    rt.floor.end("shown")
+    await ended(rt, shown)
+    disk.broken = "disk full (simulated)"
+    with pytest.raises(StoreError):
+        await submit(rt, "refused")
+    disk.broken = None
+    await asyncio.wait_for(rt.journal.sync(), WAIT)
+    await until(lambda: not rt.journal.failing)
+    assert [r.id for r in (await rt.runs.list_runs(ALICE)).runs] == [shown.id]
+    rt.floor.end("after")
+    await ended(rt, await submit(rt, "after"))  # the key k is free
+    assert rt.floor.started == ["shown", "after"]
 
 
 async def test_a_draining_runner_takes_no_run_and_starts_no_queued_one(runner):
@@ -296,8 +368,9 @@ async def test_a_draining_runner_takes_no_run_and_starts_no_queued_one(runner):
     queued = await submit(rt, "queued", key="j")
     draining = asyncio.create_task(rt.executor.drain(WAIT))
     await turns()
-    with pytest.raises(Draining):
+    with pytest.raises(Draining) as refused:
         await submit(rt, "late", key="m")
+    assert refused.value.retry_after == 5  # by then another replica has it
     floor.end("first")
     await asyncio.wait_for(draining, WAIT)
     assert (await rt.store.get(first.id)).state == "succeeded"
