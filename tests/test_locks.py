@@ -35,9 +35,9 @@ from runner import Context
 LOCK = "key:{key}"
 
 
-async def run(ctx: Context, name: str, key: str = "k") -> None:
+async def run(ctx: Context, name: str, key: str = "k") -> int | None:
     floor = await ctx.resource("floor")
-    await floor.work(ctx, name, key)
+    return await floor.work(ctx, name, key)
 '''
 
 
@@ -62,10 +62,11 @@ class Floor(Extension):
         return self._endings[name]
 
     def end(self, name: str, how: str = "succeed") -> None:
-        """succeed, fail (raise), hang (until cancelled), or stubborn (ignore cancels)."""
+        """succeed, fail (raise), exit N (return N), hang (until cancelled), or stubborn
+        (ignore cancels)."""
         self._ending(name).set_result(how)
 
-    async def work(self, ctx: Any, name: str, key: str) -> None:
+    async def work(self, ctx: Any, name: str, key: str) -> int | None:
         self.overlaps += [(other, name, key) for other, k in self.holding.items() if k == key]
         self.holding[name] = key
         self.started.append(name)
@@ -74,6 +75,8 @@ class Floor(Extension):
             how = await self._ending(name)
             if how == "fail":
                 raise RuntimeError("told to fail")
+            if how.startswith("exit "):
+                return int(how.removeprefix("exit "))
             if how == "hang":
                 await asyncio.Event().wait()
             while how == "stubborn":
@@ -83,6 +86,7 @@ class Floor(Extension):
                     ctx.print("ignoring the cancellation")
         finally:
             self.holding.pop(name, None)
+        return None
 
 
 @pytest.fixture
