@@ -19,9 +19,10 @@ from runner.catalogue import Catalogue
 from runner.execution import label
 from runner.records import EV_DONE, EV_RUN, QUEUED, RUNNING, Event, RunRecord, new_run_id
 from runner.runtime import Runtime
+from runner.service import StartRequest
 from tests.conftest import make_settings
 from tests.faults import Disk
-from tests.test_locks import JOB, WAIT, Floor, ended, submit, until
+from tests.test_locks import ALICE, JOB, WAIT, Floor, ended, submit, turns, until
 
 pytestmark = pytest.mark.anyio
 
@@ -59,6 +60,8 @@ async def runner(tmp_path: Path):
 
     yield make
     for rt in started:
+        if getattr(rt, "stopped", False):
+            continue
         for name, ending in rt.floor._endings.items():  # type: ignore[attr-defined]
             if not ending.done():
                 rt.floor.end(name, "hang")  # type: ignore[attr-defined]
@@ -193,3 +196,83 @@ async def test_a_restart_takes_over_what_a_stopped_process_left(runner, caplog):
     noted = [(r.getMessage(), r.run_id) for r in caplog.records if hasattr(r, "run_id")]  # type: ignore[attr-defined]
     assert (f"{label(left[0])} interrupted", left[0].id) in noted
     assert (f"{label(left[3])} queued again after restart", left[3].id) in noted
+
+
+async def test_a_run_shown_before_its_record_is_stored_starts_only_once_it_is(runner):
+    """A run whose id is shown at once (text mode) does not act before its record is on
+    disk: a crash can never leave a job that acted without a record of its run."""
+    rt = await runner()
+    rt.store.hold()
+    params = {"name": "eager", "key": "k"}
+    started = await rt.runs.start(StartRequest("work", params, ALICE, durable=False))
+    await rt.store.until_parked()
+    await turns()
+    assert rt.floor.started == []
+    rt.store.free()
+    await until(lambda: rt.floor.started == ["eager"])
+    assert await rt.store.get(started.run.id) is not None
+    rt.floor.end("eager")
+    await ended(rt, started.run)
+
+
+async def test_a_run_past_its_output_limit_or_its_time_fails_saying_so(runner):
+    """Too much output or too long: the run fails or times out, and its record says why."""
+    rt = await runner(max_output_bytes=12)
+    loud = await submit(rt, "loudmouth")  # prints "loudmouth holds k": 17 bytes
+    slow = await submit(rt, "slow", key="j", timeout="0.2")  # "slow holds j": 12 bytes
+    rt.floor.end("slow", "hang")
+    stored = await ended(rt, loud)
+    assert (stored.state, stored.exit_code) == ("failed", 1)
+    assert stored.reason.startswith("the run wrote more than its output limit of 12 bytes")
+    stored = await ended(rt, slow)
+    assert (stored.state, stored.reason) == ("timed_out", "timed out after 0.2 s")
+
+
+async def test_a_run_cancelled_while_queued_never_ran(runner):
+    """Its last event says it was cancelled by request and ran for no time."""
+    rt = await runner()
+    await submit(rt, "first")
+    queued = await submit(rt, "second")
+    await rt.runs.cancel(queued.id, ALICE)
+    done = {
+        "state": "cancelled",
+        "exit_code": 130,
+        "duration": 0.0,
+        "reason": "cancelled by request",
+    }
+    assert (await events(rt, queued, EV_DONE)) == [done]
+    rt.floor.end("first")
+
+
+async def test_a_run_is_shown_as_it_is_now_before_the_store_has_it(runner):
+    """Asked about a run it holds, the runner answers from memory: a run that started
+    says so while its record is still being written."""
+    rt = await runner()
+    await submit(rt, "first")
+    second = await submit(rt, "second")
+    await until(lambda: "first" in rt.floor.holding)
+    rt.store.hold()
+    rt.floor.end("first")
+    await until(lambda: "second" in rt.floor.holding)
+    assert (await rt.runs.get(second.id, ALICE)).state == RUNNING
+    assert (await rt.store.get(second.id)).state == QUEUED
+    rt.store.free()
+    rt.floor.end("second")
+    await ended(rt, second)
+
+
+async def test_runs_left_queued_by_a_stopped_runner_run_at_its_next_start(runner):
+    """Stopping a runner (``async with Runtime``, without a drain first) cancels what
+    runs and starts nothing queued; the same process starting it again takes over the
+    queued runs: the stopped one gave its lease back."""
+    first = await runner(max_running=1)
+    await submit(first, "running", key="a")
+    queued = await submit(first, "queued", key="b")
+    await until(lambda: "running" in first.floor.holding)
+    await asyncio.wait_for(first.stop(), WAIT)
+    first.stopped = True
+    assert first.floor.started == ["running"]  # its end started nothing on the way out
+    second = await runner()
+    await until(lambda: second.floor.started == ["queued"])
+    second.floor.end("queued")
+    assert (await ended(second, queued)).state == "succeeded"
