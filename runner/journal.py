@@ -41,7 +41,7 @@ class Channel:
 
     __slots__ = ("_wake", "last", "recent", "size")
 
-    def __init__(self, last: int = 0) -> None:
+    def __init__(self, last: int) -> None:
         self.recent: deque[Event] = deque()
         self.size = 0  # bytes of text in ``recent``
         # A run queued again after a restart has events in the store and none here yet:
