@@ -17,7 +17,16 @@ import pytest
 from runner import lease
 from runner.catalogue import Catalogue
 from runner.execution import label
-from runner.records import EV_DONE, EV_RUN, QUEUED, RUNNING, Event, RunRecord, new_run_id
+from runner.records import (
+    EV_DONE,
+    EV_RUN,
+    QUEUED,
+    RUNNING,
+    Event,
+    RunRecord,
+    Trigger,
+    new_run_id,
+)
 from runner.runtime import Runtime
 from runner.service import StartRequest
 from tests.conftest import make_settings
@@ -80,12 +89,19 @@ async def test_a_runs_events_say_what_it_is_and_how_it_ended(runner):
     floor = rt.floor
     before = time.time()
     runs = {name: await submit(rt, name, key=name) for name in ("ok", "three", "boom")}
-    for name, how in (("ok", "succeed"), ("three", "exit 3"), ("boom", "fail")):
+    runs["quit"] = await submit(rt, "quit", key="quit")
+    for name, how in (
+        ("ok", "succeed"),
+        ("three", "exit 3"),
+        ("boom", "fail"),
+        ("quit", "give up"),
+    ):
         floor.end(name, how)
     expected = {
         "ok": ("succeeded", 0, None),
         "three": ("failed", 3, "exited with code 3"),
         "boom": ("failed", 1, "RuntimeError: told to fail"),
+        "quit": ("cancelled", 130, "cancelled"),
     }
     for name, run in runs.items():
         stored = await ended(rt, run)
@@ -118,6 +134,8 @@ async def test_the_log_says_when_each_run_waits_starts_and_ends(runner, caplog):
     floor.end("first", "exit 3")
     floor.end("second", "fail")
     stored = [await ended(rt, run) for run in (first, second)]
+    floor.end("fine")
+    fine = await ended(rt, await submit(rt, "fine"))
     lines = [
         (r.levelname, r.getMessage(), r.run_id, r.event, getattr(r, "duration", None))  # type: ignore[attr-defined]
         for r in caplog.records
@@ -131,6 +149,14 @@ async def test_the_log_says_when_each_run_waits_starts_and_ends(runner, caplog):
         ("INFO", done[0], first.id, "failed", stored[0].duration),
         ("INFO", f"{two} started", second.id, "started", None),
         ("INFO", done[1], second.id, "failed", stored[1].duration),
+        ("INFO", f"{label(fine)} started", fine.id, "started", None),
+        (
+            "INFO",
+            f"{fine.duration:.3f}s {label(fine)} succeeded",
+            fine.id,
+            "succeeded",
+            fine.duration,
+        ),
     ]
     raised = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert raised == [f"{two} raised RuntimeError: told to fail"]
@@ -208,6 +234,7 @@ async def test_a_run_shown_before_its_record_is_stored_starts_only_once_it_is(ru
     await rt.store.until_parked()
     await turns()
     assert rt.floor.started == []
+    assert (await rt.runs.get(started.run.id, ALICE)).state == RUNNING  # shown, not stored
     rt.store.free()
     await until(lambda: rt.floor.started == ["eager"])
     assert await rt.store.get(started.run.id) is not None
@@ -226,6 +253,18 @@ async def test_a_run_past_its_output_limit_or_its_time_fails_saying_so(runner):
     assert stored.reason.startswith("the run wrote more than its output limit of 12 bytes")
     stored = await ended(rt, slow)
     assert (stored.state, stored.reason) == ("timed_out", "timed out after 0.2 s")
+
+
+async def test_a_run_records_where_it_came_from_and_who_holds_it(runner):
+    """The stored record keeps the run's trigger (what a hook answers back to) and the
+    lease of the process running it (what a restart checks)."""
+    rt = await runner()
+    came = Trigger("github", delivery_id="d-1", event="push", address="127.0.0.1")
+    params = {"name": "hooked", "key": "k"}
+    run = (await rt.runs.start(StartRequest("work", params, ALICE, trigger=came))).run
+    rt.floor.end("hooked")
+    stored = await ended(rt, run)
+    assert (stored.trigger, stored.owner) == (came, rt.executor.owner)
 
 
 async def test_a_run_cancelled_while_queued_never_ran(runner):
@@ -249,8 +288,13 @@ async def test_a_run_is_shown_as_it_is_now_before_the_store_has_it(runner):
     says so while its record is still being written."""
     rt = await runner()
     await submit(rt, "first")
-    second = await submit(rt, "second")
     await until(lambda: "first" in rt.floor.holding)
+    rt.store.hold()
+    waiting = StartRequest("work", {"name": "second", "key": "k"}, ALICE, durable=False)
+    second = (await rt.runs.start(waiting)).run
+    assert (await rt.runs.get(second.id, ALICE)).state == QUEUED  # not stored yet
+    rt.store.free()
+    await rt.journal.sync()
     rt.store.hold()
     rt.floor.end("first")
     await until(lambda: "second" in rt.floor.holding)
@@ -259,6 +303,7 @@ async def test_a_run_is_shown_as_it_is_now_before_the_store_has_it(runner):
     rt.store.free()
     rt.floor.end("second")
     await ended(rt, second)
+    assert (await rt.runs.get(second.id, ALICE)).state == "succeeded"  # from the store
 
 
 async def test_runs_left_queued_by_a_stopped_runner_run_at_its_next_start(runner):

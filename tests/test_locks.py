@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,8 @@ class Floor(Extension):
             how = await self._ending(name)
             if how == "fail":
                 raise RuntimeError("told to fail")
+            if how == "give up":  # the job's own code cancels itself
+                raise asyncio.CancelledError
             if how.startswith("exit "):
                 return int(how.removeprefix("exit "))
             if how == "hang":
@@ -362,9 +365,10 @@ async def test_a_run_is_shown_only_once_stored_and_a_refused_one_never_is(runner
     assert rt.floor.started == ["shown", "after"]
 
 
-async def test_a_draining_runner_takes_no_run_and_starts_no_queued_one(runner):
+async def test_a_draining_runner_takes_no_run_and_starts_no_queued_one(runner, caplog):
     """SIGTERM: new runs are refused, running ones finish, queued ones stay queued in the
-    store for the next start, even once a slot is free."""
+    store for the next start, even once a slot is free; the log says what it waits for."""
+    caplog.set_level(logging.INFO, logger="runner")
     rt = await runner(max_running=1)
     floor = rt.floor
     first = await submit(rt, "first")
@@ -380,6 +384,7 @@ async def test_a_draining_runner_takes_no_run_and_starts_no_queued_one(runner):
     assert (await rt.store.get(first.id)).state == "succeeded"
     assert (await rt.store.get(queued.id)).state == "queued"
     assert floor.started == ["first"]
+    assert "draining: 1 running, 1 queued" in [r.getMessage() for r in caplog.records]
 
 
 async def test_a_drain_cancels_what_outlives_its_deadline(runner):
