@@ -321,3 +321,30 @@ async def test_runs_left_queued_by_a_stopped_runner_run_at_its_next_start(runner
     await until(lambda: second.floor.started == ["queued"])
     second.floor.end("queued")
     assert (await ended(second, queued)).state == "succeeded"
+
+
+async def test_a_restart_takes_over_every_run_left_however_many(runner):
+    """More runs left than a page of the history: every one is taken over."""
+    gone = "elsewhere:1:2:3"
+    running = [left_run(f"r{i}", RUNNING, gone, age=i / 1000) for i in range(51)]
+    queued = [left_run(f"q{i}", QUEUED, gone, job="nosuch", age=i / 1000) for i in range(51)]
+    rt = await runner([*running, *queued])
+    for run in running + queued:
+        stored = await rt.store.get(run.id)
+        assert stored is not None and stored.state == "interrupted"
+
+
+async def test_a_job_that_outlives_its_run_adds_nothing_to_its_log(runner, caplog):
+    """A job that ignored its cancellation and was given up on may still print: nothing
+    of it comes after the run's `done`, and the log says it was dropped."""
+    rt = await runner(kill_grace=0.01)
+    run = await submit(rt, "stubborn")
+    rt.floor.end("stubborn", "stubborn")
+    await until(lambda: "stubborn" in rt.floor.pokes)
+    await rt.runs.cancel(run.id, ALICE)
+    await ended(rt, run)
+    rt.floor.pokes["stubborn"].set()
+    await until(lambda: not rt.floor.pokes["stubborn"].is_set())
+    await rt.journal.sync()
+    assert (await rt.store.events(run.id))[-1].kind == EV_DONE
+    assert any("output after the run ended" in r.getMessage() for r in caplog.records)

@@ -53,6 +53,7 @@ class Floor(Extension):
         self.started: list[str] = []
         self.overlaps: list[tuple[str, str, str]] = []
         self._endings: dict[str, asyncio.Future[str]] = {}
+        self.pokes: dict[str, asyncio.Event] = {}  # a stubborn job prints when poked
 
     async def lend(self, ctx: Any) -> Floor:
         return self
@@ -84,7 +85,10 @@ class Floor(Extension):
                 await asyncio.Event().wait()
             while how == "stubborn":
                 try:
-                    await asyncio.sleep(60)
+                    poke = self.pokes.setdefault(name, asyncio.Event())
+                    await poke.wait()
+                    poke.clear()
+                    ctx.print(f"{name} still going")
                 except asyncio.CancelledError:
                     ctx.print("ignoring the cancellation")
         finally:
