@@ -97,7 +97,7 @@ class Executor:
         caller: str,
         *,
         trigger: Trigger | None = None,
-        durable: bool = True,
+        durable: bool,
         run_id: str | None = None,
     ) -> RunRecord:
         """Create the run and queue it. Raises Draining or Busy.
@@ -386,6 +386,9 @@ class Executor:
 
     async def close(self) -> None:
         """Cancel and record what still runs; give the lease back."""
+        # Nothing queued starts as the running runs end: it stays queued in the store for
+        # the next start (a cancelled run's end would otherwise start one on a closing store).
+        self.draining = True
         for active in list(self.running.values()):
             await self.cancel(active.run.id, "the runner stopped")
         await self.journal.sync()

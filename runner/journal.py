@@ -41,10 +41,12 @@ class Channel:
 
     __slots__ = ("_wake", "last", "recent", "size")
 
-    def __init__(self) -> None:
+    def __init__(self, last: int) -> None:
         self.recent: deque[Event] = deque()
         self.size = 0  # bytes of text in ``recent``
-        self.last = 0
+        # A run queued again after a restart has events in the store and none here yet:
+        # a follower from before ``last`` reads them from the store, not at the next one.
+        self.last = last
         self._wake = asyncio.Event()
 
     def publish(self, events: list[Event]) -> None:
@@ -90,7 +92,6 @@ class Journal:
         self._committed = 0
         self._syncers: list[tuple[int, asyncio.Future[BaseException | None]]] = []
         self.failing = False  # the last write failed: the store is down
-        self._flush_soon = False
         self._pending = 0  # bytes of event text not committed yet
         self._writing = False  # the flush loop awaits the store
         # Runs held until what was emitted for them is in the store (the mark it takes),
@@ -106,7 +107,7 @@ class Journal:
 
     def open(self, run: RunRecord) -> None:
         """Start live tracking of a run (before its first event)."""
-        self.channels.setdefault(run.id, Channel())
+        self.channels.setdefault(run.id, Channel(run.last_event))
 
     def hold(self, run_id: str) -> None:
         """Mark what was emitted so far for ``run_id``: :meth:`recorded` waits for it."""
@@ -155,17 +156,14 @@ class Journal:
         write_now = getattr(self.store, "write_now", None)
         if write_now is None or self._writing:
             return  # an async store: output waits for the next turn (and the job's await)
-        mark = self._emitted
-        events, self._events = self._events, []
-        runs, self._runs = list(self._runs.values()), {}
+        events, runs = self._events, list(self._runs.values())
         try:
             write_now(runs, events)
         except Exception:
-            self._events[:0] = events
-            self._runs = {r.id: r for r in runs} | self._runs
-            return
-        self._pending = sum(len(e.data) for e in self._events)
-        self._committed = mark
+            return  # all of it stays pending: the flush retries and says the failure
+        self._events, self._runs = [], {}
+        self._pending = 0
+        self._committed = self._emitted
         self._stored(runs)
         self._publish(events, runs)
         self._resolve(None)
@@ -177,14 +175,6 @@ class Journal:
 
     def _schedule(self) -> None:
         self._emitted += 1
-        if self._flushing is None and not self._flush_soon:
-            # One loop turn later than "now": tasks made ready in this turn (a new run's
-            # first step) emit into the same batch, so a short run costs one commit.
-            self._flush_soon = True
-            asyncio.get_running_loop().call_soon(self._start_flush)
-
-    def _start_flush(self) -> None:
-        self._flush_soon = False
         if self._flushing is None:
             self._flushing = asyncio.get_running_loop().create_task(self._flush_loop())
 
@@ -205,6 +195,9 @@ class Journal:
     async def _flush_loop(self) -> None:
         backoff = 0.05
         try:
+            # One loop turn later than "now": tasks made ready in this turn (a new run's
+            # first step) emit into the same batch, so a short run costs one commit.
+            await asyncio.sleep(0)
             # While the store is failing the loop goes on even with nothing to write (the
             # refused batch may have been discarded): an empty write tells when it heals.
             while self._events or self._runs or self.failing:
@@ -281,8 +274,8 @@ class Journal:
         self._unstored.pop(run_id, None)
 
     def _publish(self, events: list[Event], runs: list[RunRecord]) -> None:
-        hooks = self.extensions if self.extensions.watching else None
-        records = {r.id: r for r in runs} if hooks is not None else {}
+        # Only the runs of extensions' interest: with none watching, nothing to look up.
+        records = {r.id: r for r in runs} if self.extensions.watching else {}
         for run_id, group in itertools.groupby(events, key=lambda e: e.run_id):
             batch = list(group)
             channel = self.channels.get(run_id)
@@ -290,8 +283,8 @@ class Journal:
                 channel.publish(batch)
                 if batch[-1].kind == EV_DONE:
                     del self.channels[run_id]
-            if hooks is not None and run_id in records:
-                hooks.committed(records[run_id], batch)
+            if run_id in records:
+                self.extensions.committed(records[run_id], batch)
 
     async def follow(
         self, run_id: str, after: int = 0, *, idle: float | None = None
@@ -304,7 +297,7 @@ class Journal:
         """
         last = after
         quiet_since = time.monotonic()
-        channel = self.channels.get(run_id)
+        channel: Channel | None = None
         while True:
             # Once found, the channel is kept: its ring still holds the final batch after
             # _publish dropped it from self.channels, sparing a re-read from the store.

@@ -61,6 +61,13 @@ MODULES: dict[str, tuple[str, ...]] = {
     "runner/auth/ratelimit.py": AUTH_TESTS,
     # The one replay mechanism (delivery ids and Idempotency-Key), on a real SQLite store.
     "runner/replays.py": ("tests/test_replays.py", "tests/store"),
+    # Job discovery: naming rules and the checks that keep a job inside its folder.
+    "runner/catalogue.py": ("tests/test_catalogue.py",),
+    # The journal in the test's loop, on a SQLite store the tests hold and break.
+    "runner/journal.py": ("tests/test_journal.py",),
+    # The scheduler: lock keys and slots handed out, queued runs started in order, drains,
+    # what a run's events and the log say, and what a restart does with runs left.
+    "runner/executor.py": ("tests/test_locks.py", "tests/test_executor.py"),
 }
 
 CAUGHT = {"killed", "timeout", "caught by type check", "segfault"}

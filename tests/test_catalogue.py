@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from runner.catalogue import Catalogue
+from runner import catalogue
+from runner.catalogue import Catalogue, folders
 from runner.errors import CatalogueError
+from runner.settings import ServerSettings
 
 PY_JOB = '"""A job."""\n\nasync def run(ctx) -> None:\n    ctx.print("hi")\n'
 
@@ -188,3 +190,98 @@ def test_a_script_declaring_parameters_locks_only_on_declared_ones(tmp_path):
     _script(tmp_path / "s.sh", "# runner-param: rg\n# runner-lock: vm:{vm}\necho hi")
     with pytest.raises(CatalogueError, match="runner-lock uses undeclared parameters: vm"):
         Catalogue.discover((tmp_path,))
+
+
+def test_every_problem_in_a_folder_is_reported_at_once(tmp_path):
+    """A dangling symlink, a symlink out, a dotted name and a bad name are each named, one
+    per line, and the scan goes on past each: the operator fixes them in one go."""
+    jobs = tmp_path / "jobs"
+    _script(tmp_path / "outside.sh")
+    jobs.mkdir()
+    os.symlink(jobs / "missing.sh", jobs / "a-dangling.sh")
+    os.symlink(jobs / "b-loop.sh", jobs / "b-loop.sh")
+    os.symlink(tmp_path / "outside.sh", jobs / "c-out.sh")
+    _py(jobs / "d.e.py")
+    _script(jobs / "eBad.sh")
+    _script(jobs / "f" / "Caps" / "Bad.sh")
+    with pytest.raises(CatalogueError) as err:
+        Catalogue.discover((jobs,))
+    lines = str(err.value).splitlines()
+    assert lines[0] == "cannot serve these jobs:"
+    # A loop is a RuntimeError before Python 3.13, an OSError since.
+    assert lines[2].startswith(f"  {jobs / 'b-loop.sh'}: broken symlink (")
+    assert lines[1:2] + lines[3:] == [
+        f"  {jobs / 'a-dangling.sh'}: broken symlink (FileNotFoundError)",
+        f"  {jobs / 'c-out.sh'}: symlink leaves the job folder (to {tmp_path / 'outside.sh'})",
+        f"  {jobs / 'd.e.py'}: job names may not contain dots",
+        f"  {jobs / 'eBad.sh'}: 'eBad' breaks the naming rule "
+        "(each part lowercase [a-z0-9][a-z0-9_-]*; bad: eBad)",
+        f"  {jobs / 'f' / 'Caps' / 'Bad.sh'}: 'f/Caps/Bad' breaks the naming rule "
+        "(each part lowercase [a-z0-9][a-z0-9_-]*; bad: Caps, Bad)",
+    ]
+
+
+def test_folders_after_a_skipped_or_refused_one_are_still_scanned(tmp_path):
+    """A hidden folder, a symlinked folder (never descended into, even inside) and a folder
+    leaving the job folder do not end the scan: jobs in later folders are served, and every
+    outward link is named."""
+    jobs, outside = tmp_path / "jobs", tmp_path / "outside"
+    _script(outside / "evil.sh")
+    _script(jobs / ".hidden" / "x.sh")
+    _script(jobs / "real" / "inner.sh")
+    os.symlink(jobs / "real", jobs / "alias")
+    os.symlink(outside, jobs / "b-out")
+    os.symlink(outside, jobs / "c-out")
+    _script(jobs / "z" / "last.sh")
+    with pytest.raises(CatalogueError) as err:
+        Catalogue.discover((jobs,))
+    assert f"{jobs / 'b-out'}: symlink leaves the job folder" in str(err.value)
+    assert f"{jobs / 'c-out'}: symlink leaves the job folder" in str(err.value)
+    (jobs / "b-out").unlink()
+    (jobs / "c-out").unlink()
+    assert [j.path for j in Catalogue.discover((jobs,))] == ["real/inner", "z/last"]
+
+
+def test_every_folder_and_every_collision_is_checked(tmp_path):
+    """A missing folder and a collision do not hide the problems after them."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    _script(one / "a.sh")
+    _script(one / "b.sh")
+    _script(two / "a.sh")
+    _script(two / "b.sh")
+    _script(two / "Bad.sh")
+    with pytest.raises(CatalogueError) as err:
+        Catalogue.discover((tmp_path / "nope", one, two))
+    text = str(err.value)
+    assert f"{tmp_path / 'nope'}: job folder does not exist" in text
+    assert f"/a is claimed by two files: {one / 'a.sh'} and {two / 'a.sh'}" in text
+    assert f"/b is claimed by two files: {one / 'b.sh'} and {two / 'b.sh'}" in text
+    assert f"{two / 'Bad.sh'}: 'Bad' breaks the naming rule" in text
+
+
+def test_a_rescan_serves_the_new_jobs_in_place_of_the_old(tmp_path):
+    """After a rescan the catalogue serves exactly the jobs found then."""
+    _script(tmp_path / "old.sh")
+    cat = Catalogue.discover((tmp_path,))
+    (tmp_path / "old.sh").unlink()
+    _script(tmp_path / "new.sh")
+    cat.replace(Catalogue.discover((tmp_path,)))
+    assert [j.path for j in cat] == ["new"]
+    assert cat.get("old") is None and len(cat) == 1
+
+
+def test_the_built_in_jobs_come_first_and_only_when_asked_for(tmp_path):
+    """builtin_jobs = true puts the shipped jobs/ folder before the operator's folders."""
+    _script(tmp_path / "mine.sh")
+    with_builtin = folders(ServerSettings(jobs=(tmp_path,), builtin_jobs=True))
+    assert len(with_builtin) == 2 and with_builtin[1] == tmp_path
+    shipped = [j.path for j in Catalogue.discover(with_builtin[:1])]
+    assert {"vm/create", "group/create", "identity/whoami"} <= set(shipped)
+    assert folders(ServerSettings(jobs=(tmp_path,), builtin_jobs=False)) == (tmp_path,)
+
+
+def test_an_install_without_the_built_in_jobs_says_how_to_go_on(monkeypatch):
+    """A wheel missing runner.builtin_jobs stops the start with what to do, not a traceback."""
+    monkeypatch.setattr(catalogue, "BUILTIN", "runner.no_such_builtin_jobs")
+    with pytest.raises(CatalogueError, match="reinstall it, or set builtin_jobs = false"):
+        catalogue.builtin_folder()

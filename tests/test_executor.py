@@ -1,245 +1,355 @@
-"""Limits and control of runs: queue, locks, timeouts, cancellation, sizes."""
+"""The executor in the test's own event loop (with tests/test_locks.py): what a run's
+events say about it, what the log says about each run, and what a restart does with
+the runs a stopped process left in the store."""
 
 from __future__ import annotations
 
-import os
-import re
+import asyncio
+import json
+import logging
 import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-from tests.conftest import done_of, parse_sse
-from tests.faults import FaultyStore
+import pytest
 
-RESULT = re.compile(r"^runner: run=(\S+) state=(\S+) exit=(\S+) duration=([\d.]+)s$")
+from runner import lease
+from runner.catalogue import Catalogue
+from runner.execution import label
+from runner.records import (
+    EV_DONE,
+    EV_RUN,
+    QUEUED,
+    RUNNING,
+    Event,
+    RunRecord,
+    Trigger,
+    new_run_id,
+)
+from runner.runtime import Runtime
+from runner.service import StartRequest
+from tests.conftest import make_settings
+from tests.faults import Disk
+from tests.test_locks import ALICE, JOB, WAIT, Floor, ended, submit, turns, until
 
-
-def _wait_state(c, run_id: str, states: set[str], timeout: float = 15) -> dict:
-    deadline = time.monotonic() + timeout
-    while (run := c.get(f"/_runs/{run_id}").json())["state"] not in states:
-        assert time.monotonic() < deadline, run
-        time.sleep(0.02)
-    return run
-
-
-def test_full_queue_answers_429_with_retry_after(serve):
-    """With one slot and one queue place, a third run is refused with 429 and Retry-After."""
-    srv = serve(max_running=1, max_queued=1)
-    with srv.client() as c:
-        async_ = {"Prefer": "respond-async"}
-        a = c.post("/py/sleep?seconds=5&key=a", headers=async_)
-        b = c.post("/py/sleep?seconds=5&key=b", headers=async_)
-        full = c.post("/py/sleep?seconds=5&key=c", headers=async_)
-        assert (a.status_code, b.status_code, full.status_code) == (202, 202, 429)
-        assert int(full.headers["retry-after"]) >= 1
-        assert full.headers["content-type"] == "application/problem+json"
-        assert c.get(f"/_runs/{b.json()['id']}").json()["state"] == "queued"
-        assert len(c.get("/_runs").json()["runs"]) == 2
-        for r in (a, b):
-            c.post(f"/_runs/{r.json()['id']}/cancel")
+pytestmark = pytest.mark.anyio
 
 
-def test_runs_with_one_lock_key_never_overlap(serve):
-    """Three runs sharing a lock key run one at a time; another key runs alongside."""
-    srv = serve(max_running=8)
-    with srv.client() as c:
-        ids = [
-            c.post("/py/sleep?seconds=0.3&key=same", headers={"Prefer": "respond-async"}).json()[
-                "id"
-            ]
-            for _ in range(3)
-        ]
-        other = c.post("/py/sleep?seconds=0.3&key=other", headers={"Prefer": "respond-async"})
-        assert c.get(f"/_runs/{ids[1]}").json()["lock_key"] == "key:same"
-        spans = []
-        for run_id in ids + [other.json()["id"]]:
-            _wait_state(c, run_id, {"succeeded"})
-            log = c.get(f"/_runs/{run_id}/log").text.splitlines()
-            lines = [line for line in log if line.startswith(("start ", "end "))]
-            start = float(lines[0].split()[1])
-            end = float(lines[1].split()[1])
-            spans.append((start, end))
-    same = sorted(spans[:3])
-    for (_, end), (start, _) in zip(same, same[1:], strict=False):
-        assert start >= end, same
-    # The other key did not wait for the three.
-    assert spans[3][0] < same[1][0]
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
 
 
-def test_queued_run_tells_why_it_waits(serve):
-    """A run waiting for a lock says so in a status event."""
-    srv = serve()
-    with srv.client() as c:
-        first = c.post("/py/sleep?seconds=0.5&key=x", headers={"Prefer": "respond-async"})
-        r = c.post("/py/sleep?seconds=0.1&key=x", headers={"Accept": "text/event-stream"})
-        c.post(f"/_runs/{first.json()['id']}/cancel")
-    events = parse_sse(r.text)
-    assert events[1]["event"] == "status"
-    assert "waiting for lock key:x" in events[1]["data"]
+@pytest.fixture
+async def runner(tmp_path: Path):
+    """Factory: a started runtime serving the work job, on a store holding ``left``
+    (runs a stopped process left) first."""
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    (jobs / "work.py").write_text(JOB)
+    started: list[Runtime] = []
+
+    async def make(left: Sequence[RunRecord] = (), **limits: Any) -> Runtime:
+        state = tmp_path / "state"
+        state.mkdir(exist_ok=True)
+        if left:
+            store = Disk(state / "runs.db")
+            await store.open()
+            first = [Event(r.id, 1, EV_RUN, json.dumps({"id": r.id}), r.created) for r in left]
+            await store.write(list(left), first)
+            await store.close()
+        settings = make_settings(state, jobs=(jobs,), **limits)
+        floor = Floor()
+        rt = Runtime(settings, Catalogue.discover((jobs,)), Disk(state / "runs.db"), [floor])
+        rt.floor = floor  # type: ignore[attr-defined]
+        await rt.start()
+        started.append(rt)
+        return rt
+
+    yield make
+    for rt in started:
+        if getattr(rt, "stopped", False):
+            continue
+        for name, ending in rt.floor._endings.items():  # type: ignore[attr-defined]
+            if not ending.done():
+                rt.floor.end(name, "hang")  # type: ignore[attr-defined]
+        await asyncio.wait_for(rt.stop(), WAIT)
 
 
-def test_timeout_ends_a_python_run_as_timed_out(serve):
-    """A caller may shorten the timeout; the run ends timed_out with exit code 124."""
-    srv = serve()
-    with srv.client() as c:
-        t0 = time.monotonic()
-        r = c.post("/py/sleep?seconds=10&_timeout=0.3")
-        took = time.monotonic() - t0
-        too_long = c.post("/py/sleep?_timeout=31")
-    assert took < 5
-    lines = r.text.splitlines()
-    assert "cleaning up after cancel" in lines
-    assert RESULT.match(lines[-1]).group(2, 3) == ("timed_out", "124")
-    assert too_long.status_code == 422
-    assert too_long.json()["errors"][0] == {
-        "name": "_timeout",
-        "reason": "at most 30 seconds for this job",
+async def events(rt: Runtime, run: RunRecord, kind: str) -> list[dict[str, Any]]:
+    await rt.journal.sync()
+    return [json.loads(e.data) for e in await rt.store.events(run.id) if e.kind == kind]
+
+
+async def test_a_runs_events_say_what_it_is_and_how_it_ended(runner):
+    """The first event names the run, its job, parameters, limit and links; the last
+    says how it ended, with its exit code, duration and why, as the record does."""
+    rt = await runner()
+    floor = rt.floor
+    before = time.time()
+    runs = {name: await submit(rt, name, key=name) for name in ("ok", "three", "boom")}
+    runs["quit"] = await submit(rt, "quit", key="quit")
+    for name, how in (
+        ("ok", "succeed"),
+        ("three", "exit 3"),
+        ("boom", "fail"),
+        ("quit", "give up"),
+    ):
+        floor.end(name, how)
+    expected = {
+        "ok": ("succeeded", 0, None),
+        "three": ("failed", 3, "exited with code 3"),
+        "boom": ("failed", 1, "RuntimeError: told to fail"),
+        "quit": ("cancelled", 130, "cancelled"),
     }
+    for name, run in runs.items():
+        stored = await ended(rt, run)
+        assert (await events(rt, run, EV_RUN)) == [
+            {
+                "id": run.id,
+                "job": "work",
+                "state": QUEUED,
+                "params": {"name": name, "key": name},
+                "timeout": stored.timeout,
+                "links": run.links(),
+            }
+        ]
+        state, code, reason = expected[name]
+        assert (stored.state, stored.exit_code, stored.reason) == (state, code, reason)
+        assert before <= stored.created <= stored.started <= stored.finished <= time.time()
+        done = {"state": state, "exit_code": code, "duration": stored.duration, "reason": reason}
+        assert (await events(rt, run, EV_DONE)) == [done]
 
 
-def test_server_ceiling_caps_every_job(serve):
-    """The server's max_timeout is the limit even for a job declaring more."""
-    srv = serve(max_timeout=0.5)
-    with srv.client() as c:
-        r = c.post("/py/sleep?seconds=5")
-    assert RESULT.match(r.text.splitlines()[-1]).group(2) == "timed_out"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purposes.
-    with open(f"/proc/{pid}/stat") as fh:
-        return fh.read().split()[2] != "Z"
-
-
-def test_cancel_of_a_script_kills_its_whole_process_tree(serve):
-    """Cancelling a script run leaves none of its processes behind."""
-    srv = serve(kill_grace=1)
-    with srv.client() as c, c.stream("POST", "/sh/tree") as r:
-        run_id = r.headers["x-run-id"]
-        pids = []
-        lines = r.iter_lines()
-        for line in lines:
-            if line.startswith(("child", "parent")):
-                pids.append(int(line.split()[1]))
-            if len(pids) == 3:
-                break
-        assert all(_alive(p) for p in pids)
-        cancel = c.post(f"/_runs/{run_id}/cancel")
-        assert cancel.json()["state"] == "cancelled"
-        rest = list(lines)
-    deadline = time.monotonic() + 5
-    while any(_alive(p) for p in pids):
-        assert time.monotonic() < deadline, [p for p in pids if _alive(p)]
-        time.sleep(0.05)
-    assert RESULT.match(rest[-1]).group(2, 3) == ("cancelled", "130")
-
-
-def test_script_timeout_kills_the_tree_too(serve):
-    """A script that outlives its timeout is timed_out and its children are gone."""
-    srv = serve(kill_grace=1)
-    with srv.client() as c:
-        r = c.post("/sh/tree?_timeout=0.5")
-    pids = [int(line.split()[1]) for line in r.text.splitlines() if line.startswith("child")]
-    assert len(pids) == 2
-    assert RESULT.match(r.text.splitlines()[-1]).group(2, 3) == ("timed_out", "124")
-    deadline = time.monotonic() + 5
-    while any(_alive(p) for p in pids):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-
-
-def test_cancel_of_a_python_run_and_of_a_queued_run(serve):
-    """Cancel stops a running Python job and removes a queued one; both are recorded."""
-    srv = serve(max_running=1)
-    with srv.client() as c:
-        a = c.post("/py/sleep?seconds=10&key=a", headers={"Prefer": "respond-async"}).json()["id"]
-        b = c.post("/py/sleep?seconds=10&key=b", headers={"Prefer": "respond-async"}).json()["id"]
-        _wait_state(c, a, {"running"})
-        assert c.post(f"/_runs/{b}/cancel").json()["state"] == "cancelled"
-        assert c.post(f"/_runs/{a}/cancel").json()["state"] == "cancelled"
-        again = c.post(f"/_runs/{a}/cancel")
-        events = parse_sse(c.get(f"/_runs/{a}/events").text)
-    assert again.status_code == 409
-    assert done_of(events)["state"] == "cancelled"
-    assert "cleaning up after cancel" in [e["data"] for e in events if e["event"] == "output"]
-
-
-def test_body_and_parameter_limits(serve):
-    """Oversized bodies get 413; too many or too long parameters get 422; no run."""
-    srv = serve(max_body_bytes=1000, max_params=3, max_param_bytes=50, max_script_body_bytes=10)
-    with srv.client() as c:
-        big = c.post("/py/echo", content=b"x" * 2000, headers={"content-type": "application/json"})
-        many = c.post("/py/echo?a=1&b=2&c=3&d=4")
-        long = c.post("/py/echo", params={"rg": "a" * 51})
-        script_body = c.post("/sh/echo", content=b"y" * 11)
-        control = c.post("/py/echo", params={"rg": "a\x1b[31m"})
-        runs = c.get("/_runs").json()["runs"]
-    assert big.status_code == 413
-    assert many.status_code == 422
-    assert long.json()["errors"] == [{"name": "rg", "reason": "longer than 50 bytes"}]
-    assert script_body.status_code == 422
-    assert control.json()["errors"] == [{"name": "rg", "reason": "contains control characters"}]
-    assert runs == []
-
-
-def test_script_parameters_cannot_shadow_the_environment(serve):
-    """Names such as PATH, home, or http_proxy are refused before any run."""
-    srv = serve()
-    with srv.client() as c:
-        r = c.post("/sh/echo?PATH=/tmp&home=x&http_proxy=y&LD_PRELOAD=z&ok=1")
-    assert r.status_code == 422
-    names = {e["name"] for e in r.json()["errors"]}
-    assert names == {"PATH", "home", "http_proxy", "LD_PRELOAD"}
-
-
-def test_a_failing_store_answers_503_and_recovers(serve, tmp_path):
-    """When the run store cannot write, a new run gets a 503 problem, not a crash."""
-    store = FaultyStore(tmp_path / "runner.db")
-    srv = serve(store=store)
-    store.failing.set()
-    try:
-        with srv.client() as c:
-            r = c.post("/py/echo?rg=a", headers={"Prefer": "respond-async"})
-    finally:
-        store.failing.clear()
-    assert store.failed_writes
-    assert r.status_code == 503
-    assert r.json()["detail"] == "disk full (simulated)"
-    with srv.client() as c:
-        assert c.post("/py/echo?rg=a", headers={"Prefer": "wait"}).status_code == 200
-
-
-def test_lines_written_while_the_store_fails_are_kept_and_stored_when_it_heals(serve, tmp_path):
-    """A store outage mid-run loses no line: followers wait, then get every line once."""
-    store = FaultyStore(tmp_path / "runner.db", "database is locked (simulated)")
-    srv = serve(store=store)
-    with srv.client() as c:
-        run_id = c.post(
-            "/py/lines?n=40&every=4&pause=0.05", headers={"Prefer": "respond-async"}
-        ).json()["id"]
-        time.sleep(0.1)
-        store.failing.set()
-        time.sleep(0.4)
-        store.failing.clear()
-        events = parse_sse(c.get(f"/_runs/{run_id}/events").text)
-    failures = store.failed_writes
-    assert failures, "the outage did not overlap the run"
-    lines = [e["data"] for e in events if e["event"] == "output"]
-    assert lines == [f"line {i}" for i in range(1, 41)]
-    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
-    assert done_of(events)["state"] == "succeeded"
-
-
-def test_a_script_body_with_a_nul_byte_is_refused_before_any_run(serve):
-    """$1 cannot carry a NUL: such a body is a 422, not a failed run (found by fuzzing)."""
-    srv = serve()
-    with srv.client() as c:
-        r = c.post("/sh/echo", content=b"abc\x00def")
-        runs = c.get("/_runs").json()["runs"]
-    assert r.status_code == 422
-    assert r.json()["errors"] == [
-        {"name": "body", "reason": "a script's body cannot contain a NUL byte"}
+async def test_the_log_says_when_each_run_waits_starts_and_ends(runner, caplog):
+    """One line each when a run waits, starts and ends (how long, how, why), each with
+    the run's id and what happened, for log search; a job that raises is a warning."""
+    caplog.set_level(logging.INFO, logger="runner")
+    rt = await runner()
+    floor = rt.floor
+    first = await submit(rt, "first")
+    second = await submit(rt, "second")  # waits for the key
+    await until(lambda: "first" in floor.holding)
+    floor.end("first", "exit 3")
+    floor.end("second", "fail")
+    stored = [await ended(rt, run) for run in (first, second)]
+    floor.end("fine")
+    fine = await ended(rt, await submit(rt, "fine"))
+    lines = [
+        (r.levelname, r.getMessage(), r.run_id, r.event, getattr(r, "duration", None))  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.name == "runner.runs" and getattr(r, "event", None)
     ]
-    assert runs == []
+    one, two = (label(run) for run in stored)
+    done = [f"{r.duration:.3f}s {label(r)} failed ({r.reason})" for r in stored]
+    assert lines == [
+        ("INFO", f"{one} started", first.id, "started", None),
+        ("INFO", f"{two} queued", second.id, "queued", None),
+        ("INFO", done[0], first.id, "failed", stored[0].duration),
+        ("INFO", f"{two} started", second.id, "started", None),
+        ("INFO", done[1], second.id, "failed", stored[1].duration),
+        ("INFO", f"{label(fine)} started", fine.id, "started", None),
+        (
+            "INFO",
+            f"{fine.duration:.3f}s {label(fine)} succeeded",
+            fine.id,
+            "succeeded",
+            fine.duration,
+        ),
+    ]
+    raised = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert raised == [f"{two} raised RuntimeError: told to fail"]
+    assert [r.run_id for r in caplog.records if r.levelname == "WARNING"] == [second.id]  # type: ignore[attr-defined]
+
+
+def left_run(name: str, state: str, owner: str, job: str = "work", age: float = 0) -> RunRecord:
+    now = time.time() - 100 + age
+    return RunRecord(
+        new_run_id(),
+        job,
+        state,
+        {"name": name, "key": "k"},
+        "user:alice",
+        now,
+        60,
+        lock_key="key:k",
+        started=now + 1 if state == RUNNING else None,
+        last_event=1,
+        owner=owner,
+    )
+
+
+async def test_a_restart_takes_over_what_a_stopped_process_left(runner, caplog):
+    """Runs a stopped process left running are recorded as interrupted, saying why; its
+    queued runs run here, oldest first — or are interrupted when their job is gone. Runs
+    of a process still alive (a `runner run` in a terminal) are left to it."""
+    caplog.set_level(logging.INFO, logger="runner")
+    gone, live = "elsewhere:1:2:3", lease.claim()
+    try:
+        left = [
+            left_run("crashed", RUNNING, gone, age=1),
+            left_run("theirs", RUNNING, live, age=2),
+            left_run("crashed too", RUNNING, gone, age=3),
+            left_run("older", QUEUED, gone, age=4),
+            left_run("their queued", QUEUED, live, age=5),
+            left_run("removed", QUEUED, gone, job="nosuch", age=6),
+            left_run("newer", QUEUED, gone, age=7),
+        ]
+        rt = await runner(left)
+    finally:
+        lease.release(live)
+    floor = rt.floor
+    await until(lambda: "older" in floor.holding)
+    floor.end("older")
+    await until(lambda: "newer" in floor.holding)
+    floor.end("newer")
+    for run in (left[3], left[6]):
+        stored = await ended(rt, run)
+        assert (stored.state, stored.owner) == ("succeeded", rt.executor.owner)
+    assert floor.started == ["older", "newer"]
+    why = "the runner process stopped while this run was running"
+    for run, reason in ((left[0], why), (left[2], why), (left[5], "job /nosuch no longer exists")):
+        stored = await ended(rt, run)
+        assert (stored.state, stored.reason, stored.exit_code) == ("interrupted", reason, None)
+        assert stored.finished is not None and stored.finished >= stored.created
+        duration = stored.duration if run.started is not None else None
+        done = {"state": "interrupted", "exit_code": None, "duration": duration, "reason": reason}
+        assert (await events(rt, run, EV_DONE)) == [done]
+    for run in (left[1], left[4]):
+        stored = await rt.store.get(run.id)
+        assert stored is not None and (stored.state, stored.owner) == (run.state, live)
+    noted = [(r.getMessage(), r.run_id) for r in caplog.records if hasattr(r, "run_id")]  # type: ignore[attr-defined]
+    assert (f"{label(left[0])} interrupted", left[0].id) in noted
+    assert (f"{label(left[3])} queued again after restart", left[3].id) in noted
+
+
+async def test_a_run_shown_before_its_record_is_stored_starts_only_once_it_is(runner):
+    """A run whose id is shown at once (text mode) does not act before its record is on
+    disk: a crash can never leave a job that acted without a record of its run."""
+    rt = await runner()
+    rt.store.hold()
+    params = {"name": "eager", "key": "k"}
+    started = await rt.runs.start(StartRequest("work", params, ALICE, durable=False))
+    await rt.store.until_parked()
+    await turns()
+    assert rt.floor.started == []
+    assert (await rt.runs.get(started.run.id, ALICE)).state == RUNNING  # shown, not stored
+    rt.store.free()
+    await until(lambda: rt.floor.started == ["eager"])
+    assert await rt.store.get(started.run.id) is not None
+    rt.floor.end("eager")
+    await ended(rt, started.run)
+
+
+async def test_a_run_past_its_output_limit_or_its_time_fails_saying_so(runner):
+    """Too much output or too long: the run fails or times out, and its record says why."""
+    rt = await runner(max_output_bytes=12)
+    loud = await submit(rt, "loudmouth")  # prints "loudmouth holds k": 17 bytes
+    slow = await submit(rt, "slow", key="j", timeout="0.2")  # "slow holds j": 12 bytes
+    rt.floor.end("slow", "hang")
+    stored = await ended(rt, loud)
+    assert (stored.state, stored.exit_code) == ("failed", 1)
+    assert stored.reason.startswith("the run wrote more than its output limit of 12 bytes")
+    stored = await ended(rt, slow)
+    assert (stored.state, stored.reason) == ("timed_out", "timed out after 0.2 s")
+
+
+async def test_a_run_records_where_it_came_from_and_who_holds_it(runner):
+    """The stored record keeps the run's trigger (what a hook answers back to) and the
+    lease of the process running it (what a restart checks)."""
+    rt = await runner()
+    came = Trigger("github", delivery_id="d-1", event="push", address="127.0.0.1")
+    params = {"name": "hooked", "key": "k"}
+    run = (await rt.runs.start(StartRequest("work", params, ALICE, trigger=came))).run
+    rt.floor.end("hooked")
+    stored = await ended(rt, run)
+    assert (stored.trigger, stored.owner) == (came, rt.executor.owner)
+
+
+async def test_a_run_cancelled_while_queued_never_ran(runner):
+    """Its last event says it was cancelled by request and ran for no time."""
+    rt = await runner()
+    await submit(rt, "first")
+    queued = await submit(rt, "second")
+    await rt.runs.cancel(queued.id, ALICE)
+    done = {
+        "state": "cancelled",
+        "exit_code": 130,
+        "duration": 0.0,
+        "reason": "cancelled by request",
+    }
+    assert (await events(rt, queued, EV_DONE)) == [done]
+    rt.floor.end("first")
+
+
+async def test_a_run_is_shown_as_it_is_now_before_the_store_has_it(runner):
+    """Asked about a run it holds, the runner answers from memory: a run that started
+    says so while its record is still being written — and its job acts only once the
+    store says `running` too (a run the store has as queued never began)."""
+    rt = await runner()
+    await submit(rt, "first")
+    await until(lambda: "first" in rt.floor.holding)
+    rt.store.hold()
+    waiting = StartRequest("work", {"name": "second", "key": "k"}, ALICE, durable=False)
+    second = (await rt.runs.start(waiting)).run
+    assert (await rt.runs.get(second.id, ALICE)).state == QUEUED  # not stored yet
+    rt.store.free()
+    await rt.journal.sync()
+    rt.store.hold()
+    rt.floor.end("first")
+    await until(lambda: second.id in rt.executor.running)
+    assert (await rt.runs.get(second.id, ALICE)).state == RUNNING
+    assert (await rt.store.get(second.id)).state == QUEUED
+    await asyncio.sleep(0.1)
+    assert "second" not in rt.floor.holding  # its job waits for the store
+    rt.store.free()
+    await until(lambda: "second" in rt.floor.holding)
+    assert (await rt.store.get(second.id)).state == RUNNING
+    rt.floor.end("second")
+    await ended(rt, second)
+    assert (await rt.runs.get(second.id, ALICE)).state == "succeeded"  # from the store
+
+
+async def test_runs_left_queued_by_a_stopped_runner_run_at_its_next_start(runner):
+    """Stopping a runner (``async with Runtime``, without a drain first) cancels what
+    runs and starts nothing queued; the same process starting it again takes over the
+    queued runs: the stopped one gave its lease back."""
+    first = await runner(max_running=1)
+    await submit(first, "running", key="a")
+    queued = await submit(first, "queued", key="b")
+    await until(lambda: "running" in first.floor.holding)
+    await asyncio.wait_for(first.stop(), WAIT)
+    first.stopped = True
+    assert first.floor.started == ["running"]  # its end started nothing on the way out
+    second = await runner()
+    await until(lambda: second.floor.started == ["queued"])
+    second.floor.end("queued")
+    assert (await ended(second, queued)).state == "succeeded"
+
+
+async def test_a_restart_takes_over_every_run_left_however_many(runner):
+    """More runs left than a page of the history: every one is taken over."""
+    gone = "elsewhere:1:2:3"
+    running = [left_run(f"r{i}", RUNNING, gone, age=i / 1000) for i in range(51)]
+    queued = [left_run(f"q{i}", QUEUED, gone, job="nosuch", age=i / 1000) for i in range(51)]
+    rt = await runner([*running, *queued])
+    for run in running + queued:
+        stored = await rt.store.get(run.id)
+        assert stored is not None and stored.state == "interrupted"
+
+
+async def test_a_job_that_outlives_its_run_adds_nothing_to_its_log(runner, caplog):
+    """A job that ignored its cancellation and was given up on may still print: nothing
+    of it comes after the run's `done`, and the log says it was dropped."""
+    rt = await runner(kill_grace=0.01)
+    run = await submit(rt, "stubborn")
+    rt.floor.end("stubborn", "stubborn")
+    await until(lambda: "stubborn" in rt.floor.pokes)
+    await rt.runs.cancel(run.id, ALICE)
+    await ended(rt, run)
+    rt.floor.pokes["stubborn"].set()
+    await until(lambda: not rt.floor.pokes["stubborn"].is_set())
+    await rt.journal.sync()
+    assert (await rt.store.events(run.id))[-1].kind == EV_DONE
+    assert any("output after the run ended" in r.getMessage() for r in caplog.records)
