@@ -105,15 +105,10 @@ class Coordination(Protocol):
         ...
 
 
-class SingleProcess:
-    """Everything in this process (SQLite's store is one host's file)."""
+class Attached:
+    """The executor a coordination drives, bound once at its construction."""
 
-    shared = False
-    serving = True
-
-    def __init__(self) -> None:
-        self.owner = lease.claim()
-        self._executor: Coordinated | None = None
+    _executor: Coordinated | None = None
 
     @property
     def executor(self) -> Coordinated:
@@ -123,6 +118,16 @@ class SingleProcess:
 
     def attach(self, executor: Coordinated) -> None:
         self._executor = executor
+
+
+class SingleProcess(Attached):
+    """Everything in this process (SQLite's store is one host's file)."""
+
+    shared = False
+    serving = True
+
+    def __init__(self) -> None:
+        self.owner = lease.claim()
 
     def alive(self, owner: str) -> bool:
         return lease.alive(owner)

@@ -24,7 +24,7 @@ from collections import OrderedDict
 from typing import Any
 
 from runner import lease
-from runner.coordination import Coordinated, Resubmit
+from runner.coordination import Attached, Resubmit
 from runner.errors import Conflict, NotFound
 from runner.records import FINAL, RunRecord
 from runner.store.postgres import EVENTS_CHANNEL, QUEUE_CHANNEL, PostgresStore
@@ -37,7 +37,7 @@ CANCEL_WAIT = 10.0  # a cancel asked of another replica: how long to wait for it
 _SEEN = 4096  # runs whose last announced event number is remembered
 
 
-class Replicas:
+class Replicas(Attached):
     """Coordination through the database (see the module docstring)."""
 
     shared = True
@@ -50,7 +50,6 @@ class Replicas:
         self.lease_timeout = lease_timeout
         self.owner = lease.claim()
         self.board = Board(store, self.owner, lease_timeout)
-        self._executor: Coordinated | None = None
         self._live: set[str] = {self.owner}
         self._wake = asyncio.Event()
         # The shared queue may hold runs for us: set by its doorbell, a submission to it
@@ -64,15 +63,6 @@ class Replicas:
         self._cancelling: set[asyncio.Task[None]] = set()
         self._listener: Any = None
         self._resubmit: Resubmit | None = None
-
-    @property
-    def executor(self) -> Coordinated:
-        if self._executor is None:
-            raise RuntimeError("coordination used before its executor was attached")
-        return self._executor
-
-    def attach(self, executor: Coordinated) -> None:
-        self._executor = executor
 
     def alive(self, owner: str) -> bool:
         return owner in self._live

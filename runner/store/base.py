@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from runner.records import Claim, Event, Notice, RunRecord
+
+
+def filter_combos(
+    job: str | None, jobs: Sequence[str] | None, states: Sequence[str]
+) -> list[tuple[str | None, str | None]]:
+    """The (job, state) pairs a history query reads, one index range scan each (None: any);
+    ``jobs`` bounds the answer (an empty list: no pair, no run)."""
+    if job is not None:
+        jobs = [job] if jobs is None or job in jobs else []
+    job_values: list[str | None] = list(jobs) if jobs is not None else [None]
+    state_values: list[str | None] = list(states) if states else [None]
+    return list(itertools.product(job_values, state_values))
 
 
 class Store(Protocol):

@@ -19,7 +19,6 @@ one dead) changes nothing of it, and is reported (fenced), never merged.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import re
 from collections.abc import Awaitable, Callable, Collection, Sequence
@@ -30,6 +29,7 @@ import asyncpg
 from runner.errors import StoreError
 from runner.records import FINAL, QUEUED, Claim, Event, Notice, RunRecord, Trigger
 from runner.settings.sections import redacted
+from runner.store.base import filter_combos
 from runner.store.postgres_schema import (
     KIND_CODES,
     KIND_NAMES,
@@ -277,11 +277,7 @@ class PostgresStore:
     ) -> list[RunRecord]:
         """One index range scan per combination of the equality filters (as SQLite's),
         merged newest first by the database in the same statement: one round trip."""
-        if job is not None:
-            jobs = [job] if jobs is None or job in jobs else []
-        job_values: list[str | None] = list(jobs) if jobs is not None else [None]
-        state_values: list[str | None] = list(states) if states else [None]
-        combos = list(itertools.product(job_values, state_values))
+        combos = filter_combos(job, jobs, states)
         if not combos:
             return []
         sql, args = self.list_query(combos, caller, before, limit)

@@ -24,6 +24,7 @@ from ulid import ULID
 
 from runner.errors import StoreError
 from runner.records import FINAL, Claim, Event, Notice, RunRecord, Trigger
+from runner.store.base import filter_combos
 from runner.store.sqlite_schema import KIND_CODES, KIND_NAMES, RUN_COLUMNS, SENDER, prepare
 
 BUSY_MS = 20  # the longest a call on the loop waits for another process's write lock
@@ -179,11 +180,7 @@ class SQLiteStore:
         """Each combination of the equality filters is one index range scan (job, state,
         job+state or caller with id), newest first and at most ``limit`` long; the pages
         are merged. No filter grows with the history: see tests/store's plan test."""
-        if job is not None:
-            jobs = [job] if jobs is None or job in jobs else []
-        job_values: list[str | None] = list(jobs) if jobs is not None else [None]
-        state_values: list[str | None] = list(states) if states else [None]
-        combos = list(itertools.product(job_values, state_values))
+        combos = filter_combos(job, jobs, states)
         pages = [self._page(j, s, caller, before, limit) for j, s in combos]
         newest = heapq.merge(*pages, key=lambda r: r.id, reverse=True)
         return list(itertools.islice(newest, limit))
