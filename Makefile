@@ -29,8 +29,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy runner examples/jobs $(if $(wildcard jobs/*/*.py jobs/*.py),jobs)
 
+# Workers: most tests wait on the servers they start (runner, sandbox, PostgreSQL, nginx,
+# Chromium), so 3 keep 2 cores busy; 938 tests take ~3.5 min instead of ~9.5 on one.
+PYTEST_WORKERS ?= 3
 pytest: $(STAMP)
-	$(BIN)/pytest --cov --cov-report=term
+	$(BIN)/pytest --numprocesses=$(PYTEST_WORKERS) --cov --cov-report=term
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
