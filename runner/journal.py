@@ -34,6 +34,11 @@ PENDING_HARD = 8 << 20
 RING = 4096  # recent events kept per live run for followers that keep up…
 RING_BYTES = 1 << 20  # …and at most this much of their text (64 KiB lines add up fast)
 PAGE = 1000  # events read from the store at a time when replaying
+# Loop turns a flush waits before it writes. A Python job that prints its last line and
+# returns has its `done` emitted two turns later (its task's end wakes the executor's), so
+# with two a short run's output and its end share one commit (and one write to its
+# stream): 2 commits per run instead of 3, measured with cProfile call counts.
+TURNS = 2
 
 
 class Channel:
@@ -195,9 +200,10 @@ class Journal:
     async def _flush_loop(self) -> None:
         backoff = 0.05
         try:
-            # One loop turn later than "now": tasks made ready in this turn (a new run's
-            # first step) emit into the same batch, so a short run costs one commit.
-            await asyncio.sleep(0)
+            # A few loop turns later than "now": tasks made ready meanwhile (a new run's
+            # first step, a job's end) emit into the same batch (see TURNS).
+            for _ in range(TURNS):
+                await asyncio.sleep(0)
             # While the store is failing the loop goes on even with nothing to write (the
             # refused batch may have been discarded): an empty write tells when it heals.
             while self._events or self._runs or self.failing:

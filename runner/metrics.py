@@ -113,6 +113,17 @@ class Metrics(Extension):
             registry=r,
         )
         self._listener: Any = None
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def _of(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)``, kept: prometheus_client checks and locks on every
+        call, and every run and request takes a few. The children are the metric's own
+        (it keeps each label set for ever too), so this holds nothing more."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def watch(self, status: Callable[[], Any]) -> None:
         """Read queue depth and running runs from ``status()`` (Runs.status) at scrape."""
@@ -121,26 +132,26 @@ class Metrics(Extension):
     # -- lifecycle hooks -------------------------------------------------------------
 
     def on_submitted(self, run: RunRecord) -> None:
-        self.submitted.labels(run.job).inc()
+        self._of(self.submitted, run.job).inc()
 
     def on_started(self, run: RunRecord) -> None:
-        self.started.labels(run.job).inc()
+        self._of(self.started, run.job).inc()
 
     def on_finished(self, run: RunRecord) -> None:
-        self.finished.labels(run.job, run.state).inc()
+        self._of(self.finished, run.job, run.state).inc()
         if run.duration is not None:
-            self.duration.labels(run.job).observe(run.duration)
+            self._of(self.duration, run.job).observe(run.duration)
 
     # -- the HTTP edge (runner.web.access) ---------------------------------------------
 
     def stream(self, kind: str, delta: int) -> None:
-        self.streams.labels(kind).inc(delta)
+        self._of(self.streams, kind).inc(delta)
 
     def answered(self, status: int) -> None:
-        self.requests.labels(str(status)).inc()
+        self._of(self.requests, str(status)).inc()
 
     def webhook(self, scheme: str, outcome: str) -> None:
-        self.webhooks.labels(scheme, outcome).inc()
+        self._of(self.webhooks, scheme, outcome).inc()
 
     # -- Azure (runner.azure.telemetry.AzureObserver) ----------------------------------
 
