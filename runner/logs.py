@@ -39,9 +39,19 @@ def parse_level(spec: str) -> tuple[str, dict[str, str]]:
     return parts[0], named
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
+
+
 def iso(ts: float) -> str:
     """A UTC timestamp people and log tools both read: 2026-12-01T11:12:42.765Z."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+    global _second
+    whole, text = _second  # one read: another thread may replace it meanwhile
+    if whole != int(ts):
+        # Formatted once a second: every run writes a few lines, most in the same second.
+        whole = int(ts)
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second = (whole, text)
+    return f"{text}.{int(ts % 1 * 1000):03d}Z"
 
 
 class JSONFormatter(logging.Formatter):
@@ -59,7 +69,11 @@ class JSONFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        return _ENCODE(out)
+
+
+# One encoder for every line: json.dumps builds a new one per call when given ``default``.
+_ENCODE = json.JSONEncoder(default=str).encode
 
 
 class TextFormatter(logging.Formatter):

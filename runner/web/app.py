@@ -8,6 +8,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -23,6 +24,23 @@ from runner.web.access import AccessLog
 from runner.web.security import Security
 
 log = logging.getLogger("runner.http")
+
+
+class JobPathConvertor(Convertor[str]):
+    """A path that can name a job: any but the runner's own (``/_…``) and ``/``. The job
+    routes come first with it, so a run's request is not matched against every other
+    route's pattern before its own (Starlette tries them in order)."""
+
+    regex = "[^_].*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("job", JobPathConvertor())
 
 
 class SecurityHeaders:
@@ -134,6 +152,8 @@ def build_app(
                 await runtime.stop()
 
     routes = [
+        Route("/{path:job}", jobs.start, methods=["POST"]),
+        Route("/{path:job}", jobs.describe, methods=["GET", "HEAD"]),
         *(ui.routes() if settings.server.web_ui else []),
         *([Route("/_metrics", metrics_text, methods=["GET"])] if metrics is not None else []),
         Route("/_health", health, methods=["GET", "HEAD"]),
@@ -147,6 +167,7 @@ def build_app(
         Route("/_runs/{run_id}/notifications", runs.get_notifications, methods=["GET"]),
         Route("/_runs/{run_id}/cancel", runs.cancel_run, methods=["POST"]),
         *(chat.routes(runtime.chat, runtime.runs, settings, runtime.links) if runtime.chat else []),
+        # What the first two leave (``/``): answered by the job endpoints as before.
         Route("/{path:path}", jobs.start, methods=["POST"]),
         Route("/{path:path}", jobs.describe, methods=["GET", "HEAD"]),
     ]

@@ -17,10 +17,11 @@ class TextStream:
 
     Leaner than StreamingResponse on the hot path (one short run per request): no task
     group, and the batch holding ``done`` goes out with the end of the body in one write.
-    A disconnect is watched for only once the run outlives its first batch; a caller that
-    leaves ends this stream, never the run. An empty batch (``follow(idle=…)``: that long
-    without an event) writes a keepalive line, so that proxies and load balancers that
-    close idle connections (nginx: 60 s, Azure Load Balancer: 4 min) keep this one.
+    A disconnect is watched for only once the run outlives its second batch (the first is
+    its record); a caller that leaves ends this stream, never the run. An empty batch
+    (``follow(idle=…)``: that long without an event) writes a keepalive line, so that
+    proxies and load balancers that close idle connections (nginx: 60 s, Azure Load
+    Balancer: 4 min) keep this one.
     """
 
     def __init__(
@@ -37,8 +38,17 @@ class TextStream:
         # have been submitted without waiting for its record to be stored.
         started = False
         watcher: asyncio.Task[Message] | None = None
+        batches = 0
         try:
             async for batch in self.batches:
+                batches += 1
+                if watcher is not None and watcher.done():
+                    if watcher.result()["type"] == "http.disconnect":
+                        return
+                elif watcher is None and batches > 1 and not (batch and batch[-1].kind == EV_DONE):
+                    # From the second batch on: a short run (its record, then its output
+                    # with its end) is written out before a watch would be of any use.
+                    watcher = asyncio.ensure_future(receive())
                 if not batch:
                     if started:
                         await send(
@@ -54,10 +64,6 @@ class TextStream:
                 chunk = encode_text(batch)
                 if batch[-1].kind == EV_DONE:
                     await send({"type": "http.response.body", "body": chunk, "more_body": False})
-                    return
-                if watcher is None:
-                    watcher = asyncio.ensure_future(receive())
-                elif watcher.done() and watcher.result()["type"] == "http.disconnect":
                     return
                 if chunk:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
