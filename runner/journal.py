@@ -44,7 +44,7 @@ TURNS = 2
 class Channel:
     """Live state of one run: recent committed events and a wake-up for followers."""
 
-    __slots__ = ("_wake", "last", "recent", "size")
+    __slots__ = ("_waiters", "last", "recent", "size")
 
     def __init__(self, last: int) -> None:
         self.recent: deque[Event] = deque()
@@ -52,7 +52,7 @@ class Channel:
         # A run queued again after a restart has events in the store and none here yet:
         # a follower from before ``last`` reads them from the store, not at the next one.
         self.last = last
-        self._wake = asyncio.Event()
+        self._waiters: list[asyncio.Future[None]] = []
 
     def publish(self, events: list[Event]) -> None:
         self.recent.extend(events)
@@ -64,8 +64,10 @@ class Channel:
         ):
             self.size -= len(self.recent.popleft().data)
         self.last = events[-1].seq
-        self._wake.set()
-        self._wake = asyncio.Event()
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def since(self, after: int) -> list[Event] | None:
         """Events with seq > after from the ring, or None if the ring no longer has them."""
@@ -76,10 +78,24 @@ class Channel:
             return None
         return list(itertools.islice(self.recent, after + 1 - first, None))
 
-    async def wait(self, after: int) -> None:
-        """Return once an event with seq > ``after`` has been published."""
-        if self.last <= after:
-            await self._wake.wait()
+    async def wait(self, after: int, at_most: float | None = None) -> None:
+        """Return once an event with seq > ``after`` has been published, or after
+        ``at_most`` seconds. A future and a timer of its own (not asyncio.timeout, whose
+        task bookkeeping cost more than the wait): every stream waits here per batch."""
+        if self.last > after:
+            return
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = None if at_most is None else loop.call_later(at_most, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if not waiter.done() or waiter.cancelled():
+                with contextlib.suppress(ValueError):  # a follower that left
+                    self._waiters.remove(waiter)
 
 
 class Journal:
@@ -321,28 +337,34 @@ class Journal:
             if idle is not None and time.monotonic() - quiet_since >= idle:
                 yield []
                 quiet_since = time.monotonic()
+            if channel is not None:
+                await channel.wait(last, _left(idle, quiet_since))
+                continue
             try:
-                # asyncio.timeout, not wait_for: no task per wait on a stream's hot path.
+                # asyncio.timeout, not wait_for: no task per wait.
                 async with asyncio.timeout(_left(idle, quiet_since)):
-                    await self._wait(run_id, channel, last)
+                    await self._wait_remote(run_id, last)
             except TimeoutError:
                 continue
-            if channel is None and run_id not in self.channels:
+            if run_id not in self.channels:
                 run = await self.store.get(run_id)
                 if run is None or (run.last_event <= last and run.finished is not None):
                     return
 
-    async def _wait(self, run_id: str, channel: Channel | None, after: int) -> None:
-        """Until an event after ``after`` may be there: the channel's wake-up, or a poll
-        interval for a run this process does not hold."""
-        if channel is not None:
-            await channel.wait(after)
-        elif run_id not in self.channels:
+    async def _wait_remote(self, run_id: str, after: int) -> None:
+        """Until an event after ``after`` may be there, for a run this process does not
+        hold: a poll interval, or the replicas' doorbell (none if it became live here)."""
+        if run_id not in self.channels:
             await self.remote_wait(run_id, after)
 
 
 async def _poll(run_id: str, after: int) -> None:
     await asyncio.sleep(0.2)
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _left(idle: float | None, since: float) -> float | None:

@@ -611,6 +611,35 @@ async def test_a_quiet_run_gets_keepalives_when_asked_and_every_line(disk, journ
         assert quiet == []
 
 
+async def test_followers_that_leave_mid_wait_leave_nothing_behind_and_others_go_on(
+    disk, journal_of
+):
+    """Clients that hang up while a run is quiet (their stream tasks cancelled while they
+    wait) hold nothing of the run's, and a follower that stayed still gets the next line."""
+    journal = journal_of()
+    run = start(journal)
+    await journal.sync()
+    stayed: list[int] = []
+
+    async def follower(into: list[int]) -> None:
+        async for batch in journal.follow(run.id, after=1, idle=30):
+            into.extend(seqs(batch))
+
+    leaving = [asyncio.create_task(follower([])) for _ in range(50)]
+    staying = asyncio.create_task(follower(stayed))
+    await turns()
+    for task in leaving:
+        task.cancel()
+    await asyncio.gather(*leaving, return_exceptions=True)
+    channel = journal.channels[run.id]
+    assert len(channel._waiters) == 1  # only the one that stayed waits
+    journal.emit(run, EV_OUTPUT, "still here")
+    await until(lambda: stayed == [2])
+    finish(journal, run)
+    await asyncio.wait_for(staying, WAIT)
+    assert stayed == [2, 3]
+
+
 # -- hooks -----------------------------------------------------------------------------------
 
 
