@@ -218,7 +218,6 @@ class SecretSources:
             due = [e for e in self._entries.values() if e.due <= now and e.read_at is not None]
             if due:
                 await asyncio.gather(*(self._read(e) for e in due))
-                self._report_stale()
             upcoming = [e.due for e in self._entries.values() if e.read_at is not None]
             wait = max(0.0, min(upcoming, default=math.inf) - time.monotonic())
             self._wake.clear()
@@ -250,6 +249,10 @@ class SecretSources:
             entry.failing = None
             entry.read_at = time.monotonic()
             entry.due = entry.read_at + self.refresh
+        # With each read, not once the round's reads are all back: a value in use again
+        # and the gauge saying so change together (a scrape between them saw it stale).
+        if entry.read_at is not None:
+            self._report_stale()
 
     def _take(self, entry: _Entry, value: Secret, version: str) -> None:
         if entry.version is not None:
