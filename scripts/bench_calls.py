@@ -83,6 +83,8 @@ def report(out: Path, runs: int, top: int) -> None:
         for name, suffix, wanted in SHAPE:
             if func == wanted and file.endswith(suffix):
                 counted[name] += calls
+        if calls < runs / 2:
+            continue  # start-up and shutdown (imports, the drain), not the runs
         where = file.split("site-packages/")[-1].replace(str(ROOT) + "/", "")
         key = f"{func} ({where.rsplit('/', 1)[-1]}:{line})"
         own[key] = own.get(key, 0.0) + tottime
@@ -90,7 +92,7 @@ def report(out: Path, runs: int, top: int) -> None:
         print(f"{name:22} {count / runs:7.2f} per run")
     total = stats.total_calls  # type: ignore[attr-defined]
     print(f"{'function calls':22} {total / runs:7.0f} per run (start-up included)")
-    print(f"\nown time per run under the profiler (the {top} largest):")
+    print(f"\nown time per run under the profiler ({top} largest, called every other run or more):")
     for key, seconds in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
         print(f"  {1e6 * seconds / runs:8.1f} µs  {key}")
 
