@@ -93,9 +93,9 @@ class Channel:
         finally:
             if timer is not None:
                 timer.cancel()
-            if not waiter.done() or waiter.cancelled():
-                with contextlib.suppress(ValueError):  # a follower that left
-                    self._waiters.remove(waiter)
+            # Timed out, or a follower that left: a publish would not have taken it out.
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
 
 
 class Journal:

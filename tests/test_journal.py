@@ -633,8 +633,18 @@ async def test_followers_that_leave_mid_wait_leave_nothing_behind_and_others_go_
     await asyncio.gather(*leaving, return_exceptions=True)
     channel = journal.channels[run.id]
     assert len(channel._waiters) == 1  # only the one that stayed waits
+    keepalives: list[int] = []
+
+    async def quick() -> None:  # its waits time out every 10 ms: a keepalive each
+        async for batch in journal.follow(run.id, after=1, idle=0.01):
+            keepalives.append(len(batch))
+
+    ticking = asyncio.create_task(quick())
+    await until(lambda: keepalives.count(0) >= 10)
+    assert len(channel._waiters) <= 2  # timed-out waits are not kept either
     journal.emit(run, EV_OUTPUT, "still here")
     await until(lambda: stayed == [2])
+    ticking.cancel()
     finish(journal, run)
     await asyncio.wait_for(staying, WAIT)
     assert stayed == [2, 3]
