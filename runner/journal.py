@@ -1,8 +1,8 @@
 """The journal: numbers events, commits them in batches, then wakes live followers.
 
 The one rule: **an event is stored before anyone can see it.** ``emit`` only queues; a
-flush (scheduled for the next loop turn, so events emitted together share one
-transaction) writes the batch and only then publishes it to followers. A client can
+flush (scheduled a couple of loop turns later, see ``TURNS``, so events emitted together
+share one transaction) writes the batch and only then publishes it to followers. A client can
 therefore never have read a line that a ``kill -9`` takes out of the stored log.
 
 Followers read from a per-run ring of recent committed events while they keep up, and
