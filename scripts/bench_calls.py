@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
 import pstats
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchkit.constants import ROOT
+from benchkit.server import Server
+
 WARMUP = 200
 # (what, file suffix, function name): the counts that tell a run's shape.
 SHAPE = (
@@ -36,24 +34,13 @@ SHAPE = (
 )
 
 
-def profile(tree: Path, job: str, requests: int, out: Path) -> float:
+def profile(tree: Path, job: str, requests: int, out: Path, workdir: Path) -> float:
     """Serve ``tree``'s runner under cProfile for the requests; their rate (profiled)."""
-    state = Path(tempfile.mkdtemp(prefix="bench-calls-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}
-    env.update(PYTHONPATH=str(tree), RUNNER_BUILTIN_JOBS="false", RUNNER_RATE_LIMIT="0",
-               RUNNER_LOG_FORMAT="json", RUNNER_MAX_RUNNING="64")  # fmt: skip
-    cmd = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "runner", "serve",
-           "--port", "0", "--no-tls", "--state-dir", str(state / "state"),
-           "--jobs", str(ROOT / "scripts" / "bench_jobs")]  # fmt: skip
-    with (state / "server.err").open("wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env, cwd=state)
+    env = {"PYTHONPATH": str(tree)}
+    server = Server(sys.executable, workdir, "info", env, wrap=("-m", "cProfile", "-o", str(out)))
+    server.start()
     try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline().decode()
-        if not first.startswith("runner listening on "):
-            raise SystemExit(f"the server did not start: {(state / 'server.err').read_text()}")
-        port = int(first.strip().rsplit(":", 1)[1])
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
         for _ in range(WARMUP):
             conn.request("POST", f"/{job}")
             conn.getresponse().read()
@@ -67,11 +54,7 @@ def profile(tree: Path, job: str, requests: int, out: Path) -> float:
         rate = requests / (time.perf_counter() - started)
         conn.close()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
-        if proc.stdout is not None:
-            proc.stdout.close()
-        shutil.rmtree(state, ignore_errors=True)
+        server.stop()  # SIGTERM: a drain, then cProfile writes its file
     return rate
 
 
@@ -108,7 +91,7 @@ def main() -> int:
         p.error("--requests must be in [1, 100000]")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "server.prof"
-        rate = profile(args.tree.resolve(), args.job, args.requests, out)
+        rate = profile(args.tree.resolve(), args.job, args.requests, out, Path(tmp))
         print(f"{args.requests} runs of {args.job} (+{WARMUP} warm-up), one at a time: "
               f"{rate:.0f} runs/s under the profiler (not a figure to quote)\n")  # fmt: skip
         report(out, args.requests + WARMUP, args.top)

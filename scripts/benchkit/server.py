@@ -23,11 +23,20 @@ from benchkit.http import fetch
 class Server:
     """``python -m runner serve`` in a fresh state dir; stopped by :meth:`stop`."""
 
-    def __init__(self, python: str, workdir: Path, log_level: str, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        python: str,
+        workdir: Path,
+        log_level: str,
+        env: dict[str, str],
+        wrap: tuple[str, ...] = (),
+    ) -> None:
         self.python = python
         self.workdir = workdir
         self.log_level = log_level
         self.extra_env = env
+        # Between the interpreter and ``-m runner``: ``("-m", "cProfile", "-o", FILE)``.
+        self.wrap = wrap
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.port = 0
@@ -49,7 +58,7 @@ class Server:
         state = self.workdir / "state"
         out = self.workdir / "server.out"
         self.err_path = self.workdir / "server.err"
-        cmd = [self.python, "-m", "runner", "serve", "--port", "0", "--no-tls"]
+        cmd = [self.python, *self.wrap, "-m", "runner", "serve", "--port", "0", "--no-tls"]
         cmd += ["--state-dir", str(state), "--jobs", str(JOBS)]
         with out.open("wb") as stdout, self.err_path.open("wb") as stderr:
             # Own session: a Ctrl-C in the terminal reaches only us; we stop the server.
