@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from runner import lease
-from runner.catalogue import Catalogue
 from runner.execution import label
 from runner.records import (
     EV_DONE,
@@ -29,9 +28,18 @@ from runner.records import (
 )
 from runner.runtime import Runtime
 from runner.service import StartRequest
-from tests.conftest import make_settings
 from tests.faults import Disk
-from tests.test_locks import ALICE, JOB, WAIT, Floor, ended, submit, turns, until
+from tests.test_locks import (
+    ALICE,
+    JOB,
+    WAIT,
+    ended,
+    start_floor,
+    stop_floor,
+    submit,
+    turns,
+    until,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -59,22 +67,14 @@ async def runner(tmp_path: Path):
             first = [Event(r.id, 1, EV_RUN, json.dumps({"id": r.id}), r.created) for r in left]
             await store.write(list(left), first)
             await store.close()
-        settings = make_settings(state, jobs=(jobs,), **limits)
-        floor = Floor()
-        rt = Runtime(settings, Catalogue.discover((jobs,)), Disk(state / "runs.db"), [floor])
-        rt.floor = floor  # type: ignore[attr-defined]
-        await rt.start()
+        rt = await start_floor(state, jobs, **limits)
         started.append(rt)
         return rt
 
     yield make
     for rt in started:
-        if getattr(rt, "stopped", False):
-            continue
-        for name, ending in rt.floor._endings.items():  # type: ignore[attr-defined]
-            if not ending.done():
-                rt.floor.end(name, "hang")  # type: ignore[attr-defined]
-        await asyncio.wait_for(rt.stop(), WAIT)
+        if not getattr(rt, "stopped", False):
+            await stop_floor(rt)
 
 
 async def events(rt: Runtime, run: RunRecord, kind: str) -> list[dict[str, Any]]:

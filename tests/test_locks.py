@@ -101,6 +101,25 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+async def start_floor(state: Path, jobs: Path, **limits: Any) -> Runtime:
+    """A started runtime on ``state`` serving the work job, its Floor as ``rt.floor``."""
+    settings = make_settings(state, jobs=(jobs,), **limits)
+    floor = Floor()
+    rt = Runtime(settings, Catalogue.discover((jobs,)), Disk(state / "runs.db"), [floor])
+    rt.floor = floor  # type: ignore[attr-defined]
+    await rt.start()
+    return rt
+
+
+async def stop_floor(rt: Runtime) -> None:
+    """Stop a runtime of :func:`start_floor`; jobs still waiting for their ending hang
+    (so that stopping cancels them)."""
+    for name, ending in rt.floor._endings.items():  # type: ignore[attr-defined]
+        if not ending.done():
+            rt.floor.end(name, "hang")  # type: ignore[attr-defined]
+    await asyncio.wait_for(rt.stop(), WAIT)
+
+
 @pytest.fixture
 async def runner(tmp_path: Path):
     """Factory: a started runtime serving the work job, with the limits given."""
@@ -110,21 +129,13 @@ async def runner(tmp_path: Path):
     started: list[Runtime] = []
 
     async def make(**limits: Any) -> Runtime:
-        state = tmp_path / f"state{len(started)}"
-        settings = make_settings(state, jobs=(jobs,), **limits)
-        floor = Floor()
-        rt = Runtime(settings, Catalogue.discover((jobs,)), Disk(state / "runs.db"), [floor])
-        rt.floor = floor  # type: ignore[attr-defined]
-        await rt.start()
+        rt = await start_floor(tmp_path / f"state{len(started)}", jobs, **limits)
         started.append(rt)
         return rt
 
     yield make
     for rt in started:
-        for name, ending in rt.floor._endings.items():  # type: ignore[attr-defined]
-            if not ending.done():
-                rt.floor.end(name, "hang")  # type: ignore[attr-defined]
-        await asyncio.wait_for(rt.stop(), WAIT)
+        await stop_floor(rt)
 
 
 async def submit(rt: Runtime, name: str, key: str = "k", **kw: Any) -> RunRecord:
