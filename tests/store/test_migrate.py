@@ -19,11 +19,6 @@ from tests.conftest import ROOT, wait_final
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _run(i: int, state: str, job: str = "py/echo") -> RunRecord:
     now = time.time() - 100 + i
     return RunRecord(

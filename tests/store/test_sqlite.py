@@ -15,11 +15,6 @@ from runner.store import SQLiteStore
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _run(i: int, created: float, state: str = "succeeded", job: str = "a/b") -> RunRecord:
     return RunRecord(
         id=str(ULID.from_timestamp(created)), job=job, state=state, params={"i": i},
