@@ -280,6 +280,19 @@ def parse_sse(text: str) -> list[dict[str, Any]]:
     return events
 
 
+def first_events(response: httpx.Response, count: int) -> list[dict[str, Any]]:
+    """The events (frames with an id) of a live SSE response, read until ``count`` came."""
+    seen: list[dict[str, Any]] = []
+    buf = ""
+    for chunk in response.iter_text():
+        buf += chunk
+        frames, _, buf = buf.rpartition("\n\n")
+        seen += [e for e in parse_sse(frames + "\n\n") if "id" in e]
+        if len(seen) >= count:
+            break
+    return seen
+
+
 def done_of(events: list[dict[str, Any]]) -> dict[str, Any]:
     done = [e for e in events if e.get("event") == "done"]
     assert len(done) == 1, events

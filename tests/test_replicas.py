@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Served, parse_sse, wait_final
+from tests.conftest import Served, first_events, parse_sse, wait_final
 from tests.webhooks.signing import github_headers
 
 pytestmark = pytest.mark.slow
@@ -67,15 +67,8 @@ def test_a_run_started_on_a_is_followed_live_on_b_and_resumed_on_c_exactly_once(
     1..n exactly once, in order, the same as the stored log."""
     a, b, c = replicas(3)
     run_id = _start(a, "py/lines", n=40, every=2, pause=0.05)
-    seen: list[dict[str, Any]] = []
     with b.client() as client, client.stream("GET", f"/_runs/{run_id}/events") as r:
-        buf = ""
-        for chunk in r.iter_text():
-            buf += chunk
-            frames, _, buf = buf.rpartition("\n\n")
-            seen += [e for e in parse_sse(frames + "\n\n") if "id" in e]
-            if len(seen) >= 15:
-                break
+        seen = first_events(r, 15)
     assert _state(a, run_id)["state"] == "running", "followed live, not replayed"
     last = seen[-1]["id"]
     with c.client() as client:

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from runner.store.postgres import PostgresStore
-from tests.conftest import parse_sse, wait_final, wait_logged
+from tests.conftest import first_events, parse_sse, wait_final, wait_logged
 
 ASYNC = {"Prefer": "respond-async"}
 
@@ -31,14 +31,7 @@ def test_a_run_on_a_is_followed_and_cancelled_from_b(pair):
                          headers=ASYNC).json()["id"]  # fmt: skip
         wait_logged(ca, run_id, "line 3")
         with cb.stream("GET", f"/_runs/{run_id}/events") as r:
-            seen = []
-            buf = ""
-            for chunk in r.iter_text():
-                buf += chunk
-                frames, _, buf = buf.rpartition("\n\n")
-                seen += [e for e in parse_sse(frames + "\n\n") if "id" in e]
-                if len(seen) >= 10:
-                    break
+            seen = first_events(r, 10)
         assert [e["id"] for e in seen] == list(range(1, len(seen) + 1))
         cancelled = cb.post(f"/_runs/{run_id}/cancel")
         assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
