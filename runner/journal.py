@@ -1,9 +1,10 @@
 """The journal: numbers events, commits them in batches, then wakes live followers.
 
 The one rule: **an event is stored before anyone can see it.** ``emit`` only queues; a
-flush (scheduled a couple of loop turns later, see ``TURNS``, so events emitted together
-share one transaction) writes the batch and only then publishes it to followers. A client can
-therefore never have read a line that a ``kill -9`` takes out of the stored log.
+flush (scheduled a couple of loop turns later, see ``TURNS``, so events emitted
+together share one transaction) writes the batch and only then publishes it to
+followers. A client can therefore never have read a line that a ``kill -9`` takes out of
+the stored log.
 
 Followers read from a per-run ring of recent committed events while they keep up, and
 from the store when they fall behind or re-attach later, so replay and live use one path.
@@ -93,8 +94,9 @@ class Channel:
         finally:
             if timer is not None:
                 timer.cancel()
-            # Timed out, or a follower that left: a publish would not have taken it out.
-            with contextlib.suppress(ValueError):
+            # Timed out, or a follower that left: a publish would have taken it out (the
+            # usual end: then the list is new, mostly empty, and nothing is raised).
+            if waiter in self._waiters:
                 self._waiters.remove(waiter)
 
 

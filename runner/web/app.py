@@ -8,7 +8,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
-from starlette.convertors import Convertor, register_url_convertor
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -26,18 +26,12 @@ from runner.web.security import Security
 log = logging.getLogger("runner.http")
 
 
-class JobPathConvertor(Convertor[str]):
-    """A path that can name a job: any but the runner's own (``/_…``) and ``/``. The job
-    routes come first with it, so a run's request is not matched against every other
-    route's pattern before its own (Starlette tries them in order)."""
+class JobPathConvertor(PathConvertor):
+    """Starlette's ``path``, but not the runner's own (``/_…``) nor ``/``: the job routes
+    come first with it, so a run's request is not matched against every other route's
+    pattern before its own (Starlette tries them in order)."""
 
     regex = "[^_].*"
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
 
 
 register_url_convertor("job", JobPathConvertor())
