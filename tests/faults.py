@@ -53,6 +53,7 @@ class Disk(SQLiteStore):
         super().__init__(path)
         self.broken: str | None = None
         self.failed = 0  # writes refused while broken
+        self.writes = 0  # transactions committed
         self.pages = 0
         self.gets = 0
         self.parked = 0
@@ -106,6 +107,7 @@ class Disk(SQLiteStore):
             self.failed += 1
             raise StoreError(self.broken)
         super().write_now(runs, events)
+        self.writes += 1
 
     async def events(self, run_id: str, after: int = 0, limit: int = 10_000) -> list[Event]:
         self.pages += 1

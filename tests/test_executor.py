@@ -353,3 +353,18 @@ async def test_a_job_that_outlives_its_run_adds_nothing_to_its_log(runner, caplo
     await rt.journal.sync()
     assert (await rt.store.events(run.id))[-1].kind == EV_DONE
     assert any("output after the run ended" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_short_run_costs_two_transactions_its_start_and_its_output_with_its_end(runner):
+    """A job that prints a line and returns, started as text mode starts it: its record
+    and `running` in one commit (the job acts only after it), its line and its `done` in
+    the next one — not one each."""
+    rt = await runner()
+    rt.floor.end("quick")
+    await rt.journal.sync()
+    before = rt.store.writes
+    run = await submit(rt, "quick", durable=False)  # as text mode starts it
+    stored = await ended(rt, run)
+    assert stored.state == "succeeded"
+    assert [e.kind for e in await rt.store.events(run.id)] == ["run", "status", "output", "done"]
+    assert rt.store.writes - before == 2
