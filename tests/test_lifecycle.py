@@ -289,7 +289,9 @@ def test_a_server_beside_a_runner_run_holding_lock_keys_is_refused_and_the_run_g
     """`runner run` of a job with a lock key hands out the state dir's lock keys: a server
     started beside it exits 2 naming that pid, and the run ends as it would have."""
     state = tmp_path / "shared"
-    cmd = [sys.executable, "-m", "runner", "run", "py/sleep", "seconds=1"]
+    # Long enough for a server to start beside it on a loaded machine (a parallel suite:
+    # with 1 s the run had ended, and the lock keys were free again, before it asked).
+    cmd = [sys.executable, "-m", "runner", "run", "py/sleep", "seconds=6"]
     cmd += ["--state-dir", str(state), "--jobs", str(TEST_JOBS)]
     env = {**os.environ, "RUNNER_BUILTIN_JOBS": "false", "RUNNER_LOG_FORMAT": "json"}
     with subprocess.Popen(
