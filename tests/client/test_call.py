@@ -115,7 +115,7 @@ def test_ctrl_c_without_a_terminal_detaches_and_the_run_goes_on(serve, tmp_path)
     """SIGINT in a CI step: the client says where the run is and exits 130; it runs on."""
     srv = serve()
     with subprocess.Popen(
-        call_cmd("py/sleep", "seconds=1"), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        call_cmd("py/sleep", "seconds=3"), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, env=client_env(srv), cwd=tmp_path,
     ) as proc:  # fmt: skip
         run_id = running_run(srv, "py/sleep")
