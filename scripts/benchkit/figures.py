@@ -32,7 +32,7 @@ class Figure:
 
 
 def fmt_value(value: float, unit: str) -> str:
-    if unit in ("runs/s", "lines/s", "req/s"):
+    if unit in ("runs/s", "lines/s", "req/s", "µs/run"):
         return f"{value:,.0f} {unit}"
     if unit == "ms":
         return f"{value:.2f} ms"

@@ -5,8 +5,12 @@ Machines are shared and noisy: figures taken minutes apart do not compare, figur
 rounds alternated within one run do. Each round measures every contestant at every
 concurrency (the order rotates from round to round), then first-byte latency at c=1; the
 table gives the median of the rounds and the ratios of the runner's jobs to each ``--vs``
-server. The first ``--vs`` is the reference the targets apply to (issue 13: webhookd with 8
-workers; the script job ≥ 1.0× at c=1 and c=8, the Python job ≥ 2.0× at c=8).
+server, then the CPU a run cost each process (:mod:`benchkit.cpu`: the runner's server,
+its shepherds, the scripts, the load generator, the whole machine) and the most a script
+job could do here if running the script cost the runner nothing beyond the Python job's
+path: what is left to win, and where. The first ``--vs`` is the reference the targets
+apply to (issue 13: webhookd with 8 workers; the script job ≥ 1.0× at c=1 and c=8, the
+Python job ≥ 2.0× at c=8).
 
 A ``--vs`` server is any HTTP server on this machine that runs the same one-line script on
 ``POST`` (loopback only: ratios of processes sharing these cores are the point). webhookd::
@@ -18,11 +22,13 @@ A ``--vs`` server is any HTTP server on this machine that runs the same one-line
 
 from __future__ import annotations
 
+import os
 import statistics
 import urllib.parse
 from dataclasses import dataclass, field
 
 from benchkit.constants import JOBS
+from benchkit.cpu import PARTS, Sample
 from benchkit.figures import Figure, fmt_value
 from benchkit.http import fetch, request_bytes
 from benchkit.load import run_worker, run_wrk
@@ -43,6 +49,9 @@ class Contestant:
     expect: str = ""  # what the end of a good answer holds (the runner's result line)
     rps: dict[int, list[float]] = field(default_factory=dict)
     ttfb: list[float] = field(default_factory=list)
+    # µs of CPU per run by part (benchkit.cpu), one dict per round, per concurrency.
+    cpu: dict[int, list[dict[str, float]]] = field(default_factory=dict)
+    ours: bool = False  # served by the runner under test: its processes are split
 
     @property
     def port(self) -> int:
@@ -69,15 +78,19 @@ def parse_vs(text: str) -> Contestant:
 def contestants(bench: Bench, others: list[Contestant]) -> list[Contestant]:
     url = bench.server.url
     ours = [
-        Contestant("runner script job", f"{url}/sh/noop", "state=succeeded"),
-        Contestant("runner Python job", f"{url}/py/noop", "state=succeeded"),
+        Contestant("runner script job", f"{url}/sh/noop", "state=succeeded", ours=True),
+        Contestant("runner Python job", f"{url}/py/noop", "state=succeeded", ours=True),
         Contestant("asyncio spawn ceiling", None),
     ]
     return [*others, *ours]
 
 
 def measure_rps(bench: Bench, who: Contestant, c: int) -> float:
+    """Runs/s of ``who`` at concurrency ``c``, and (into ``who.cpu``) its CPU per run."""
     args = bench.args
+    if who.url is not None and bench.wrk is not None and args.warmup > 0:
+        run_wrk(bench.wrk, who.url, bench.lua, c, args.warmup, latency=False)
+    before = Sample.take(bench.server.pid if who.ours else None)
     if who.url is None:
         spec = {
             "kind": "ceiling",
@@ -88,8 +101,6 @@ def measure_rps(bench: Bench, who: Contestant, c: int) -> float:
         }
         result = run_worker(spec, bench.python)
     elif bench.wrk is not None:
-        if args.warmup > 0:
-            run_wrk(bench.wrk, who.url, bench.lua, c, args.warmup, latency=False)
         result = run_wrk(bench.wrk, who.url, bench.lua, c, args.seconds, latency=False)
     else:
         spec = {
@@ -101,6 +112,13 @@ def measure_rps(bench: Bench, who: Contestant, c: int) -> float:
             "warmup": args.warmup,
         }
         result = run_worker(spec, bench.python)
+    after = Sample.take(bench.server.pid if who.ours else None)
+    runs = result["requests"]
+    if who.url is None or bench.wrk is None:
+        # A worker warms up inside the sampled window and counts only the runs after it:
+        # the runs of its warm-up, at the same rate, are counted here too.
+        runs = round(result["rps"] * (args.seconds + args.warmup))
+    who.cpu.setdefault(c, []).append(after.per_run(before, runs))
     if result["errors"] or result.get("socket_errors"):
         print(f"  {who.name} c={c}: ERRORS {result['errors']} {result.get('socket_errors', '')}")
     rps: float = result["rps"]
@@ -177,8 +195,62 @@ def add_figures(
                 ratio = median[ours][c] / median[ref.name][c]
                 what = f"{ours} / {ref.name} c={c}"
                 bench.figures.append(Figure("versus", what, ratio, "×", client, target))
+    cpu = add_cpu_figures(bench, sides, client)
+    add_bounds(bench, median, cpu, others)
     if not bench.args.json:
         print_side_by_side(sides, median, bench.args.concurrency)
+        print_cpu(sides, cpu, bench.args.concurrency)
+
+
+def add_cpu_figures(
+    bench: Bench, sides: list[Contestant], client: str
+) -> dict[str, dict[int, dict[str, float]]]:
+    """The median CPU per run of each side, by part: a figure each (the machine's, with
+    the runner's processes in its note); returned by side and concurrency."""
+    cpu: dict[str, dict[int, dict[str, float]]] = {}
+    for who in sides:
+        for c, rounds in who.cpu.items():
+            split = {p: statistics.median(r[p] for r in rounds) for p in PARTS if p in rounds[0]}
+            cpu.setdefault(who.name, {})[c] = split
+            what = f"{who.name} machine CPU per run c={c}"
+            measured = client if who.url else "asyncio worker"
+            figure = Figure("versus", what, split["machine"], "µs/run", measured)
+            figure.higher_is_better = False
+            figure.note = ", ".join(
+                f"{p} {split[p]:,.0f}" for p in PARTS if p in split and p != "machine"
+            )
+            bench.figures.append(figure)
+    return cpu
+
+
+def add_bounds(
+    bench: Bench,
+    median: dict[str, dict[int, float]],
+    cpu: dict[str, dict[int, dict[str, float]]],
+    others: list[Contestant],
+) -> None:
+    """The most a script job could do here even if running a script cost the runner
+    nothing beyond the Python job's path: every run of it does all a Python job's run
+    does, and the script runs too (its own CPU, measured under its shepherd).
+
+    At c=1 one run follows the other: the Python job's time per run plus the script's
+    CPU. With more clients than cores the machine is busy: its cores divided by the
+    Python job's machine CPU per run plus the script's."""
+    cores = os.cpu_count() or 1
+    for c in bench.args.concurrency:
+        py, sh = cpu["runner Python job"][c], cpu["runner script job"][c]
+        if c == 1:
+            per_run = 1e6 / median["runner Python job"][c] + sh["scripts"]
+            how = "one at a time: the Python job's time per run + the script's CPU"
+        else:
+            per_run = (py["machine"] + sh["scripts"]) / min(cores, c)
+            how = f"{cores} cores ÷ (the Python job's machine CPU per run + the script's)"
+        best = 1e6 / per_run
+        figure = Figure("versus", f"runner script job at best c={c}", best, "runs/s", how)
+        if others:
+            ref = others[0].name
+            figure.note = f"{best / median[ref][c]:.2f}× {ref}"
+        bench.figures.append(figure)
 
 
 def ratio_target(ours: str, c: int) -> float | None:
@@ -196,6 +268,23 @@ def print_side_by_side(
     for who in sides:
         ttfb = fmt_value(statistics.median(who.ttfb), "ms") if who.ttfb else ""
         rows.append([who.name, *(f"{median[who.name][c]:,.0f}" for c in cs), ttfb])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    print()
+    for row in rows:
+        cells = [row[0].ljust(widths[0])]
+        cells += [cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)]
+        print("  ".join(cells))
+
+
+def print_cpu(
+    sides: list[Contestant], cpu: dict[str, dict[int, dict[str, float]]], cs: list[int]
+) -> None:
+    head = ["CPU per run (µs)", *(f"{p} c={c}" for c in cs for p in PARTS)]
+    rows = [head]
+    for who in sides:
+        split = cpu.get(who.name, {})
+        cells = [f"{split[c][p]:,.0f}" if p in split.get(c, {}) else "" for c in cs for p in PARTS]
+        rows.append([who.name, *cells])
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     print()
     for row in rows:
