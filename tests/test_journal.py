@@ -88,6 +88,16 @@ def finish(journal: Journal, run: RunRecord) -> None:
     journal.emit(run, EV_DONE, json.dumps({"state": SUCCEEDED, "exit_code": 0}))
 
 
+async def write_in_flight(journal: Journal, disk: Disk) -> RunRecord:
+    """A started run, stored, whose next write (its line "in flight") the disk holds."""
+    run = start(journal)
+    await journal.sync()
+    disk.hold()
+    journal.emit(run, EV_OUTPUT, "in flight")
+    await disk.until_parked()
+    return run
+
+
 async def turns(n: int = 10) -> None:
     """Let the loop run ``n`` times: whatever was ready has had its go."""
     for _ in range(n):
@@ -848,11 +858,7 @@ async def test_no_inline_commit_overtakes_a_write_in_flight(disk, journal_of):
     """While a write is in flight, a burst waits behind it: the stored log never has a
     hole, and sync() does not return before the earlier lines are on disk."""
     journal = journal_of()
-    run = start(journal)
-    await journal.sync()
-    disk.hold()
-    journal.emit(run, EV_OUTPUT, "in flight")
-    await disk.until_parked()
+    run = await write_in_flight(journal, disk)
     for _ in range(BURST):
         journal.emit(run, EV_OUTPUT, LINE)
     assert seqs(disk.lines(run.id)) == [1]
@@ -901,11 +907,7 @@ async def test_lines_emitted_while_a_failing_write_is_in_flight_are_kept_and_cou
     """Output written while a write is in flight that then fails is neither lost nor
     forgotten: it still holds up awaited prints, and all of it is stored, in order."""
     journal = journal_of()
-    run = start(journal)
-    await journal.sync()
-    disk.hold()
-    journal.emit(run, EV_OUTPUT, "in flight")
-    await disk.until_parked()
+    run = await write_in_flight(journal, disk)
     chunk = "y" * (64 << 10)
     chunks = PENDING_SOFT // len(chunk) + 1
     for _ in range(chunks):
@@ -986,11 +988,7 @@ async def test_output_up_to_the_limits_waits_and_one_byte_more_does_not(disk, jo
     """256 KiB may wait for the store before an awaited print waits; 8 MiB before the
     journal commits inline — exactly those, one byte more is past them."""
     journal = journal_of()
-    run = start(journal)
-    await journal.sync()
-    disk.hold()
-    journal.emit(run, EV_OUTPUT, "in flight")
-    await disk.until_parked()
+    run = await write_in_flight(journal, disk)
     chunk = "s" * (64 << 10)
     for _ in range(PENDING_SOFT // len(chunk)):
         journal.emit(run, EV_OUTPUT, chunk)

@@ -268,12 +268,7 @@ def print_side_by_side(
     for who in sides:
         ttfb = fmt_value(statistics.median(who.ttfb), "ms") if who.ttfb else ""
         rows.append([who.name, *(f"{median[who.name][c]:,.0f}" for c in cs), ttfb])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    print()
-    for row in rows:
-        cells = [row[0].ljust(widths[0])]
-        cells += [cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)]
-        print("  ".join(cells))
+    print_rows(rows)
 
 
 def print_cpu(
@@ -285,7 +280,12 @@ def print_cpu(
         split = cpu.get(who.name, {})
         cells = [f"{split[c][p]:,.0f}" if p in split.get(c, {}) else "" for c in cs for p in PARTS]
         rows.append([who.name, *cells])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    print_rows(rows)
+
+
+def print_rows(rows: list[list[str]]) -> None:
+    """A table after a blank line: the first column left-aligned, the numbers right."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     print()
     for row in rows:
         cells = [row[0].ljust(widths[0])]
